@@ -1,0 +1,39 @@
+// A byte progress bar on a terminal; nothing at all otherwise (cron, pipes).
+import cliProgress from 'cli-progress';
+import { formatBytes } from '../core/size.js';
+import type { OutStream } from './env.js';
+
+export interface Progress {
+  add(bytes: number): void;
+  stop(): void;
+}
+
+const SILENT: Progress = { add() {}, stop() {} };
+
+export function byteProgress(stream: OutStream, total: number, label: string): Progress {
+  if (!stream.isTTY || total === 0) return SILENT;
+  const started = Date.now();
+  let done = 0;
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: stream as unknown as NodeJS.WritableStream,
+      format: `${label} {bar} {percentage}% | {doneBytes}/{totalBytes} | {rate}/s | ETA {eta_formatted}`,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+      fps: 5,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(total, 0, { doneBytes: formatBytes(0), totalBytes: formatBytes(total), rate: formatBytes(0) });
+  return {
+    add(bytes: number) {
+      done += bytes;
+      const secs = Math.max((Date.now() - started) / 1000, 0.001);
+      bar.update(done, { doneBytes: formatBytes(done), rate: formatBytes(done / secs) });
+    },
+    stop() {
+      bar.stop();
+    },
+  };
+}

@@ -1,0 +1,9 @@
+// Every command of the binary, in the order `--help` lists them. A command
+// module defines its flags and usage next to its code and returns its Command.
+import type { Command } from 'commander';
+import type { Context } from '../cli/context.js';
+import { register as hash } from './hash.js';
+
+export type Register = (program: Command, ctx: Context) => Command;
+
+export const COMMANDS: Register[] = [hash];

@@ -1,0 +1,25 @@
+// The message types exchanged with hash workers, shared by both sides.
+
+/** A byte range of one file; a task's segments form one contiguous stream. */
+export interface Segment {
+  path: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Hash the pieces of a stream that starts on a piece boundary. Every piece but
+ * the last is exactly `pieceLength` long; a short last piece is hashed as it is
+ * and, when `padTail` is set, also as if zeros filled it to `pieceLength`.
+ */
+export interface HashTask {
+  id: number;
+  pieceLength: number;
+  segments: Segment[];
+  padTail: boolean;
+}
+
+export type WorkerMessage =
+  | { id: number; type: 'progress'; bytes: number }
+  | { id: number; type: 'done'; pieces: Uint8Array; paddedTail: Uint8Array | null }
+  | { id: number; type: 'error'; code: 'changed' | 'io'; path: string; message: string; errno?: string };

@@ -1,0 +1,76 @@
+// Piece hashes for mirror files: from the piece cache when it has a valid
+// entry, else hashed on the pool and stored. Concurrent requests for the same
+// file share one hashing run.
+import { HASH_LEN, type HashPool } from './hasher.js';
+import { PkgError } from './errors.js';
+import { PieceCache, fullPieceCount, sameStamp, type FilePieces } from './piece-cache.js';
+import { currentStamp, type MirrorFile } from './root.js';
+
+export interface PiecesResult {
+  pieces: FilePieces;
+  /** False when the entry came from the cache. */
+  hashed: boolean;
+}
+
+export interface PieceStoreOptions {
+  /** Called when an entry could not be written; the hashes are still returned. */
+  onCacheError?: (rel: string, err: Error) => void;
+}
+
+export class PieceStore {
+  private inflight = new Map<string, Promise<PiecesResult>>();
+
+  constructor(
+    readonly cache: PieceCache | null,
+    readonly pool: HashPool,
+    private readonly opts: PieceStoreOptions = {},
+  ) {}
+
+  /** Is a valid entry cached for this file? Cheap: one read, no hashing. */
+  async cached(file: MirrorFile, pieceLength: number): Promise<FilePieces | null> {
+    return this.cache ? this.cache.get(file.rel, pieceLength, file) : null;
+  }
+
+  get(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
+    const key = `${pieceLength}\0${file.size}\0${file.mtimeNs}\0${file.abs}\0${file.rel}`;
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.load(file, pieceLength, onProgress).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  private async load(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
+    const hit = await this.cached(file, pieceLength);
+    if (hit) return { pieces: hit, hashed: false };
+    const pieces = await hashFile(this.pool, file, pieceLength, onProgress);
+    if (this.cache) {
+      await this.cache.put(file.rel, pieces).catch((err: Error) => this.opts.onCacheError?.(file.rel, err));
+    }
+    return { pieces, hashed: true };
+  }
+}
+
+/**
+ * Hashes one file as the piece cache stores it. The file must still have the
+ * stamp it was resolved with once hashing ends, otherwise the hashes could
+ * mix two versions of it and are thrown away.
+ */
+export async function hashFile(pool: HashPool, file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<FilePieces> {
+  const full = fullPieceCount(file.size, pieceLength);
+  const hasTail = file.size % pieceLength !== 0;
+  const r =
+    file.size === 0
+      ? { pieces: Buffer.alloc(0), paddedTail: null }
+      : await pool.hashStream([{ path: file.abs, offset: 0, length: file.size }], pieceLength, { padTail: true, onProgress });
+  const after = await currentStamp(file.abs);
+  if (!after || !sameStamp(after, file)) throw new PkgError('changed', `${file.rel}: changed while it was hashed`);
+  return {
+    pieceLength,
+    size: file.size,
+    mtimeNs: file.mtimeNs,
+    full: r.pieces.subarray(0, full * HASH_LEN),
+    tail: hasTail ? { padded: r.paddedTail!, plain: r.pieces.subarray(full * HASH_LEN) } : null,
+  };
+}

@@ -1,0 +1,97 @@
+// The mirror root: turns request paths into files that are certainly under it.
+// Everything that opens a mirror file goes through here, so "nothing outside
+// the root is ever read" has exactly one place to be true.
+import { realpath, stat } from 'node:fs/promises';
+import { sep } from 'node:path';
+import { PkgError, fsError } from './errors.js';
+import type { FileStamp } from './piece-cache.js';
+
+/** A regular file under the root, with the stamp it had when resolved. */
+export interface MirrorFile extends FileStamp {
+  /** Root-relative path with '/' separators and no leading slash: "pub/x.rpm". */
+  rel: string;
+  /** Absolute path on disk, after symlinks, inside the root. */
+  abs: string;
+}
+
+/**
+ * Normalises a root-relative path ("/pub/x.rpm" or "pub/x.rpm") and rejects
+ * anything that could name a file outside the root or confuse the cache
+ * layout: "..", ".", empty segments, NUL, backslashes.
+ */
+export function checkRelPath(path: string): string {
+  const trimmed = path.replace(/^\/+/, '');
+  if (trimmed === '') throw new PkgError('bad-request', `empty path`);
+  if (path.includes('\0')) throw new PkgError('forbidden', `path contains a NUL byte`);
+  if (path.includes('\\')) throw new PkgError('forbidden', `${path}: backslashes are not allowed in paths`);
+  const segments = trimmed.split('/');
+  for (const s of segments) {
+    if (s === '..' || s === '.') throw new PkgError('forbidden', `${path}: '.' and '..' are not allowed in paths`);
+    if (s === '') throw new PkgError('bad-request', `${path}: empty path segment`);
+  }
+  return segments.join('/');
+}
+
+export class MirrorRoot {
+  private constructor(
+    /** The root as given, for messages. */
+    readonly dir: string,
+    /** The root after symlinks; every resolved file lies under it. */
+    readonly real: string,
+  ) {}
+
+  static async open(dir: string): Promise<MirrorRoot> {
+    let real: string;
+    try {
+      real = await realpath(dir);
+      if (!(await stat(real)).isDirectory()) throw new PkgError('usage', `root ${dir}: not a directory`);
+    } catch (e) {
+      if (e instanceof PkgError) throw e;
+      throw new PkgError('usage', `root ${dir}: ${fsError(e, dir).message.replace(`${dir}: `, '')}`);
+    }
+    return new MirrorRoot(dir, real);
+  }
+
+  /** True when an absolute, symlink-free path lies inside the root. */
+  contains(abs: string): boolean {
+    return abs === this.real || abs.startsWith(this.real.endsWith(sep) ? this.real : this.real + sep);
+  }
+
+  /** Absolute path of a checked relative path, before symlink resolution. */
+  join(rel: string): string {
+    return this.real + sep + rel.split('/').join(sep);
+  }
+
+  /**
+   * Resolves a root-relative path to a regular file inside the root. A missing
+   * file is 'not-found'; a symlink that leads outside is 'forbidden'.
+   */
+  async file(path: string): Promise<MirrorFile> {
+    const rel = checkRelPath(path);
+    let abs: string;
+    try {
+      abs = await realpath(this.join(rel));
+    } catch (e) {
+      throw fsError(e, rel);
+    }
+    if (!this.contains(abs)) throw new PkgError('forbidden', `${rel}: resolves outside the root`);
+    let st;
+    try {
+      st = await stat(abs, { bigint: true });
+    } catch (e) {
+      throw fsError(e, rel);
+    }
+    if (!st.isFile()) throw new PkgError('not-found', `${rel}: not a regular file`);
+    return { rel, abs, size: Number(st.size), mtimeNs: st.mtimeNs };
+  }
+}
+
+/** Re-reads a file's stamp; used to detect a change during hashing. */
+export async function currentStamp(abs: string): Promise<FileStamp | null> {
+  try {
+    const st = await stat(abs, { bigint: true });
+    return { size: Number(st.size), mtimeNs: st.mtimeNs };
+  } catch {
+    return null;
+  }
+}

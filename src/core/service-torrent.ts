@@ -1,0 +1,127 @@
+// The service layout of SPEC section 4: the torrent `serve` answers and
+// `make --layout service` reproduces. Per-file cached piece hashes are laid
+// out with padding so every file starts on a piece boundary, which is what
+// lets one file's hashes be reused across every permutation of packages.
+import { posix } from 'node:path';
+import { PkgError } from './errors.js';
+import { CREATED_BY } from './version.js';
+import { encodeInfo, encodeTorrent, type EncodedInfo, type InfoFile } from './metainfo.js';
+import type { FilePieces, FileStamp } from './piece-cache.js';
+import type { PieceStore } from './piece-store.js';
+import type { MirrorFile } from './root.js';
+import { trackerTiers } from './trackers.js';
+
+export const DEFAULT_SERVICE_NAME = 'torrent_service';
+
+export type ServiceKind = 'single' | 'multi';
+
+/** What a service torrent is made of, apart from host and trackers. */
+export interface ServiceInfo extends EncodedInfo {
+  name: string;
+  /** Appended to the base URL to form the web seed: "" or "pub/isos/". */
+  webSeedSuffix: string;
+  /** The files and the stamps the hashes were taken from, for revalidation. */
+  files: Array<{ rel: string } & FileStamp>;
+}
+
+/**
+ * Checks that the files can form one torrent of this kind: a multi-file
+ * torrent needs every file under the same first segment (it becomes the
+ * torrent's name, a directory on the client) and no file twice.
+ */
+export function checkServiceFiles(files: readonly MirrorFile[], kind: ServiceKind): void {
+  if (files.length === 0) throw new PkgError('not-found', 'no files to put in the torrent');
+  if (kind === 'single') {
+    if (files.length !== 1) throw new Error('a single-file torrent has exactly one file');
+    return;
+  }
+  const first = files[0]!.rel.split('/')[0]!;
+  const seen = new Set<string>();
+  for (const f of files) {
+    const segs = f.rel.split('/');
+    if (segs.length < 2) throw new PkgError('bad-request', `${f.rel}: a file at the top of the root cannot be in a multi-file torrent`);
+    if (segs[0] !== first) throw new PkgError('bad-request', `paths under different first segments: '${first}' and '${segs[0]}'`);
+    if (seen.has(f.rel)) throw new PkgError('bad-request', `${f.rel}: listed twice`);
+    seen.add(f.rel);
+  }
+}
+
+/** Lays out already-known piece hashes; pure, so it can be tested alone. */
+export function layoutServiceInfo(
+  files: ReadonlyArray<{ rel: string; pieces: FilePieces }>,
+  kind: ServiceKind,
+  pieceLength: number,
+  serviceName = DEFAULT_SERVICE_NAME,
+): ServiceInfo {
+  const stamps = files.map((f) => ({ rel: f.rel, size: f.pieces.size, mtimeNs: f.pieces.mtimeNs }));
+  if (kind === 'single') {
+    const { rel, pieces } = files[0]!;
+    const hashes = pieces.tail ? Buffer.concat([pieces.full, pieces.tail.plain]) : pieces.full;
+    const name = posix.basename(rel);
+    const dir = posix.dirname(rel);
+    const info = encodeInfo({ kind: 'single', name, length: pieces.size, pieceLength, pieces: hashes });
+    return { ...info, name, webSeedSuffix: dir === '.' ? '' : `${dir}/`, files: stamps };
+  }
+  const name = files[0]!.rel.split('/')[0]!;
+  const entries: InfoFile[] = [];
+  const hashes: Buffer[] = [];
+  const padsOfSize = new Map<number, number>();
+  files.forEach(({ rel, pieces }, i) => {
+    const last = i === files.length - 1;
+    entries.push({ length: pieces.size, path: rel.split('/').slice(1) });
+    hashes.push(pieces.full);
+    if (!pieces.tail) return;
+    if (last) {
+      hashes.push(pieces.tail.plain);
+      return;
+    }
+    hashes.push(pieces.tail.padded);
+    const pad = pieceLength - (pieces.size % pieceLength);
+    const k = padsOfSize.get(pad) ?? 0;
+    padsOfSize.set(pad, k + 1);
+    entries.push({ length: pad, path: [serviceName, 'nullfile', `${pad}_${k}`], attr: 'p' });
+  });
+  const info = encodeInfo({ kind: 'multi', name, files: entries, pieceLength, pieces: Buffer.concat(hashes) });
+  return { ...info, name, webSeedSuffix: '', files: stamps };
+}
+
+/** Builds the info of a service torrent, hashing only files the piece cache lacks. */
+export async function buildServiceInfo(
+  store: PieceStore,
+  files: readonly MirrorFile[],
+  kind: ServiceKind,
+  pieceLength: number,
+  serviceName = DEFAULT_SERVICE_NAME,
+): Promise<ServiceInfo> {
+  checkServiceFiles(files, kind);
+  const pieces = await Promise.all(files.map((f) => store.get(f, pieceLength)));
+  return layoutServiceInfo(
+    files.map((f, i) => ({ rel: f.rel, pieces: pieces[i]!.pieces })),
+    kind,
+    pieceLength,
+    serviceName,
+  );
+}
+
+/** Percent-encodes each segment of a root-relative path for use in a URL. */
+export function encodePathForUrl(rel: string): string {
+  return rel
+    .split('/')
+    .map((s) => encodeURIComponent(s))
+    .join('/');
+}
+
+/**
+ * The full torrent: info bytes as they are, plus web seed and trackers. The
+ * same info, base URL and trackers always give the same bytes (no date).
+ */
+export function serviceTorrent(info: Pick<ServiceInfo, 'bytes' | 'infoHash' | 'webSeedSuffix'>, baseUrl: string, trackers: readonly string[]): Buffer {
+  const tiers = trackerTiers(trackers, info.infoHash.toString('hex'));
+  const suffix = info.webSeedSuffix ? `${encodePathForUrl(info.webSeedSuffix.slice(0, -1))}/` : '';
+  return encodeTorrent(info.bytes, {
+    announce: tiers[0]?.[0],
+    announceList: tiers.length ? tiers : undefined,
+    createdBy: CREATED_BY,
+    urlList: [`${baseUrl.replace(/\/+$/, '')}/${suffix}`],
+  });
+}

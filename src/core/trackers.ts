@@ -1,0 +1,112 @@
+// The trackers file (SPEC section 6) and the per-torrent tier order (section 4).
+import { readFile, stat } from 'node:fs/promises';
+import { sha1 } from './metainfo.js';
+
+export interface TrackerLine {
+  line: number;
+  text: string;
+}
+
+export interface ParsedTrackers {
+  urls: string[];
+  invalid: Array<TrackerLine & { reason: string }>;
+  duplicates: TrackerLine[];
+}
+
+/** Why a line is not an announce URL, or null when it is one. */
+export function announceUrlProblem(text: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return 'not a URL';
+  }
+  if (!['http:', 'https:', 'udp:'].includes(u.protocol)) return `unsupported scheme '${u.protocol.slice(0, -1)}' (use http, https or udp)`;
+  if (!u.hostname) return 'no host';
+  if (u.protocol === 'udp:' && !u.port) return 'udp tracker without a port';
+  if (u.username || u.password) return 'credentials are not allowed in a tracker URL';
+  if (/\s/.test(text)) return 'contains whitespace';
+  return null;
+}
+
+export function parseTrackers(text: string): ParsedTrackers {
+  const out: ParsedTrackers = { urls: [], invalid: [], duplicates: [] };
+  const seen = new Set<string>();
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) return;
+    const problem = announceUrlProblem(line);
+    if (problem) out.invalid.push({ line: i + 1, text: line, reason: problem });
+    else if (seen.has(line)) out.duplicates.push({ line: i + 1, text: line });
+    else {
+      seen.add(line);
+      out.urls.push(line);
+    }
+  });
+  return out;
+}
+
+/**
+ * One tracker per tier, tiers ordered by sha1(url + infoHashHex): each torrent
+ * prefers a different tracker, so a fleet spreads over all of them, while a
+ * given torrent always gets the same order.
+ */
+export function trackerTiers(urls: readonly string[], infoHashHex: string): string[][] {
+  return urls
+    .map((url) => ({ url, key: sha1(url + infoHashHex) }))
+    .sort((a, b) => Buffer.compare(a.key, b.key))
+    .map((t) => [t.url]);
+}
+
+/**
+ * The trackers file as the service sees it: read on first use, then re-read
+ * when its mtime or size changes, looking at most once per `checkIntervalMs`.
+ * A missing file means no trackers; problems are reported once per change.
+ */
+export class TrackerList {
+  private urls: string[] = [];
+  private stampKey = '';
+  private checkedAt = -Infinity;
+  private checking: Promise<void> | null = null;
+
+  constructor(
+    readonly path: string | null,
+    private readonly opts: { checkIntervalMs?: number; warn?: (msg: string) => void; now?: () => number } = {},
+  ) {}
+
+  async current(): Promise<string[]> {
+    const now = (this.opts.now ?? Date.now)();
+    if (this.path && now - this.checkedAt >= (this.opts.checkIntervalMs ?? 60_000)) {
+      this.checkedAt = now;
+      this.checking ??= this.reload().finally(() => (this.checking = null));
+    }
+    if (this.checking) await this.checking;
+    return this.urls;
+  }
+
+  private async reload(): Promise<void> {
+    const path = this.path!;
+    let key: string;
+    try {
+      const st = await stat(path);
+      key = `${st.size}:${st.mtimeMs}:${st.ino}`;
+    } catch {
+      key = 'missing';
+    }
+    if (key === this.stampKey) return;
+    this.stampKey = key;
+    if (key === 'missing') {
+      this.urls = [];
+      this.opts.warn?.(`trackers file ${path} not found: torrents will have no trackers`);
+      return;
+    }
+    try {
+      const parsed = parseTrackers(await readFile(path, 'utf8'));
+      for (const bad of parsed.invalid) this.opts.warn?.(`${path}:${bad.line}: ignoring '${bad.text}': ${bad.reason}`);
+      this.urls = parsed.urls;
+    } catch (e) {
+      this.opts.warn?.(`trackers file ${path}: ${(e as Error).message}`);
+      this.urls = [];
+    }
+  }
+}

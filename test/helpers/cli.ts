@@ -1,0 +1,64 @@
+// Runs the CLI in-process (fast, output captured) or as the real binary (exit
+// codes, signals, what a user sees).
+import { PassThrough } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { run } from '../../src/cli/main.js';
+
+export const BIN = fileURLToPath(new URL('../../bin/pkgtorrent', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout as bytes, for torrents written to `-`. */
+  stdoutBytes: Buffer;
+}
+
+function capture(isTTY = false) {
+  const s = new PassThrough() as PassThrough & { isTTY?: boolean };
+  s.isTTY = isTTY;
+  const chunks: Buffer[] = [];
+  s.on('data', (c: Buffer) => chunks.push(c));
+  return { stream: s, bytes: () => Buffer.concat(chunks) };
+}
+
+/**
+ * In-process run with injected args, cwd and variables. No config file is
+ * read unless one is passed, so the machine's /etc does not leak into tests.
+ */
+export async function cli(argv: string[], opts: { cwd?: string; vars?: Record<string, string | undefined>; tty?: boolean } = {}): Promise<CliResult> {
+  const out = capture(opts.tty);
+  const err = capture(opts.tty);
+  const code = await run({
+    argv,
+    cwd: opts.cwd ?? process.cwd(),
+    vars: { HOME: process.env.HOME, ...opts.vars },
+    stdout: out.stream,
+    stderr: err.stream,
+    defaultConfigFile: '/nonexistent/pkgtorrent.conf',
+  });
+  const stdoutBytes = out.bytes();
+  return { code, stdout: stdoutBytes.toString(), stderr: err.bytes().toString(), stdoutBytes };
+}
+
+/** Runs bin/pkgtorrent (the compiled build) as a child process. */
+export function bin(argv: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...argv], {
+      cwd: opts.cwd,
+      env: { ...process.env, PKGTORRENT_CONFIG: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: opts.timeoutMs ?? 60_000,
+    });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const stdoutBytes = Buffer.concat(out);
+      resolve({ code: code ?? -1, stdout: stdoutBytes.toString(), stderr: Buffer.concat(err).toString(), stdoutBytes });
+    });
+  });
+}

@@ -3,7 +3,7 @@
 // cached, is decided by the callers (piece-cache.ts, file-pieces.ts, make).
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { PkgError } from './errors.js';
+import { PkgError, fsError } from './errors.js';
 import type { HashTask, Segment, WorkerMessage } from './hash-task.js';
 
 export type { Segment } from './hash-task.js';
@@ -114,7 +114,7 @@ export class HashPool {
     this.idle.push(worker);
     if (msg.type === 'done') job.resolve({ pieces: msg.pieces, paddedTail: msg.paddedTail });
     else if (msg.code === 'changed') job.reject(new PkgError('changed', `${msg.path}: changed while it was hashed (${msg.message})`));
-    else job.reject(new PkgError('io', `${msg.path}: ${msg.message}`));
+    else job.reject(fsError(Object.assign(new Error(msg.message), { code: msg.errno }), msg.path));
     this.dispatch();
   }
 

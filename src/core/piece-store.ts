@@ -60,10 +60,17 @@ export class PieceStore {
 export async function hashFile(pool: HashPool, file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<FilePieces> {
   const full = fullPieceCount(file.size, pieceLength);
   const hasTail = file.size % pieceLength !== 0;
-  const r =
-    file.size === 0
-      ? { pieces: Buffer.alloc(0), paddedTail: null }
-      : await pool.hashStream([{ path: file.abs, offset: 0, length: file.size }], pieceLength, { padTail: true, onProgress });
+  let r;
+  try {
+    r =
+      file.size === 0
+        ? { pieces: Buffer.alloc(0), paddedTail: null }
+        : await pool.hashStream([{ path: file.abs, offset: 0, length: file.size }], pieceLength, { padTail: true, onProgress });
+  } catch (e) {
+    // Name the file as the user knows it, not by its resolved path.
+    if (e instanceof PkgError) throw new PkgError(e.kind, e.message.split(file.abs).join(file.rel));
+    throw e;
+  }
   const after = await currentStamp(file.abs);
   if (!after || !sameStamp(after, file)) throw new PkgError('changed', `${file.rel}: changed while it was hashed`);
   return {

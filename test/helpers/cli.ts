@@ -42,14 +42,29 @@ export async function cli(argv: string[], opts: { cwd?: string; vars?: Record<st
   return { code, stdout: stdoutBytes.toString(), stderr: err.bytes().toString(), stdoutBytes };
 }
 
+/**
+ * The command line that runs a node script outside tap's instrumentation.
+ * tap wraps child_process to put its loaders into NODE_OPTIONS of every
+ * child; those break the extensionless ESM launcher, and the binary is meant
+ * to run the compiled build as a user would. `env -u` drops them.
+ */
+export function nodeCommand(script: string, args: string[]): [string, string[]] {
+  return ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, script, ...args]];
+}
+
 /** Runs bin/pkgtorrent (the compiled build) as a child process. */
-export function bin(argv: string[], opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number } = {}): Promise<CliResult> {
+export function bin(
+  argv: string[],
+  opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number; uid?: number; gid?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...argv], {
+    const child = spawn(...nodeCommand(BIN, argv), {
       cwd: opts.cwd,
       env: { ...process.env, PKGTORRENT_CONFIG: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: opts.timeoutMs ?? 60_000,
+      uid: opts.uid,
+      gid: opts.gid,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -1,0 +1,140 @@
+// `pkgtorrent hash`: incremental, pattern-driven, and honest about failures.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readdirSync, utimesSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli, bin } from './helpers/cli.js';
+import { PieceCache } from '../src/core/piece-cache.js';
+import { MirrorRoot } from '../src/core/root.js';
+
+function tree(t: Test) {
+  return t.testdir({
+    root: {
+      fedora: { 'a.rpm': randomBytes(70_000), 'b.rpm': randomBytes(20_000), debug: { 'a-debuginfo.rpm': randomBytes(5000) } },
+      debian: { pool: { 'c.deb': randomBytes(100) } },
+      '.treeinfo': 'x',
+      'empty.iso': '',
+    },
+    cache: {},
+  });
+}
+
+t.test('fills the cache, then a second run hashes nothing', async (t) => {
+  const dir = tree(t);
+  const args = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--piece-length', '16K', '--json'];
+  const first = await cli(args);
+  t.equal(first.code, 0, first.stderr);
+  const s1 = JSON.parse(first.stdout);
+  t.equal(s1.filesHashed, 6, 'every file, hidden and empty ones included');
+  t.equal(s1.filesCached, 0);
+  t.equal(s1.bytesHashed, 70_000 + 20_000 + 5000 + 100 + 1);
+  t.same(s1.errors, []);
+  const second = JSON.parse((await cli(args)).stdout);
+  t.equal(second.filesHashed, 0, 'nothing hashed twice');
+  t.equal(second.filesCached, 6);
+
+  // The entries are the ones every other command reads.
+  const root = await MirrorRoot.open(join(dir, 'root'));
+  const file = await root.file('fedora/a.rpm');
+  t.ok(await new PieceCache(join(dir, 'cache')).get(file.rel, 16384, file), 'entry readable by the piece cache');
+
+  // A touched file is hashed again, alone.
+  const p = join(dir, 'root/fedora/b.rpm');
+  const st = statSync(p);
+  utimesSync(p, st.atime, new Date(st.mtimeMs + 10_000));
+  const third = JSON.parse((await cli(args)).stdout);
+  t.equal(third.filesHashed, 1);
+  t.equal(third.filesCached, 5);
+});
+
+t.test('patterns and excludes select files relative to the root', async (t) => {
+  const dir = tree(t);
+  const base = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json'];
+  const r = await cli([...base, 'fedora/**/*.rpm', '--exclude', '**/debug/**']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).filesHashed, 2);
+  t.same(readdirSync(join(dir, 'cache/pieces/fedora')).sort(), ['a.rpm', 'b.rpm']);
+  const none = await cli([...base, 'nothing/*.rpm']);
+  t.equal(none.code, 1);
+  t.match(none.stderr, /^pkgtorrent: no files match nothing\/\*\.rpm/);
+  t.equal(none.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+t.test('the summary line, and silence with --quiet', async (t) => {
+  const dir = tree(t);
+  const base = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache')];
+  const r = await cli(base);
+  t.match(r.stdout, /^hashed 6 files, 0 already cached, .* in [\d.]+s \(.*\/s\), 0 errors\n$/);
+  t.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
+  const q = await cli([...base, '--quiet']);
+  t.equal(q.stdout + q.stderr, '');
+});
+
+t.test('the cache dir inside the root is never hashed', async (t) => {
+  const dir = tree(t);
+  const root = join(dir, 'root');
+  await cli(['hash', '--root', root, '--cache-dir', join(root, '.cache')]);
+  const again = JSON.parse((await cli(['hash', '--root', root, '--cache-dir', join(root, '.cache'), '--json'])).stdout);
+  t.equal(again.filesHashed, 0);
+  t.equal(again.filesCached, 6);
+});
+
+t.test('a symlink leading outside the root is skipped with a warning', async (t) => {
+  const dir = t.testdir({ root: { pub: { 'ok.rpm': 'ok' } }, outside: { secret: 'secret' }, cache: {} });
+  symlinkSync(join(dir, 'outside/secret'), join(dir, 'root/pub/leak.rpm'));
+  const r = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json']);
+  t.equal(r.code, 0);
+  t.equal(JSON.parse(r.stdout).filesHashed, 1);
+  t.match(r.stderr, /skipping pub\/leak\.rpm: resolves outside the root/);
+  t.notOk(existsSync(join(dir, 'cache/pieces/pub/leak.rpm')));
+});
+
+t.test('an unreadable file is reported, not cached, and the run goes on to exit 1', async (t) => {
+  const dir = tree(t);
+  const bad = join(dir, 'root/fedora/b.rpm');
+  chmodSync(bad, 0o000);
+  // Root reads anything: run the binary as nobody to get a real EACCES.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    chmodSync(join(dir, 'cache'), 0o777);
+    for (const d of [dir, join(dir, 'root'), join(dir, 'root/fedora')]) chmodSync(d, 0o755);
+  }
+  const r = await bin(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json'], asRoot ? { uid: 65534, gid: 65534 } : {});
+  t.equal(r.code, 1, 'exit 1 at the end');
+  const s = JSON.parse(r.stdout);
+  t.equal(s.filesHashed, 5, 'the others were hashed');
+  t.same(s.errors.map((e: { path: string }) => e.path), ['fedora/b.rpm']);
+  t.match(r.stderr, /^pkgtorrent: fedora\/b\.rpm: .*permission denied/im);
+  t.notOk(existsSync(join(dir, 'cache/pieces/fedora/b.rpm/1048576')), 'not cached');
+});
+
+t.test('bad usage exits 2 with one line', async (t) => {
+  const dir = tree(t);
+  for (const [args, msg] of [
+    [['hash', '--root', join(dir, 'nope')], /root .*nope: no such file or directory/],
+    [['hash', '--root', join(dir, 'root'), '--piece-length', '100K'], /must be a power of two/],
+    [['hash', '--root', join(dir, 'root'), '--piece-length', '8K'], /at least 16K/],
+    [['hash', '--root', join(dir, 'root'), '-j', 'zero'], /jobs/],
+    [['hash', '--frobnicate'], /unknown option/],
+  ] as const) {
+    const r = await bin([...args, '--cache-dir', join(dir, 'cache')]);
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    t.match(r.stderr, msg);
+    t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    t.match(r.stderr, /^pkgtorrent: /);
+  }
+});
+
+t.test('big files are split across workers and give the same hashes', async (t) => {
+  const dir = t.testdir({ root: { isos: {} }, c1: {}, c2: {} });
+  writeFileSync(join(dir, 'root/isos/big.iso'), randomBytes(150 * 1024 * 1024 + 5));
+  const r1 = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'c1'), '-j', '1']);
+  const r2 = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'c2'), '-j', '2']);
+  t.equal(r1.code + r2.code, 0);
+  const root = await MirrorRoot.open(join(dir, 'root'));
+  const f = await root.file('isos/big.iso');
+  const a = await new PieceCache(join(dir, 'c1')).get(f.rel, 1 << 20, f);
+  const b = await new PieceCache(join(dir, 'c2')).get(f.rel, 1 << 20, f);
+  t.ok(a && b && a.full.equals(b.full) && a.tail!.plain.equals(b.tail!.plain));
+  t.equal(a!.full.length, 150 * 20);
+});

@@ -1,0 +1,141 @@
+// The piece cache: entries are trusted only when fully valid and current.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync, utimesSync, existsSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { HashPool } from '../src/core/hasher.js';
+import { PieceCache, decodeEntry, encodeEntry, MAGIC, FORMAT_VERSION } from '../src/core/piece-cache.js';
+import { PieceStore, hashFile } from '../src/core/piece-store.js';
+import { MirrorRoot } from '../src/core/root.js';
+import { isTempName } from '../src/core/atomic.js';
+
+const PL = 16384;
+
+async function setup(t: Test, files: Record<string, string | Buffer>) {
+  const dir = t.testdir({ root: { pub: files }, cache: {} });
+  const root = await MirrorRoot.open(join(dir, 'root'));
+  const pool = new HashPool(2);
+  t.teardown(() => pool.close());
+  const cache = new PieceCache(join(dir, 'cache'));
+  return { dir, root, pool, cache, store: new PieceStore(cache, pool) };
+}
+
+t.test('miss, then hit; the entry round-trips', async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(50_000) });
+  const file = await root.file('/pub/a.rpm');
+  t.equal(await cache.get(file.rel, PL, file), null, 'cold cache misses');
+  const first = await store.get(file, PL);
+  t.equal(first.hashed, true);
+  t.equal(first.pieces.full.length, 3 * 20, 'three full pieces');
+  t.ok(first.pieces.tail, 'a tail for the last partial piece');
+  t.notOk(first.pieces.tail!.padded.equals(first.pieces.tail!.plain), 'padded and plain tail hashes differ');
+  const second = await store.get(file, PL);
+  t.equal(second.hashed, false, 'second read is a hit');
+  t.same(second.pieces, first.pieces);
+  t.same(decodeEntry(encodeEntry(first.pieces)), first.pieces, 'encode/decode round-trip');
+});
+
+t.test('a size or mtime change makes the entry stale', async (t) => {
+  const { root, store, dir } = await setup(t, { 'a.rpm': randomBytes(40_000) });
+  const path = join(dir, 'root/pub/a.rpm');
+  await store.get(await root.file('pub/a.rpm'), PL);
+  const st = statSync(path);
+  utimesSync(path, st.atime, new Date(st.mtimeMs + 5000));
+  t.equal((await store.get(await root.file('pub/a.rpm'), PL)).hashed, true, 'mtime change rehashes');
+  appendFileSync(path, 'x');
+  const r = await store.get(await root.file('pub/a.rpm'), PL);
+  t.equal(r.hashed, true, 'size change rehashes');
+  t.equal(r.pieces.size, 40_001);
+});
+
+t.test('truncated, garbage, corrupted and old-version entries are misses and get rewritten', async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(70_000) });
+  const file = await root.file('pub/a.rpm');
+  await store.get(file, PL);
+  const entry = cache.entryPath(file.rel, PL);
+  const good = readFileSync(entry);
+  const flipped = Buffer.from(good);
+  flipped[40]! ^= 1;
+  const oldVersion = Buffer.from(good);
+  oldVersion.writeUInt16BE(FORMAT_VERSION + 1, 8);
+  const cases: Array<[string, Buffer]> = [
+    ['truncated', good.subarray(0, good.length - 7)],
+    ['empty', Buffer.alloc(0)],
+    ['garbage', randomBytes(good.length)],
+    ['one flipped bit', flipped],
+    ['another format version', oldVersion],
+    ['wrong magic', Buffer.concat([Buffer.from('XXXXXXXX'), good.subarray(MAGIC.length)])],
+  ];
+  for (const [name, bytes] of cases) {
+    writeFileSync(entry, bytes);
+    t.equal(await cache.get(file.rel, PL, file), null, `${name}: rejected`);
+    t.equal((await store.get(file, PL)).hashed, true, `${name}: rehashed`);
+    t.ok(readFileSync(entry).equals(good), `${name}: rewritten with the good entry`);
+  }
+});
+
+t.test('an entry for another piece length is a separate entry', async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(70_000) });
+  const file = await root.file('pub/a.rpm');
+  await store.get(file, PL);
+  t.equal(await cache.get(file.rel, PL * 2, file), null);
+  t.ok(existsSync(cache.entryPath(file.rel, PL)));
+  t.notOk(existsSync(cache.entryPath(file.rel, PL * 2)));
+});
+
+t.test('a file modified while it is hashed is reported and not cached', async (t) => {
+  const { root, cache, pool, dir } = await setup(t, { 'big.iso': randomBytes(40 * 1024 * 1024) });
+  const path = join(dir, 'root/pub/big.iso');
+  const file = await root.file('pub/big.iso');
+  let modified = false;
+  const store = new PieceStore(cache, pool);
+  await t.rejects(
+    store.get(file, 1 << 20, () => {
+      if (modified) return;
+      modified = true;
+      truncateSync(path, 20 * 1024 * 1024); // shrinks under the worker
+    }),
+    { kind: 'changed' },
+  );
+  t.ok(modified, 'the file was changed during hashing');
+  t.notOk(existsSync(cache.entryPath(file.rel, 1 << 20)), 'no entry written');
+  // A same-size rewrite with a new mtime is caught by the stamp check too.
+  writeFileSync(path, randomBytes(1000));
+  const small = await root.file('pub/big.iso');
+  appendFileSync(path, 'more');
+  await t.rejects(hashFile(pool, small, PL), { kind: 'changed' });
+});
+
+t.test('concurrent writers of one entry leave one valid entry and no temp files', async (t) => {
+  const { root, cache, pool } = await setup(t, { 'a.rpm': randomBytes(300_000) });
+  const file = await root.file('pub/a.rpm');
+  // Separate stores: no in-process dedupe, so every one of them writes.
+  const stores = Array.from({ length: 12 }, () => new PieceStore(cache, pool));
+  const results = await Promise.all(stores.map((s) => s.get(file, PL)));
+  t.ok(results.every((r) => r.hashed));
+  const entry = cache.entryPath(file.rel, PL);
+  t.same(decodeEntry(readFileSync(entry)), results[0]!.pieces, 'the entry is valid');
+  t.same(readdirSync(dirname(entry)).filter(isTempName), [], 'no temp files left');
+});
+
+t.test('one store hashes a file once for concurrent requests', async (t) => {
+  const { root, store } = await setup(t, { 'a.rpm': randomBytes(300_000) });
+  const file = await root.file('pub/a.rpm');
+  const results = await Promise.all(Array.from({ length: 20 }, () => store.get(file, PL)));
+  t.equal(new Set(results).size, 1, 'all share one result');
+});
+
+t.test('use time is refreshed on a hit only when older than a day', async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': 'hello' });
+  const file = await root.file('pub/a.rpm');
+  await store.get(file, PL);
+  const entry = cache.entryPath(file.rel, PL);
+  const old = new Date(Date.now() - 3 * 86400_000);
+  utimesSync(entry, old, old);
+  await cache.get(file.rel, PL, file);
+  t.ok(Date.now() - statSync(entry).mtimeMs < 60_000, 'refreshed');
+  const recent = new Date(Date.now() - 3600_000);
+  utimesSync(entry, recent, recent);
+  await cache.get(file.rel, PL, file);
+  t.ok(Math.abs(statSync(entry).mtimeMs - recent.getTime()) < 1000, 'left alone');
+});

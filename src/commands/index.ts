@@ -3,7 +3,8 @@
 import type { Command } from 'commander';
 import type { Context } from '../cli/context.js';
 import { register as hash } from './hash.js';
+import { register as make } from './make.js';
 
 export type Register = (program: Command, ctx: Context) => Command;
 
-export const COMMANDS: Register[] = [hash];
+export const COMMANDS: Register[] = [hash, make];

@@ -1,0 +1,386 @@
+// `pkgtorrent make PATH...`: a one-off torrent from a shell. By default the
+// info dictionary is byte for byte the one mktorrent builds for the same input
+// and piece length; `--layout service` builds the torrent `serve` would answer.
+import { Command, Option } from 'commander';
+import { lstat, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Context } from '../cli/context.js';
+import { byteProgress } from '../cli/progress.js';
+import { writeOutput } from '../core/atomic.js';
+import { PkgError, usageError } from '../core/errors.js';
+import { fileId, hashContent, listContent, torrentNameFor } from '../core/file-list.js';
+import { HashPool, HASH_LEN, defaultJobs } from '../core/hasher.js';
+import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type InfoSpec } from '../core/metainfo.js';
+import { PieceCache } from '../core/piece-cache.js';
+import { PieceStore } from '../core/piece-store.js';
+import { buildServiceInfo, checkServiceFiles, serviceTorrent } from '../core/service-torrent.js';
+import { formatBytes, parsePieceLength } from '../core/size.js';
+import { TrackerList } from '../core/trackers.js';
+
+const USAGE = `
+Layouts:
+  mktorrent (default)  PATH is one file (single-file torrent) or one directory
+                       (multi-file torrent of every regular file below it,
+                       hidden and empty files included, symlinks followed,
+                       sorted by byte order of the path). The info dictionary
+                       and info hash are those mktorrent 1.1 gives for the same
+                       PATH, piece length, -n, -p and -s. Differences: an
+                       unreadable file is an error (mktorrent leaves it out),
+                       and "." is named after the real directory. One PATH
+                       only, as for mktorrent: put files in a directory, or
+                       use the service layout, to combine them.
+  service              PATHs are root-relative (/pub/x.rpm, under --root); the
+                       output is exactly the torrent 'pkgtorrent serve' answers
+                       for them: one PATH gives a single-file torrent, several a
+                       multi-file torrent with BEP 47 padding. The piece cache
+                       is read and filled. Needs the mirror's base URL (-w URL
+                       or --base-url); trackers come from -a, else the trackers
+                       file. -n, -c, -p and -s are not available.
+
+Piece length (-l):
+  SIZE     bytes with an optional K or M suffix (256K, 1M), a power of two
+           from 16K to 256M
+  N        14 to 28: 2^N bytes, as mktorrent's -l (18 = 256K)
+  auto     imdl's rule: 2^(E/2 + 4) bytes, E = ceil(log2(total size)), E/2
+           rounded down, kept between 16K and 16M: 100 MiB -> 128K,
+           1 GiB -> 512K, 4.7 GB -> 1M, 50 GiB -> 4M
+  Default: 256K (mktorrent's default) in the mktorrent layout; the
+  --piece-length setting (default 1M) in the service layout.
+
+Trackers (-a) and web seeds (-w) as in mktorrent: each -a is a tier of
+announce-list and a comma separates URLs of the same tier; the first URL is
+'announce'. The torrent goes to NAME.torrent in the current directory unless
+-o says otherwise ('-o -' writes it to stdout, and the info hash and magnet
+link to stderr). An existing file is never replaced without --force, and no
+partial file is ever left behind.
+
+Examples:
+  pkgtorrent make -a udp://tracker.example:6969/announce isos/
+  pkgtorrent make -l auto -w https://mirror.example/pub/ -o big.torrent big.iso
+  pkgtorrent make --layout service --root /srv/mirror -w https://mirror.example \\
+      /pub/fedora/a.rpm /pub/fedora/b.rpm`;
+
+/** mktorrent's default, 2^18. */
+export const MKTORRENT_PIECE_LENGTH = 256 * 1024;
+const AUTO_MIN = 16 * 1024;
+const AUTO_MAX = 16 * 1024 * 1024;
+
+interface MakeOptions {
+  announce?: string[];
+  webSeed?: string[];
+  output?: string;
+  name?: string;
+  comment?: string;
+  private?: boolean;
+  source?: string;
+  pieceLength?: string;
+  date: boolean;
+  jobs?: string;
+  json?: boolean;
+  force?: boolean;
+  layout: 'mktorrent' | 'service';
+  baseUrl?: string;
+}
+
+/** What `make` reports, on stdout or as --json. */
+export interface MakeResult {
+  infoHash: string;
+  magnet: string;
+  output: string;
+  name: string;
+  size: number;
+  pieceLength: number;
+  files: number;
+  pieces: number;
+  layout: 'mktorrent' | 'service';
+  /** Service layout: files hashed now and files whose hashes came from the piece cache. */
+  filesHashed?: number;
+  filesCached?: number;
+}
+
+export function register(program: Command, ctx: Context): Command {
+  return program
+    .command('make')
+    .description('make a torrent from a file or directory (mktorrent-compatible), or a service torrent')
+    .argument('<path...>', 'a file or directory; root-relative paths with --layout service')
+    .option('-a, --announce <url>', 'tracker announce URL; repeat for more tiers, commas within a tier', collect)
+    .option('-w, --web-seed <url>', 'web seed URL (BEP 19); repeatable, commas allowed', collect)
+    .option('-o, --output <file>', "where to write the torrent, '-' for stdout (default: NAME.torrent)")
+    .option('-n, --name <name>', 'torrent name (default: base name of PATH)')
+    .option('-c, --comment <text>', 'comment')
+    .option('-p, --private', 'set the private flag (inside info: changes the info hash)')
+    .option('-s, --source <text>', 'source string (inside info: changes the info hash)')
+    .option('-l, --piece-length <size>', 'SIZE (256K, 1M), N for 2^N as mktorrent, or auto; see below')
+    .option('--no-date', 'leave out the creation date')
+    .addOption(new Option('-j, --jobs <n>', 'hash worker threads (default: one per core)'))
+    .addOption(new Option('--layout <layout>', 'torrent layout').choices(['mktorrent', 'service']).default('mktorrent'))
+    .option('--base-url <url>', 'service layout: scheme and host of the mirror (instead of -w)')
+    .option('--json', 'print the result as JSON')
+    .option('--force', 'replace an existing output file')
+    .addHelpText('after', USAGE)
+    .action(async (paths: string[], opts: MakeOptions, cmd: Command) => {
+      // `make --piece-length X` is taken by the global flag of the same name;
+      // both mean the piece length of this torrent, -l winning.
+      const requested = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string } | undefined)?.pieceLength;
+      const spec = requested === undefined ? undefined : parseMakePieceLength(requested);
+      const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
+      report(ctx, result, opts);
+    });
+}
+
+// No default array: commander would print "(default: [])" in --help.
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+/** Parses -l: "auto", mktorrent's exponent (14..28) or a size. */
+export function parseMakePieceLength(text: string): number | 'auto' {
+  const t = text.trim();
+  if (t.toLowerCase() === 'auto') return 'auto';
+  // A bare number this small cannot be a valid size in bytes, so it is
+  // unambiguously mktorrent's exponent.
+  if (/^\d{1,2}$/.test(t)) {
+    const n = Number(t);
+    if (n < 14 || n > 28) throw usageError(`invalid piece length '${text}': as an exponent it must be from 14 (16K) to 28 (256M)`);
+    return 2 ** n;
+  }
+  return parsePieceLength(t);
+}
+
+/** imdl's piece length for a total size; see USAGE. */
+export function autoPieceLength(totalSize: number): number {
+  let e = 0;
+  while (2 ** e < Math.max(totalSize, 1)) e++;
+  return Math.min(AUTO_MAX, Math.max(AUTO_MIN, 2 ** (Math.floor(e / 2) + 4)));
+}
+
+/** -a values as tiers: each flag a tier, commas separating URLs of one tier. */
+export function announceTiers(values: readonly string[]): string[][] {
+  const tiers = values.map((v) => splitUrls(v, '-a'));
+  for (const url of tiers.flat()) checkUrl(url, '-a', ['http:', 'https:', 'udp:', 'ws:', 'wss:']);
+  return tiers.filter((t) => t.length);
+}
+
+export function webSeeds(values: readonly string[]): string[] {
+  const urls = values.flatMap((v) => splitUrls(v, '-w'));
+  for (const url of urls) checkUrl(url, '-w', ['http:', 'https:', 'ftp:']);
+  return urls;
+}
+
+function splitUrls(value: string, flag: string): string[] {
+  const urls = value.split(',').map((u) => u.trim());
+  if (urls.some((u) => u === '')) throw usageError(`${flag} '${value}': empty URL`);
+  return urls;
+}
+
+function checkUrl(url: string, flag: string, schemes: string[]): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw usageError(`${flag} '${url}': not a URL`);
+  }
+  if (!schemes.includes(u.protocol)) throw usageError(`${flag} '${url}': unsupported scheme (use ${schemes.map((s) => s.slice(0, -1)).join(', ')})`);
+}
+
+function checkName(name: string): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw usageError(`invalid name '${name}': it becomes a file or directory name on every client`);
+  }
+  return name;
+}
+
+/** Where the torrent goes, absolute, or '-'. */
+function outputPath(ctx: Context, opts: MakeOptions, name: string): string {
+  if (opts.output === '-') return '-';
+  return resolve(ctx.env.cwd, opts.output ?? `${name}.torrent`);
+}
+
+/** Fails before hashing, rather than after, when the output exists. */
+async function checkOutputFree(path: string, force: boolean | undefined): Promise<void> {
+  if (path === '-' || force) return;
+  const exists = await lstat(path).then(
+    () => true,
+    () => false,
+  );
+  if (exists) throw new PkgError('exists', `${path}: already exists (use --force to replace it)`);
+}
+
+async function writeTorrent(ctx: Context, path: string, bytes: Buffer, force: boolean | undefined): Promise<void> {
+  try {
+    await writeOutput(path, bytes, { force: Boolean(force), stdout: ctx.env.stdout });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EEXIST') throw new PkgError('exists', `${path}: already exists (use --force to replace it)`);
+    if (e instanceof PkgError) throw e;
+    throw new PkgError('io', `cannot write ${path}: ${err.message}`);
+  }
+}
+
+/**
+ * Runs `fn` with a hash pool that an interrupt (SIGINT/SIGTERM) closes. The
+ * workers start at once, so their start-up overlaps listing and checks.
+ */
+async function withPool<T>(ctx: Context, jobs: number, fn: (pool: HashPool) => Promise<T>): Promise<T> {
+  const pool = new HashPool(jobs);
+  pool.prestart();
+  const onAbort = () => void pool.close();
+  ctx.env.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await fn(pool);
+  } catch (e) {
+    if (ctx.env.signal?.aborted) throw new PkgError('io', 'interrupted');
+    throw e;
+  } finally {
+    ctx.env.signal?.removeEventListener('abort', onAbort);
+    await pool.close();
+  }
+}
+
+async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: number | 'auto' | undefined): Promise<MakeResult> {
+  if (paths.length !== 1) {
+    throw usageError(`make takes one PATH, a file or a directory (got ${paths.length}); to combine files, put them in a directory or use --layout service`);
+  }
+  if (opts.baseUrl !== undefined) throw usageError('--base-url is for --layout service; use -w for web seeds');
+  const tiers = announceTiers(opts.announce ?? []);
+  const seeds = webSeeds(opts.webSeed ?? []);
+  const name = opts.name === undefined ? undefined : checkName(opts.name);
+  const target = resolve(ctx.env.cwd, paths[0]!);
+
+  const torrentName = name ?? (await torrentNameFor(paths[0]!, target));
+  const output = outputPath(ctx, opts, torrentName);
+  await checkOutputFree(output, opts.force);
+  // The piece length setting is the service's; it is passed here only so the
+  // raw -l text ("auto", "18") is not parsed as one.
+  const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': typeof spec === 'number' ? spec : MKTORRENT_PIECE_LENGTH });
+  const jobs = settings.values.jobs || defaultJobs();
+
+  const { content, pieceLength, pieces } = await withPool(ctx, jobs, async (pool) => {
+    // The output may lie inside the directory (`make -o x.torrent .`); with
+    // --force the old torrent must not become part of the new one.
+    const excludeIds = new Set<string>();
+    const old = output === '-' ? null : await stat(output).catch(() => null);
+    if (old) excludeIds.add(fileId(old));
+    const content = await listContent(target, { display: paths[0]!, excludeIds });
+    const pieceLength = spec === 'auto' ? autoPieceLength(content.totalSize) : (spec ?? MKTORRENT_PIECE_LENGTH);
+    const bar = byteProgress(ctx.env.stderr, content.totalSize, 'hashing');
+    try {
+      return { content, pieceLength, pieces: await hashContent(pool, content, pieceLength, (n) => bar.add(n)) };
+    } finally {
+      bar.stop();
+    }
+  });
+
+  const common = { name: torrentName, pieceLength, pieces, private: Boolean(opts.private), source: opts.source };
+  const infoSpec: InfoSpec =
+    content.kind === 'single'
+      ? { ...common, kind: 'single', length: content.totalSize }
+      : { ...common, kind: 'multi', files: content.files.map((f) => ({ length: f.size, path: f.path })) };
+  const info = encodeInfo(infoSpec);
+  const flat = tiers.flat();
+  const bytes = encodeTorrent(info.bytes, {
+    announce: flat[0],
+    // As mktorrent: a lone tracker goes in `announce` only.
+    announceList: flat.length > 1 ? tiers : undefined,
+    urlList: seeds,
+    comment: opts.comment,
+    createdBy: CREATED_BY,
+    creationDate: opts.date ? Math.floor(Date.now() / 1000) : undefined,
+  });
+  await writeTorrent(ctx, output, bytes, opts.force);
+  return {
+    infoHash: info.infoHash.toString('hex'),
+    magnet: magnetLink(info.infoHash, torrentName, flat),
+    output,
+    name: torrentName,
+    size: content.totalSize,
+    pieceLength,
+    files: content.files.length,
+    pieces: pieces.length / HASH_LEN,
+    layout: 'mktorrent',
+  };
+}
+
+async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: number | 'auto' | undefined): Promise<MakeResult> {
+  for (const [flag, given] of [
+    ['-n', opts.name],
+    ['-c', opts.comment],
+    ['-p', opts.private],
+    ['-s', opts.source],
+  ] as const) {
+    if (given !== undefined) throw usageError(`${flag} is not available with --layout service: the service torrent is fixed by its files`);
+  }
+  if (spec === 'auto') throw usageError('-l auto is not available with --layout service: it uses the service piece length (--piece-length, 1M by default)');
+  const seeds = webSeeds(opts.webSeed ?? []);
+  if (seeds.length > 1) throw usageError('--layout service takes one -w, the base URL of the mirror');
+  if (seeds.length && opts.baseUrl !== undefined) throw usageError('give the base URL once: -w or --base-url');
+  const tiers = announceTiers(opts.announce ?? []);
+
+  const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': spec, 'base-url': seeds[0] ?? opts.baseUrl });
+  const baseUrl = settings.values['base-url'];
+  if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: -w https://mirror.example (or --base-url)');
+  const pieceLength = settings.values['piece-length'];
+  const root = await ctx.root(cmd);
+  const files = await Promise.all(paths.map((p) => root.file(p)));
+  const output = outputPath(ctx, opts, files.length === 1 ? files[0]!.rel.split('/').pop()! : files[0]!.rel.split('/')[0]!);
+  await checkOutputFree(output, opts.force);
+  const cacheDir = await ctx.cacheDir(cmd);
+  const trackers = tiers.length ? tiers.flat() : await new TrackerList(settings.values.trackers, { warn: (m) => ctx.warn(m) }).current();
+
+  const jobs = settings.values.jobs || defaultJobs();
+  const { info, hashed } = await withPool(ctx, jobs, async (pool) => {
+    const store = new PieceStore(new PieceCache(cacheDir), pool, {
+      onCacheError: (rel, err) => ctx.warn(`${rel}: cannot write cache entry: ${err.message}`),
+    });
+    const kind = files.length === 1 ? 'single' : 'multi';
+    checkServiceFiles(files, kind);
+    const missing = [];
+    for (const f of files) if (!(await store.cached(f, pieceLength))) missing.push(f);
+    const bar = byteProgress(ctx.env.stderr, missing.reduce((s, f) => s + f.size, 0), 'hashing');
+    // Started before buildServiceInfo asks for the same files, so the store
+    // shares these runs (with progress) instead of hashing twice.
+    const runs = missing.map((f) => store.get(f, pieceLength, (n) => bar.add(n)));
+    try {
+      const built = await buildServiceInfo(store, files, kind, pieceLength, settings.values['service-name']);
+      const results = await Promise.all(runs);
+      return { info: built, hashed: results.filter((r) => r.hashed).length };
+    } finally {
+      // A failure above must not leave a run unobserved while the pool closes.
+      await Promise.allSettled(runs);
+      bar.stop();
+    }
+  });
+  await writeTorrent(ctx, output, serviceTorrent(info, baseUrl, trackers), opts.force);
+  return {
+    infoHash: info.infoHash.toString('hex'),
+    magnet: magnetLink(info.infoHash, info.name, trackers),
+    output,
+    name: info.name,
+    size: files.reduce((s, f) => s + f.size, 0),
+    pieceLength,
+    files: files.length,
+    pieces: servicePieceCount(files.map((f) => f.size), pieceLength),
+    layout: 'service',
+    filesHashed: hashed,
+    filesCached: files.length - hashed,
+  };
+}
+
+// Every file of a service torrent starts on a piece boundary.
+function servicePieceCount(sizes: number[], pieceLength: number): number {
+  return sizes.reduce((n, size) => n + Math.ceil(size / pieceLength), 0);
+}
+
+function report(ctx: Context, r: MakeResult, opts: MakeOptions): void {
+  // With the torrent on stdout, everything else goes to stderr.
+  const write = (line: string) => (r.output === '-' ? ctx.env.stderr.write(line + '\n') : ctx.out(line));
+  if (opts.json) {
+    write(JSON.stringify(r));
+    return;
+  }
+  if (r.output !== '-') {
+    write(`wrote ${r.output}: ${r.files} file${r.files === 1 ? '' : 's'}, ${formatBytes(r.size)}, ${r.pieces} piece${r.pieces === 1 ? '' : 's'} of ${formatBytes(r.pieceLength)}`);
+  }
+  write(`info hash: ${r.infoHash}`);
+  write(`magnet: ${r.magnet}`);
+}

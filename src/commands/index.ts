@@ -7,4 +7,4 @@ import { register as make } from './make.js';
 
 export type Register = (program: Command, ctx: Context) => Command;
 
-export const COMMANDS: Register[] = [hash, make];
+export const COMMANDS: Register[] = [hash, make, serve];

@@ -1,0 +1,21 @@
+// What every handler needs, built once per process by the server.
+import type { MirrorRoot } from '../core/root.js';
+import type { TrackerList } from '../core/trackers.js';
+import type { BaseUrlOptions } from './base-url.js';
+import type { Torrents } from './torrents.js';
+
+export interface ServiceContext {
+  root: MirrorRoot;
+  torrents: Torrents;
+  trackers: TrackerList;
+  pieceLength: number;
+  serviceName: string;
+  baseUrl: BaseUrlOptions;
+  limits: { maxBody: number; maxPaths: number; maxGlobMatches: number };
+  /** Serve the files under the root too (--files). */
+  files: boolean;
+  /** Cache dir when it lies under the root, as a root-relative path: never globbed or served. */
+  cacheRel: string | null;
+  requestTimeoutMs: number;
+  log: (line: string) => void;
+}

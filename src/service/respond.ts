@@ -1,0 +1,96 @@
+// Writing responses: torrents with the exact headers the yum-torrent client
+// parses, the 412 that must not be cached, and short text errors. Every
+// status a client can cause is decided here from a PkgError's kind.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { PkgError } from '../core/errors.js';
+
+export const TORRENT_TYPE = 'application/x-bittorrent';
+/** Seconds a client should wait after a 503 before asking again. */
+export const RETRY_AFTER_S = 5;
+
+/** A status that is not an error kind of the core: wrong method. */
+export class MethodNotAllowed extends Error {
+  constructor(readonly allow: readonly string[]) {
+    super('method not allowed');
+  }
+}
+
+/** Body length of each answered response, for the access log. */
+export const bodyLength = new WeakMap<ServerResponse, number>();
+
+/**
+ * writeHead with the headers object (the fast path of node:http), noting
+ * the body length the access log cannot read back from headers given so.
+ */
+export function writeHead(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+  const len = headers['Content-Length'];
+  if (typeof len === 'number') bodyLength.set(res, len);
+  res.writeHead(status, headers);
+}
+
+export function allowMethods(req: IncomingMessage, allow: readonly string[]): void {
+  if (!allow.includes(req.method ?? '')) throw new MethodNotAllowed(allow);
+}
+
+export function sendTorrent(req: IncomingMessage, res: ServerResponse, torrent: Buffer, infoHashHex: string): void {
+  // Already answered (timed out while building): the result is cached for the retry.
+  if (res.headersSent) return;
+  writeHead(res, 200, {
+    'Content-Type': TORRENT_TYPE,
+    // Unquoted on purpose: the client strips "attachment; filename=" and uses the rest.
+    'Content-Disposition': `attachment; filename=${infoHashHex}.torrent`,
+    'Content-Length': torrent.length,
+  });
+  res.end(req.method === 'HEAD' ? undefined : torrent);
+}
+
+/** 412 rather than 404: HTTP caches in front of the mirror keep 404s. */
+export function sendNotCached(req: IncomingMessage, res: ServerResponse): void {
+  if (res.headersSent) return;
+  const body = Buffer.from('torrent not cached: POST the paths to build it\n');
+  writeHead(res, 412, {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': body.length,
+    'Cache-Control': 'no-cache, no-store, must-revalidate',
+    Pragma: 'no-cache',
+    Expires: '0',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export function statusOf(err: unknown): number {
+  if (err instanceof MethodNotAllowed) return 405;
+  if (err instanceof PkgError) {
+    // A file that changed under the build: asking again will succeed.
+    if (err.kind === 'changed') return 503;
+    return err.httpStatus;
+  }
+  return 500;
+}
+
+/**
+ * A short text/plain reason. Messages of PkgErrors are written for users and
+ * name only root-relative paths; anything else is an internal error whose
+ * details go to the operator's log, never to the client.
+ */
+export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, log: (line: string) => void): void {
+  const status = statusOf(err);
+  if (status === 500) log(`internal error on ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const reason = status === 500 ? 'internal error' : (err as Error).message.replace(/[\r\n]+/g, ' ');
+  const body = Buffer.from(reason + '\n');
+  const headers: Record<string, string | number> = {
+    'Content-Type': 'text/plain; charset=utf-8',
+    'Content-Length': body.length,
+    'Cache-Control': 'no-store',
+  };
+  if (status === 503) headers['Retry-After'] = RETRY_AFTER_S;
+  if (err instanceof MethodNotAllowed) headers.Allow = err.allow.join(', ');
+  // A body we refused to read must not be parsed as the next request.
+  if (status === 413) headers.Connection = 'close';
+  writeHead(res, status, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

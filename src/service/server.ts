@@ -1,0 +1,128 @@
+// One serve process: builds the core objects from settings, listens, and
+// stops gracefully (no new connections, in-flight requests finish, hash
+// workers end, no temp files left because every write is atomic).
+import { createServer, type Server } from 'node:http';
+import { realpath } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { relative, sep, isAbsolute } from 'node:path';
+import { HashPool } from '../core/hasher.js';
+import { InfoCache } from '../core/info-cache.js';
+import { PieceCache } from '../core/piece-cache.js';
+import { PieceStore } from '../core/piece-store.js';
+import type { MirrorRoot } from '../core/root.js';
+import { TrackerList } from '../core/trackers.js';
+import { requestHandler } from './app.js';
+import { LogBuffer } from './access-log.js';
+import type { ServiceContext } from './context.js';
+import { PieceMemo } from './piece-memo.js';
+import { Torrents } from './torrents.js';
+
+export interface ServeOptions {
+  root: MirrorRoot;
+  cacheDir: string;
+  trackersFile: string;
+  trackersIntervalMs: number;
+  pieceLength: number;
+  serviceName: string;
+  host: string;
+  port: number;
+  baseUrl: string | undefined;
+  trustProxy: boolean;
+  files: boolean;
+  jobs: number;
+  maxBody: number;
+  maxPaths: number;
+  maxGlobMatches: number;
+  queueLimit: number;
+  requestTimeoutMs: number;
+  /** See TorrentsOptions.revalidateMs. */
+  revalidateMs: number;
+  /** Operator messages (warnings, builds, internal errors), one line each. */
+  log: (line: string) => void;
+  /** Access log lines, newline included. */
+  accessLog: (line: string) => void;
+}
+
+export interface RunningServer {
+  server: Server;
+  /** "http://127.0.0.1:8080" */
+  url: string;
+  /** Stops accepting, lets in-flight requests finish (at most graceMs), ends the hash workers. */
+  close(graceMs?: number): Promise<void>;
+}
+
+/** The cache dir as a root-relative path when it lies under the root. */
+async function cacheUnderRoot(root: MirrorRoot, cacheDir: string): Promise<string | null> {
+  const rel = relative(root.real, await realpath(cacheDir).catch(() => cacheDir));
+  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return null;
+  return rel.split(sep).join('/');
+}
+
+export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const pool = new HashPool(o.jobs);
+  const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
+    onCacheError: (rel, err) => o.log(`${rel}: cannot write piece cache entry: ${err.message}`),
+  });
+  const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs });
+  const torrents = new Torrents({
+    root: o.root,
+    pieces: new PieceMemo(store),
+    infoCache,
+    pieceLength: o.pieceLength,
+    serviceName: o.serviceName,
+    queueLimit: o.queueLimit,
+    revalidateMs: o.revalidateMs,
+    log: o.log,
+  });
+  const ctx: ServiceContext = {
+    root: o.root,
+    torrents,
+    trackers: new TrackerList(o.trackersFile, { checkIntervalMs: o.trackersIntervalMs, warn: o.log }),
+    pieceLength: o.pieceLength,
+    serviceName: o.serviceName,
+    baseUrl: { baseUrl: o.baseUrl, trustProxy: o.trustProxy },
+    limits: { maxBody: o.maxBody, maxPaths: o.maxPaths, maxGlobMatches: o.maxGlobMatches },
+    files: o.files,
+    cacheRel: await cacheUnderRoot(o.root, o.cacheDir),
+    requestTimeoutMs: o.requestTimeoutMs,
+    log: o.log,
+  };
+  // Read the trackers file now, so a problem with it shows at startup.
+  await ctx.trackers.current();
+
+  const accessLog = new LogBuffer(o.accessLog);
+  const server = createServer(
+    {
+      // Slow senders (a body trickled byte by byte) are cut off.
+      requestTimeout: o.requestTimeoutMs,
+      headersTimeout: Math.min(o.requestTimeoutMs, 60_000),
+    },
+    requestHandler(ctx, (line) => accessLog.add(line)),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+
+  let closing: Promise<void> | null = null;
+  const close = (graceMs = 10_000) =>
+    (closing ??= (async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // Keep-alive connections go as soon as they are idle; busy ones get graceMs.
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      const force = setTimeout(() => server.closeAllConnections(), graceMs);
+      server.closeIdleConnections();
+      await closed;
+      clearInterval(idle);
+      clearTimeout(force);
+      await pool.close();
+      accessLog.flush();
+    })());
+
+  return { server, url: `http://${host}:${addr.port}`, close };
+}

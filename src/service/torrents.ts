@@ -1,0 +1,133 @@
+// From resolved files to a service torrent: info cache first, else one build
+// (shared by concurrent requests and processes) through the piece store,
+// which hashes only files the piece cache lacks. The request path reads
+// route -> handler -> Torrents.forFiles -> InfoCache.obtain -> build ->
+// PieceMemo.get -> PieceStore.get -> HashPool.
+import { PkgError } from '../core/errors.js';
+import { entryMatches, type InfoCache, type InfoEntry } from '../core/info-cache.js';
+import { sameStamp } from '../core/piece-cache.js';
+import type { PieceMemo } from './piece-memo.js';
+import { currentStamp, type MirrorFile, type MirrorRoot } from '../core/root.js';
+import { checkServiceFiles, layoutServiceInfo, serviceTorrent, type ServiceKind } from '../core/service-torrent.js';
+
+export interface TorrentsOptions {
+  root: MirrorRoot;
+  /** Piece hashes: memory, else the piece store (cache, else hashing). */
+  pieces: PieceMemo;
+  infoCache: InfoCache;
+  pieceLength: number;
+  serviceName: string;
+  /** Most distinct builds at once in this process; more is 503. */
+  queueLimit: number;
+  /**
+   * How long a cached entry's stat check holds for GETs, in ms; 0 checks on
+   * every request. Stat'ing 40 packages costs far more than answering the
+   * torrent, so a hot digest is checked at most this often: a replaced
+   * package can yield its old torrent for at most this long. POSTs always
+   * check (they stat every file anyway).
+   */
+  revalidateMs: number;
+  /** One line per build, for the operator (and tests counting hashing). */
+  log: (line: string) => void;
+}
+
+/** The last check of an entry against the files, and the last torrent made of it. */
+interface Checked {
+  entry: InfoEntry;
+  at: number;
+  torrent?: { baseUrl: string; trackers: readonly string[]; value: Torrent };
+}
+
+/** A torrent ready to send. */
+export interface Torrent {
+  bytes: Buffer;
+  infoHashHex: string;
+}
+
+export class Torrents {
+  private checked = new Map<string, Checked>();
+
+  constructor(private readonly o: TorrentsOptions) {}
+
+  /** Same piece length and service name as this service: otherwise the entry describes another torrent. */
+  private ours(e: InfoEntry): boolean {
+    return e.pieceLength === this.o.pieceLength && e.serviceName === this.o.serviceName;
+  }
+
+  /** Are the entry's files still the ones it was built from? One stat each, nothing is read. */
+  private async unchanged(e: InfoEntry): Promise<boolean> {
+    const stamps = await Promise.all(e.files.map((f) => currentStamp(this.o.root.join(f.rel))));
+    return stamps.every((s, i) => s !== null && sameStamp(s, e.files[i]!));
+  }
+
+  /**
+   * The cached entry for a key if it is still valid, without building: the
+   * digest GET. A stale copy in memory is re-read from disk once, since
+   * another process may have rebuilt it.
+   */
+  async cached(key: string): Promise<InfoEntry | null> {
+    const c = this.o.infoCache;
+    const recent = this.checked.get(key);
+    if (recent && Date.now() - recent.at < this.o.revalidateMs && (await c.load(key)) === recent.entry) return this.hit(key, recent.entry);
+    let e = await c.load(key);
+    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, true);
+    e = await c.reload(key);
+    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, true);
+    this.checked.delete(key);
+    return null;
+  }
+
+  /** Records a use; `verified` when the files were just checked. */
+  private hit(key: string, e: InfoEntry, verified = false): InfoEntry {
+    this.o.infoCache.used(key);
+    if (verified) {
+      const prev = this.checked.get(key);
+      this.checked.delete(key);
+      this.checked.set(key, { entry: e, at: Date.now(), torrent: prev?.entry === e ? prev.torrent : undefined });
+      // Bounded like the info cache's memory: drop the oldest.
+      if (this.checked.size > 4096) this.checked.delete(this.checked.keys().next().value!);
+    }
+    return e;
+  }
+
+  /** The entry for exactly these files, built once if missing or stale. */
+  async forFiles(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
+    checkServiceFiles(files, kind);
+    const valid = (e: InfoEntry) => e.kind === kind && this.ours(e) && entryMatches(e, files);
+    const c = this.o.infoCache;
+    const mem = await c.load(key);
+    if (mem && valid(mem)) return this.hit(key, mem, true);
+    if (c.building >= this.o.queueLimit && !c.isBuilding(key)) {
+      throw new PkgError('busy', 'too many torrents being built; try again shortly');
+    }
+    return this.hit(key, await c.obtain(key, valid, () => this.build(key, files, kind)), true);
+  }
+
+  private async build(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
+    const started = process.hrtime.bigint();
+    const results = await Promise.all(files.map((f) => this.o.pieces.get(f, this.o.pieceLength)));
+    const info = layoutServiceInfo(
+      files.map((f, i) => ({ rel: f.rel, pieces: results[i]!.pieces })),
+      kind,
+      this.o.pieceLength,
+      this.o.serviceName,
+    );
+    const hashed = results.filter((r) => r.hashed).length;
+    const ms = Number(process.hrtime.bigint() - started) / 1e6;
+    this.o.log(`built ${key}: ${files.length} file${files.length === 1 ? '' : 's'}, ${hashed} hashed, ${ms.toFixed(1)} ms`);
+    return { ...info, kind, pieceLength: this.o.pieceLength, serviceName: this.o.serviceName };
+  }
+
+  /** The whole torrent for an entry: its info bytes spliced in, with this request's host and the current trackers. */
+  torrent(key: string, e: InfoEntry, baseUrl: string, trackers: readonly string[]): Torrent {
+    // Most requests for a digest come from one host name with the same
+    // trackers (TrackerList keeps the same array until the file changes):
+    // then the last torrent is reused as it is.
+    const found = this.checked.get(key);
+    const memo = found?.entry === e ? found : undefined;
+    if (memo?.torrent && memo.torrent.baseUrl === baseUrl && memo.torrent.trackers === trackers) return memo.torrent.value;
+    const value = { bytes: serviceTorrent(e, baseUrl, trackers), infoHashHex: e.infoHash.toString('hex') };
+    if (memo) memo.torrent = { baseUrl, trackers, value };
+    return value;
+  }
+}

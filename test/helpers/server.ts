@@ -1,0 +1,171 @@
+// A real `pkgtorrent serve` child process (the compiled build, as users run
+// it) on 127.0.0.1 with a free port, plus a raw HTTP client that sends paths
+// exactly as given (fetch would normalise `..` and percent-encoding away).
+// Run `npm run build` first; the test script does.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
+import { BIN, nodeCommand } from './cli.js';
+
+const DIST_SERVE = fileURLToPath(new URL('../../dist/commands/serve.js', import.meta.url));
+
+export interface ServeOptions {
+  root: string;
+  cacheDir: string;
+  /** Trackers file; default: a path that does not exist (no trackers). */
+  trackers?: string;
+  /** Pass --files (serve the mirror's files too). */
+  files?: boolean;
+  /** Default 16K, so small test files still make several pieces and padding. */
+  pieceLength?: string;
+  /** Any further arguments, e.g. ['--trackers-interval', '0.2s', '--workers', '2']. */
+  args?: string[];
+  env?: Record<string, string | undefined>;
+  /** How long to wait for the "serving" line (default 20 s). */
+  startTimeoutMs?: number;
+}
+
+export interface ServeProcess {
+  /** "http://127.0.0.1:PORT", without a trailing slash. */
+  url: string;
+  port: number;
+  child: ChildProcess;
+  /** Everything written to stderr so far (startup line, access log, build lines). */
+  stderr(): string;
+  /** Resolves once stderr matches, or rejects after timeoutMs. */
+  waitFor(re: RegExp, timeoutMs?: number): Promise<void>;
+  /** SIGTERM (or the given signal) and wait for exit; SIGKILL after timeoutMs. Idempotent. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * Starts `serve --host 127.0.0.1 --port 0` and waits for its
+ * "pkgtorrent: serving http://..." line. With `t`, the server is stopped in
+ * t.teardown, whatever the test does.
+ */
+export async function startServe(t: Test | null, o: ServeOptions): Promise<ServeProcess> {
+  if (!existsSync(DIST_SERVE)) throw new Error('dist/ has no serve command: run `npm run build` first');
+  const argv = [
+    'serve',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--root',
+    o.root,
+    '--cache-dir',
+    o.cacheDir,
+    '--trackers',
+    o.trackers ?? `${o.cacheDir}/no-trackers-file`,
+    '--piece-length',
+    o.pieceLength ?? '16K',
+    ...(o.files ? ['--files'] : []),
+    ...(o.args ?? []),
+  ];
+  const child = spawn(...nodeCommand(BIN, argv), {
+    env: { ...process.env, PKGTORRENT_CONFIG: '', ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  const waiters = new Set<() => void>();
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (s: string) => {
+    err += s;
+    for (const w of waiters) w();
+  });
+  child.stdout!.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('exit', (code, signal) => {
+      resolve({ code, signal });
+      for (const w of waiters) w();
+    }),
+  );
+
+  const waitFor = (re: RegExp, timeoutMs = 10_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (re.test(err)) done(null);
+        else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`serve exited before ${re}: ${err}`));
+      };
+      const timer = setTimeout(() => done(new Error(`timed out waiting for ${re} in serve's stderr:\n${err}`)), timeoutMs);
+      const done = (e: Error | null) => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        if (e) reject(e);
+        else resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+
+  let stopping: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
+  const stop = (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000) =>
+    (stopping ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+        const r = await exited;
+        clearTimeout(timer);
+        return r;
+      }
+      return exited;
+    })());
+  t?.teardown(() => stop().then(() => undefined));
+
+  try {
+    await waitFor(/pkgtorrent: serving (http:\/\/\S+?)\/? /, o.startTimeoutMs ?? 20_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const url = /pkgtorrent: serving (http:\/\/\S+?)\/? /.exec(err)![1]!;
+  return { url, port: Number(new URL(url).port), child, stderr: () => err, waitFor, stop };
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/**
+ * One HTTP request with the path sent byte for byte as given. A fresh
+ * connection each time (agent: false), so concurrent requests really are.
+ */
+export function request(
+  base: string,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs?: number } = {},
+): Promise<HttpResponse> {
+  const u = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      { host: u.hostname, port: u.port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: opts.timeoutMs ?? 30_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${opts.method ?? 'GET'} ${path}: timed out`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** The body yum-torrent sends: one urlencoded `p` field per path, in order. */
+export function pathForm(paths: readonly string[]): string {
+  return paths.map((p) => `p=${encodeURIComponent(p).replace(/%20/g, '+')}`).join('&');
+}
+
+/** POSTs paths to the digest URL of those paths (the client's side of the conversation). */
+export function postPaths(base: string, prefix: string, paths: readonly string[], digest: string, svc = 'torrent_service'): Promise<HttpResponse> {
+  return request(base, `/${prefix}/${svc}/digest/${digest}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: pathForm(paths),
+  });
+}

@@ -62,7 +62,7 @@ export function register(program: Command, ctx: Context): Command {
     .option('--request-timeout <duration>', 'longest a request may take (default 120s)')
     .option(
       '--revalidate <duration>',
-      'how long a cached torrent\'s stat check of its files holds for GETs; 0: every request (default 1s)',
+      "let a cached torrent's stat check of its files hold this long for GETs (default 0: check on every request, so a replaced package never yields its old torrent)",
       (v: string) => parseDuration(v, 'revalidate interval'),
     )
     .addHelpText('after', USAGE)
@@ -114,7 +114,7 @@ export function register(program: Command, ctx: Context): Command {
         maxGlobMatches: s['max-glob-matches'],
         queueLimit: s['queue-limit'],
         requestTimeoutMs: s['request-timeout'],
-        revalidateMs: opts.revalidate ?? 1000,
+        revalidateMs: opts.revalidate ?? 0,
         log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
         accessLog: (line) => stderr.write(line),
       });

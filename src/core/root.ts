@@ -2,6 +2,7 @@
 // Everything that opens a mirror file goes through here, so "nothing outside
 // the root is ever read" has exactly one place to be true.
 import { realpath, stat } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import type { FileStamp } from './piece-cache.js';
@@ -94,4 +95,15 @@ export async function currentStamp(abs: string): Promise<FileStamp | null> {
   } catch {
     return null;
   }
+}
+
+/**
+ * The same, synchronously. For revalidating cached torrents on every request:
+ * a stat served from the inode cache costs about a microsecond in-line, while
+ * the async form pays a thread-pool round trip per file, which for a 40-file
+ * torrent cost more than answering the request.
+ */
+export function currentStampSync(abs: string): FileStamp | null {
+  const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
+  return st ? { size: Number(st.size), mtimeNs: st.mtimeNs } : null;
 }

@@ -11,11 +11,12 @@ import { allowMethods, sendNotCached, sendTorrent } from './respond.js';
 import { checkSameFirstSegment, resolveFiles, urlPathToRel } from './resolve-paths.js';
 
 export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, digest: string): Promise<void> {
+  const arrivedAt = performance.now();
   allowMethods(req, ['GET', 'HEAD', 'POST']);
   // Validate the host before any work: its answer goes into the torrent.
   const base = baseUrlFor(req, ctx.baseUrl);
   if (req.method !== 'POST') {
-    const entry = await ctx.torrents.cached(digest);
+    const entry = await ctx.torrents.cached(digest, arrivedAt);
     if (!entry) return sendNotCached(req, res);
     const t = ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current());
     return sendTorrent(req, res, t.bytes, t.infoHashHex);

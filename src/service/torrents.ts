@@ -7,7 +7,7 @@ import { PkgError } from '../core/errors.js';
 import { entryMatches, type InfoCache, type InfoEntry } from '../core/info-cache.js';
 import { sameStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
-import { currentStamp, type MirrorFile, type MirrorRoot } from '../core/root.js';
+import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
 import { checkServiceFiles, layoutServiceInfo, serviceTorrent, type ServiceKind } from '../core/service-torrent.js';
 
 export interface TorrentsOptions {
@@ -56,19 +56,28 @@ export class Torrents {
 
   /** Are the entry's files still the ones it was built from? One stat each, nothing is read. */
   private async unchanged(e: InfoEntry): Promise<boolean> {
-    const stamps = await Promise.all(e.files.map((f) => currentStamp(this.o.root.join(f.rel))));
-    return stamps.every((s, i) => s !== null && sameStamp(s, e.files[i]!));
+    return e.files.every((f) => {
+      const now = currentStampSync(this.o.root.join(f.rel));
+      return now !== null && sameStamp(now, f);
+    });
   }
 
   /**
    * The cached entry for a key if it is still valid, without building: the
    * digest GET. A stale copy in memory is re-read from disk once, since
    * another process may have rebuilt it.
+   *
+   * Every answer rests on a stat check of the files made after the request
+   * arrived (`arrivedAt`, performance.now()): concurrent requests for a hot
+   * digest share one check instead of 40 stats each, and none of them can be
+   * answered from a check older than itself. `revalidateMs` (default 0) lets
+   * an operator trade that for a window of staleness.
    */
-  async cached(key: string): Promise<InfoEntry | null> {
+  async cached(key: string, arrivedAt = performance.now()): Promise<InfoEntry | null> {
     const c = this.o.infoCache;
     const recent = this.checked.get(key);
-    if (recent && Date.now() - recent.at < this.o.revalidateMs && (await c.load(key)) === recent.entry) return this.hit(key, recent.entry);
+    const fresh = recent && (recent.at >= arrivedAt || performance.now() - recent.at < this.o.revalidateMs);
+    if (fresh && (await c.load(key)) === recent.entry) return this.hit(key, recent.entry);
     let e = await c.load(key);
     if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, true);
     e = await c.reload(key);
@@ -83,7 +92,7 @@ export class Torrents {
     if (verified) {
       const prev = this.checked.get(key);
       this.checked.delete(key);
-      this.checked.set(key, { entry: e, at: Date.now(), torrent: prev?.entry === e ? prev.torrent : undefined });
+      this.checked.set(key, { entry: e, at: performance.now(), torrent: prev?.entry === e ? prev.torrent : undefined });
       // Bounded like the info cache's memory: drop the oldest.
       if (this.checked.size > 4096) this.checked.delete(this.checked.keys().next().value!);
     }

@@ -72,11 +72,12 @@ function load(url, duration = DURATION) {
   });
 }
 
-const serve = await startLogged(
-  [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--root', root, '--cache-dir', cache, '--trackers', join(work, 'no-trackers')],
-  'serve.log',
-  /serving (http:\/\/\S+?)\/? /,
-);
+const serveArgs = [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--root', root, '--cache-dir', cache, '--trackers', join(work, 'no-trackers')];
+const serve = await startLogged(serveArgs, 'serve.log', /serving (http:\/\/\S+?)\/? /);
+// The default stats all 40 files on every GET (a replaced package never yields
+// its old torrent); --revalidate 1s is the operator's opt-in trade. Both are
+// measured so the cost of the guarantee is visible.
+const windowed = await startLogged([...serveArgs, '--revalidate', '1s'], 'serve-window.log', /serving (http:\/\/\S+?)\/? /);
 
 // 1. Cached digest of 40 packages.
 const forty = paths.slice(0, 40);
@@ -101,24 +102,27 @@ const bare = await startLogged(['-e', bareScript], 'bare.log', /serving (http:\/
 // alternate short rounds (order flipped each round) after a warm-up, and
 // compare medians.
 const bareUrl = `${bare.url}/pub/torrent_service/digest/x`;
-await load(digestUrl, 2);
-await load(bareUrl, 2);
-const serveRates = [];
-const bareRates = [];
+const windowUrl = digestUrl.replace(serve.url, windowed.url);
+const targets = { serve: digestUrl, window: windowUrl, bare: bareUrl };
+for (const url of Object.values(targets)) await load(url, 2);
+const rates = { serve: [], window: [], bare: [] };
 for (let round = 0; round < ROUNDS; round++) {
-  const order = round % 2 ? ['bare', 'serve'] : ['serve', 'bare'];
+  const order = round % 2 ? ['bare', 'window', 'serve'] : ['serve', 'window', 'bare'];
   for (const which of order) {
-    const r = await load(which === 'serve' ? digestUrl : bareUrl);
-    if (which === 'serve' && (r.non2xx || r.errors)) throw new Error(`serve: ${r.non2xx} non-2xx, ${r.errors} errors`);
-    (which === 'serve' ? serveRates : bareRates).push(r.requests.average);
+    const r = await load(targets[which]);
+    if (which !== 'bare' && (r.non2xx || r.errors)) throw new Error(`${which}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+    rates[which].push(r.requests.average);
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const ratios = serveRates.map((v, i) => v / bareRates[i]);
+const list = (xs, d = 0) => `[${xs.map((v) => v.toFixed(d)).join(' ')}]`;
 console.log(`cached digest GET, 40 packages, ${size}-byte torrent, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION}s each (autocannon)`);
-console.log(`  serve:       median ${median(serveRates).toFixed(0)} req/s  [${serveRates.map((v) => v.toFixed(0)).join(' ')}]`);
-console.log(`  bare http:   median ${median(bareRates).toFixed(0)} req/s  [${bareRates.map((v) => v.toFixed(0)).join(' ')}]`);
-console.log(`  ratio:       median ${median(ratios).toFixed(2)}  [${ratios.map((v) => v.toFixed(2)).join(' ')}] (target >= 0.70)`);
+console.log(`  bare http:                  median ${median(rates.bare).toFixed(0)} req/s  ${list(rates.bare)}`);
+for (const [which, label] of [['serve', 'serve (default, stat/GET)'], ['window', 'serve --revalidate 1s     ']]) {
+  const ratios = rates[which].map((v, i) => v / rates.bare[i]);
+  console.log(`  ${label}: median ${median(rates[which]).toFixed(0)} req/s  ${list(rates[which])}  ratio median ${median(ratios).toFixed(2)} ${list(ratios, 2)} (target >= 0.70)`);
+}
+windowed.child.kill();
 bare.child.kill();
 
 // 2. Cold POSTs of 200 packages whose pieces are cached: fill the piece cache

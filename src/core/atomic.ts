@@ -21,9 +21,8 @@ export function isTempName(name: string): boolean {
  * a file torn by a power cut is treated as missing rather than trusted.
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | Uint8Array[], mode = 0o644): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
   const tmp = tempPathFor(path);
-  const fh = await open(tmp, 'wx', mode);
+  const fh = await openInFreshDir(tmp, mode);
   try {
     try {
       if (Array.isArray(data)) await fh.writev(data);
@@ -35,6 +34,23 @@ export async function writeFileAtomic(path: string, data: Uint8Array | Uint8Arra
   } catch (err) {
     await unlink(tmp).catch(() => {});
     throw err;
+  }
+}
+
+/**
+ * Creates `path` exclusively, making its directory first. `cache clean` may
+ * rmdir a directory it found empty between our mkdir and our open; then the
+ * open fails with ENOENT and we simply make the directory again. Once the
+ * temp file exists the directory is not empty, so the rename cannot race.
+ */
+async function openInFreshDir(path: string, mode: number) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      return await open(path, 'wx', mode);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
+    }
   }
 }
 

@@ -1,0 +1,153 @@
+// `pkgtorrent cache clean` and `pkgtorrent cache stats`: the operator's view
+// of the cache dir, safe to run while `serve` and `hash` use it.
+import { Command, Option } from 'commander';
+import { stat } from 'node:fs/promises';
+import type { Context } from '../cli/context.js';
+import { PkgError, fsError } from '../core/errors.js';
+import { cleanCache, REMOVAL_REASONS, type CleanResult } from '../core/cache-clean.js';
+import { cacheStats, KINDS, type CacheStats } from '../core/cache-stats.js';
+import { parseDuration, formatBytes } from '../core/size.js';
+
+const CLEAN_USAGE = `
+Removes from the cache dir:
+  - piece and info entries not used for --older-than (use time is the entry's
+    mtime, refreshed at most once a day when the entry is used);
+  - entries whose source file is gone or has another size or mtime (only when
+    a root is set with --root, PKGTORRENT_ROOT or the config file, so a clean
+    run from the wrong directory cannot empty the cache);
+  - corrupt entries, which readers already ignore;
+  - temporary files and locks of interrupted writes older than --leftover-age;
+  - directories left empty.
+Safe while serve and hash run on the same cache dir. Never follows a symlink
+and never removes anything outside the cache dir. Exits 1 when something
+could not be removed.
+
+Examples:
+  pkgtorrent cache clean --root /srv/mirror --dry-run
+  # cron, every Sunday: quiet unless something failed
+  30 4 * * 0  pkgtorrent cache clean --root /srv/mirror --older-than 60d --quiet`;
+
+const STATS_USAGE = `
+Counts the files of the cache dir by kind (piece entries, info entries,
+temporary files, locks, other files) with their size and oldest and newest use
+time. Reads no entry, so it is cheap on a large cache.`;
+
+interface CleanOpts {
+  olderThan: string;
+  leftoverAge: string;
+  dryRun?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+}
+
+export function register(program: Command, ctx: Context): Command {
+  const cache = program.command('cache').description('clean the piece and info caches, or show what they hold');
+
+  cache
+    .command('clean')
+    .description('remove unused, stale and corrupt cache entries and leftovers of interrupted writes')
+    .addOption(new Option('--older-than <duration>', 'remove entries not used for this long (s, m, h, d, w)').default('30d'))
+    .addOption(new Option('--leftover-age <duration>', 'remove temporary files and locks older than this').default('1h'))
+    .option('-n, --dry-run', 'list what would be removed, remove nothing')
+    .option('--json', 'print the result as JSON')
+    .option('-v, --verbose', 'list every removed file')
+    .option('-q, --quiet', 'print nothing unless something failed')
+    .addHelpText('after', CLEAN_USAGE)
+    .action(async (opts: CleanOpts, cmd: Command) => {
+      const olderThanMs = parseDuration(opts.olderThan, '--older-than');
+      const leftoverAgeMs = parseDuration(opts.leftoverAge, '--leftover-age');
+      const settings = await ctx.resolve(cmd);
+      const root = settings.sources.root === 'default' ? null : await ctx.root(cmd);
+      const cacheDir = await cacheDirToInspect(ctx, cmd);
+      const result = await cleanCache({ cacheDir, olderThanMs, leftoverAgeMs, root, dryRun: !!opts.dryRun });
+      for (const e of result.errors) ctx.warn(`${e.path}: ${e.message}`);
+      if (opts.json) ctx.out(JSON.stringify(result));
+      else {
+        if (opts.dryRun || opts.verbose) {
+          for (const r of result.removed) ctx.out(`${opts.dryRun ? 'would remove' : 'removed'} ${r.path} (${describe(r)})`);
+        }
+        if (!opts.quiet || result.errors.length) ctx.out(cleanSummary(result));
+      }
+      if (result.errors.length) ctx.exitCode = 1;
+    });
+
+  cache
+    .command('stats')
+    .description('count cache entries by kind, with bytes and oldest use')
+    .option('--json', 'print the counts as JSON')
+    .addHelpText('after', STATS_USAGE)
+    .action(async (opts: { json?: boolean }, cmd: Command) => {
+      const stats = await cacheStats(await cacheDirToInspect(ctx, cmd));
+      if (opts.json) ctx.out(JSON.stringify(stats));
+      else for (const line of statsTable(stats)) ctx.out(line);
+    });
+
+  return cache;
+}
+
+/**
+ * The cache dir to clean or count. The default goes through the same choice
+ * (and fallback) as the commands that fill the cache, so a user sees the
+ * cache their own commands use. A dir given explicitly must exist, but need
+ * not be writable at its top: stats only reads, and clean reports what it
+ * could not remove. Neither creates a dir that was mistyped.
+ */
+async function cacheDirToInspect(ctx: Context, cmd: Command): Promise<string> {
+  const s = await ctx.resolve(cmd);
+  if (s.sources['cache-dir'] === 'default') return ctx.cacheDir(cmd);
+  const dir = s.values['cache-dir'];
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    throw new PkgError(fsError(e, dir).kind, `cache dir ${fsError(e, dir).message}`);
+  }
+  if (!st.isDirectory()) throw new PkgError('usage', `cache dir ${dir}: not a directory`);
+  return dir;
+}
+
+function describe(r: CleanResult['removed'][number]): string {
+  const what = r.reason === 'empty-dir' ? 'empty directory' : r.reason.replace('-', ' ');
+  return r.source ? `${what}: ${r.source}` : r.bytes ? `${what}, ${formatBytes(r.bytes)}` : what;
+}
+
+const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
+
+export function cleanSummary(r: CleanResult): string {
+  const reasons = REMOVAL_REASONS.filter((x) => x !== 'empty-dir' && x !== 'leftover')
+    .map((x) => [x, r.removed.filter((m) => m.reason === x && (m.kind === 'piece' || m.kind === 'info')).length] as const)
+    .filter(([, n]) => n > 0)
+    .map(([x, n]) => `${n} ${x.replace('-', ' ')}`);
+  const parts = [
+    `${plural(r.entries, 'entry', 'entries')}${reasons.length ? ` (${reasons.join(', ')})` : ''}`,
+    plural(r.leftovers, 'leftover'),
+    plural(r.dirs, 'empty directory', 'empty directories'),
+  ];
+  const verb = r.dryRun ? 'dry run: would remove' : 'removed';
+  const freed = r.dryRun ? `${formatBytes(r.bytes)} would be freed` : `${formatBytes(r.bytes)} freed`;
+  let line = `${verb} ${parts.join(', ')}; ${freed}; ${plural(r.kept, 'entry', 'entries')} kept`;
+  if (!r.checkedSources) line += '; source files not checked (no --root)';
+  if (r.errors.length) line += `; ${plural(r.errors.length, 'error')}`;
+  return line;
+}
+
+function when(ms: number | null): string {
+  return ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+export function statsTable(s: CacheStats): string[] {
+  const rows = [
+    ['KIND', 'FILES', 'BYTES', 'OLDEST USE', 'NEWEST USE'],
+    ...KINDS.map((k) => [k, String(s.kinds[k].files), formatBytes(s.kinds[k].bytes), when(s.kinds[k].oldestUseMs), when(s.kinds[k].newestUseMs)]),
+    ['total', String(s.total.files), formatBytes(s.total.bytes), '', ''],
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const lines = [`cache dir ${s.cacheDir}`, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())];
+  const lengths = Object.entries(s.pieceLengths).sort(([a], [b]) => Number(a) - Number(b));
+  if (lengths.length) {
+    lines.push(`piece entries by piece length: ${lengths.map(([pl, v]) => `${formatBytes(Number(pl))}: ${v.files}`).join(', ')}`);
+  }
+  if (s.skipped) lines.push(`${plural(s.skipped, 'symlink or special file')} left alone`);
+  return lines;
+}

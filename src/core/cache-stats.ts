@@ -1,0 +1,53 @@
+// `cache stats`: what a cache dir holds, by kind, from names and lstat alone
+// (no entry is read), so it is cheap enough to run on a big cache at any time.
+import { walkCache, type CacheFileKind } from './cache-layout.js';
+
+export interface KindStats {
+  files: number;
+  bytes: number;
+  /** Oldest use time (the file's mtime) as epoch milliseconds, null when empty. */
+  oldestUseMs: number | null;
+  newestUseMs: number | null;
+}
+
+export interface CacheStats {
+  cacheDir: string;
+  kinds: Record<CacheFileKind, KindStats>;
+  /** Piece entries per piece length. */
+  pieceLengths: Record<string, { files: number; bytes: number }>;
+  /** Symlinks and other non-regular files, which clean leaves alone. */
+  skipped: number;
+  total: { files: number; bytes: number };
+}
+
+export const KINDS: readonly CacheFileKind[] = ['piece', 'info', 'temp', 'lock', 'other'];
+
+export async function cacheStats(cacheDir: string): Promise<CacheStats> {
+  const empty = (): KindStats => ({ files: 0, bytes: 0, oldestUseMs: null, newestUseMs: null });
+  const stats: CacheStats = {
+    cacheDir,
+    kinds: { piece: empty(), info: empty(), temp: empty(), lock: empty(), other: empty() },
+    pieceLengths: {},
+    skipped: 0,
+    total: { files: 0, bytes: 0 },
+  };
+  await walkCache(cacheDir, {
+    file: async (f) => {
+      const k = stats.kinds[f.kind];
+      k.files++;
+      k.bytes += f.stat.size;
+      k.oldestUseMs = Math.min(k.oldestUseMs ?? Infinity, f.stat.mtimeMs);
+      k.newestUseMs = Math.max(k.newestUseMs ?? -Infinity, f.stat.mtimeMs);
+      if (f.kind === 'piece') {
+        const pl = (stats.pieceLengths[f.segments[f.segments.length - 1]!] ??= { files: 0, bytes: 0 });
+        pl.files++;
+        pl.bytes += f.stat.size;
+      }
+      stats.total.files++;
+      stats.total.bytes += f.stat.size;
+      return false;
+    },
+    skipped: () => stats.skipped++,
+  });
+  return stats;
+}

@@ -1,0 +1,124 @@
+// Debian's opentracker on 127.0.0.1 for peer-to-peer tests. Debian builds it
+// in whitelist mode: an announce for an info hash missing from the whitelist
+// is refused ("not authorized"). The whitelist is read from inside the
+// directory it chroots into (-d), and it reloads the file on SIGHUP. Run as
+// root it drops to the user `nobody` (its -u default), so the files it reads
+// must be world-readable.
+import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { freePort, startGroup, type Proc } from './clients.js';
+
+export interface Tracker {
+  port: number;
+  /** HTTP announce URL. */
+  http: string;
+  /** UDP announce URL (BEP 15), same port. */
+  udp: string;
+  /** Whitelists info hashes (hex) and waits until the tracker accepts them. */
+  allow(...infoHashes: string[]): Promise<void>;
+  stop(): Promise<void>;
+  proc: Proc;
+}
+
+/** One HTTP announce; resolves with the bencoded reply as text, or null on a connection error. */
+function announce(port: number, infoHashHex: string, event: string): Promise<string | null> {
+  const ih = Buffer.from(infoHashHex, 'hex');
+  const q = [
+    `info_hash=${Array.from(ih, (b) => `%${b.toString(16).padStart(2, '0')}`).join('')}`,
+    'peer_id=-PT0001-probeprobepr',
+    'port=1',
+    'uploaded=0',
+    'downloaded=0',
+    'left=0',
+    'compact=1',
+    `event=${event}`,
+  ].join('&');
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: `/announce?${q}`, timeout: 2000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    });
+    req.on('error', () => resolve(null));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/**
+ * Polls until `check` returns true, every 50 ms, at most `ms` milliseconds.
+ * Returns false on timeout.
+ */
+async function until(ms: number, check: () => Promise<boolean>): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
+
+// A hash nobody uses: the readiness probe expects it to be refused.
+const PROBE_HASH = '00'.repeat(20);
+
+/** Starts opentracker on 127.0.0.1 (TCP and UDP on one free port); it is stopped when `t` ends. */
+export async function startOpentracker(t: Test, opts: { timeoutMs?: number } = {}): Promise<Tracker> {
+  const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-opentracker-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  chmodSync(dir, 0o755);
+  const whitelist = join(dir, 'whitelist');
+  // Never empty: opentracker cannot load an empty file (it warns and the
+  // whitelist is not in force). This hash is not the probe's.
+  writeFileSync(whitelist, `${'ff'.repeat(20)}\n`, { mode: 0o644 });
+  // Paths in the config are relative to the chroot (-d).
+  writeFileSync(join(dir, 'opentracker.conf'), 'access.whitelist whitelist\n', { mode: 0o644 });
+
+  let lastError = '';
+  // The port is free when chosen but may be taken before opentracker binds
+  // it (other tests run in parallel); try again with another one.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort(true);
+    const proc = startGroup(t, 'opentracker', ['-i', '127.0.0.1', '-p', String(port), '-P', String(port), '-d', dir, '-f', join(dir, 'opentracker.conf')], {
+      timeoutMs: opts.timeoutMs ?? 120_000,
+    });
+    let exited = false;
+    void proc.exited.then(() => (exited = true));
+    // Ready when it answers an announce, refusing the probe hash (which also
+    // shows the whitelist is in force).
+    const ready = await until(5000, async () => !exited && ((await announce(port, PROBE_HASH, 'started')) ?? '').includes('failure reason'));
+    if (!ready) {
+      lastError = proc.output();
+      await proc.stop();
+      continue;
+    }
+    // event=stopped skips the whitelist check, so the probe must be a real
+    // announce; a second one with event=stopped then removes the fake peer
+    // (port 1) from the swarm again.
+    const accepted = async (h: string) => {
+      if (((await announce(port, h, 'started')) ?? 'failure reason').includes('failure reason')) return false;
+      await announce(port, h, 'stopped');
+      return true;
+    };
+    return {
+      port,
+      http: `http://127.0.0.1:${port}/announce`,
+      udp: `udp://127.0.0.1:${port}/announce`,
+      proc,
+      allow: async (...hashes: string[]) => {
+        appendFileSync(whitelist, hashes.map((h) => `${h.toLowerCase()}\n`).join(''));
+        const pid = proc.commandPid();
+        if (pid === undefined) throw new Error('opentracker is not running');
+        process.kill(pid, 'SIGHUP'); // reloads the whitelist
+        const ok = await until(5000, async () => (await Promise.all(hashes.map(accepted))).every(Boolean));
+        if (!ok) throw new Error(`opentracker did not accept ${hashes.join(', ')} after SIGHUP\n${proc.output()}`);
+      },
+      stop: async () => {
+        await proc.stop();
+      },
+    };
+  }
+  throw new Error(`opentracker did not start on 127.0.0.1\n${lastError}`);
+}

@@ -6,8 +6,9 @@ import { register as hash } from './hash.js';
 import { register as make } from './make.js';
 import { register as cache } from './cache.js';
 import { register as trackers } from './trackers.js';
+import { register as config } from './config.js';
 import { register as serve } from './serve.js';
 
 export type Register = (program: Command, ctx: Context) => Command;
 
-export const COMMANDS: Register[] = [hash, make, cache, trackers, serve];
+export const COMMANDS: Register[] = [hash, make, cache, trackers, config, serve];

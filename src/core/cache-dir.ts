@@ -14,6 +14,11 @@ async function writable(dir: string): Promise<boolean> {
   }
 }
 
+/** Where a user's cache goes when the default one cannot be used. */
+export function fallbackCacheDir(env: Record<string, string | undefined>): string {
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'pkgtorrent');
+}
+
 /**
  * The cache dir to use. The default (/var/cache/torrent_service) is usually
  * not writable by a user running `make` from a shell, so only the default
@@ -28,8 +33,7 @@ export async function openCacheDir(
 ): Promise<string> {
   if (await writable(dir)) return dir;
   if (!isDefault) throw new PkgError('io', `cache dir ${dir}: cannot be created or written`);
-  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
-  const fallback = join(base, 'pkgtorrent');
+  const fallback = fallbackCacheDir(env);
   if (!(await writable(fallback))) throw new PkgError('io', `cache dir ${dir} and fallback ${fallback}: cannot be created or written`);
   warn(`cache dir ${dir} is not writable; using ${fallback}`);
   return fallback;

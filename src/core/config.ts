@@ -3,7 +3,7 @@
 // where each value came from so `pkgtorrent config` can say.
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { PkgError } from './errors.js';
+import { PkgError, fsError } from './errors.js';
 import { DEFAULT_PIECE_LENGTH, parseDuration, parsePieceLength, parseSize } from './size.js';
 import { DEFAULT_SERVICE_NAME } from './service-torrent.js';
 
@@ -26,12 +26,15 @@ function parseInteger(min: number, max: number) {
 
 const str = (text: string): string => text;
 
+/** How a value is shown by `pkgtorrent config`: in the syntax the config file takes. */
+export type ValueKind = 'text' | 'size' | 'duration';
+
 /** Every setting: its key in the config file and the parser its values go through. */
 export const SETTINGS = {
   root: { parse: str, default: (): string => '.', help: 'mirror document root' },
   'cache-dir': { parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
   trackers: { parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
-  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length of service torrents' },
+  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length of service torrents', kind: 'size' },
   'service-name': {
     parse: (t: string) => {
       if (!/^[A-Za-z0-9._~-]+$/.test(t)) throw new PkgError('usage', `invalid service name '${t}'`);
@@ -60,12 +63,17 @@ export const SETTINGS = {
   files: { parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
   workers: { parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
   jobs: { parse: parseInteger(1, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
-  'trackers-interval': { parse: (t: string) => parseDuration(t, 'interval'), default: (): number => 60_000, help: 'how often serve looks for a changed trackers file' },
-  'max-body': { parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts' },
+  'trackers-interval': {
+    parse: (t: string) => parseDuration(t, 'interval'),
+    default: (): number => 60_000,
+    help: 'how often serve looks for a changed trackers file',
+    kind: 'duration',
+  },
+  'max-body': { parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts', kind: 'size' },
   'max-paths': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most paths in one request' },
   'max-glob-matches': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
   'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most torrent builds waiting for hashing before 503' },
-  'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take' },
+  'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -77,34 +85,85 @@ export interface ResolvedSettings {
   sources: Record<SettingKey, Source>;
   /** The config file read, if any. */
   configFile: string | null;
+  /** For settings taken from the config file: the line they are on. */
+  fileLines: Partial<Record<SettingKey, number>>;
 }
 
 export function envName(key: SettingKey): string {
   return `PKGTORRENT_${key.toUpperCase().replace(/-/g, '_')}`;
 }
 
+export function settingKeys(): SettingKey[] {
+  return Object.keys(SETTINGS) as SettingKey[];
+}
+
+export function valueKind(key: SettingKey): ValueKind {
+  const def = SETTINGS[key];
+  return 'kind' in def ? def.kind : 'text';
+}
+
 function isKey(k: string): k is SettingKey {
   return Object.hasOwn(SETTINGS, k);
 }
 
-/** Parses a config file: `key = value` lines, `#` comments, blank lines. */
-export function parseConfigFile(text: string, file: string): Partial<Record<SettingKey, string>> {
-  const out: Partial<Record<SettingKey, string>> = {};
+/** The known key closest to a misspelt one, for "did you mean". */
+function closestKey(word: string): SettingKey | null {
+  let best: SettingKey | null = null;
+  let bestDistance = 3;
+  for (const key of settingKeys()) {
+    const d = editDistance(word, key);
+    if (d < bestDistance) [best, bestDistance] = [key, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+export interface ConfigFileValues {
+  values: Partial<Record<SettingKey, string>>;
+  lines: Partial<Record<SettingKey, number>>;
+}
+
+/**
+ * Parses a config file: `key = value` lines, `#` comments, blank lines. Keys
+ * are the long flag names (`cache-dir`; `cache_dir` and any case also work).
+ * A value may be wrapped in double or single quotes, which keep spaces at its
+ * ends; a `#` after a value is part of it (paths may contain one). Every
+ * error is one line naming the file, the line and the key.
+ */
+export function parseConfigFile(text: string, file: string): ConfigFileValues {
+  const out: ConfigFileValues = { values: {}, lines: {} };
   text.split(/\r?\n/).forEach((raw, i) => {
+    const at = `${file}:${i + 1}`;
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
     const m = /^([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(.*)$/.exec(line);
-    if (!m) throw new PkgError('usage', `${file}:${i + 1}: expected 'key = value'`);
+    if (!m) throw new PkgError('usage', `${at}: expected 'key = value', got '${line.length > 60 ? line.slice(0, 60) + '...' : line}'`);
     const key = m[1]!.toLowerCase().replace(/_/g, '-');
-    if (!isKey(key)) throw new PkgError('usage', `${file}:${i + 1}: unknown setting '${m[1]}'`);
+    if (!isKey(key)) {
+      const hint = key === 'config' ? ' (a config file cannot name another one)' : closestKey(key) ? ` (did you mean '${closestKey(key)}'?)` : '';
+      throw new PkgError('usage', `${at}: unknown setting '${m[1]}'${hint}`);
+    }
+    const first = out.lines[key];
+    if (first !== undefined) throw new PkgError('usage', `${at}: ${key}: set twice (first on line ${first})`);
     let value = m[2]!.trim();
-    if (/^".*"$/.test(value)) value = value.slice(1, -1);
+    if (/^"[^"]*"$|^'[^']*'$/.test(value)) value = value.slice(1, -1);
+    if (value === '') throw new PkgError('usage', `${at}: ${key}: no value (remove the line to use the default)`);
     try {
       SETTINGS[key].parse(value);
     } catch (e) {
-      throw new PkgError('usage', `${file}:${i + 1}: ${key}: ${(e as Error).message}`);
+      throw new PkgError('usage', `${at}: ${key}: ${(e as Error).message}`);
     }
-    out[key] = value;
+    out.values[key] = value;
+    out.lines[key] = i + 1;
   });
   return out;
 }
@@ -112,7 +171,9 @@ export function parseConfigFile(text: string, file: string): Partial<Record<Sett
 /**
  * Resolves every setting. `flags` holds values given on the command line as
  * strings (undefined when absent). The config file is `flags.config`, else
- * PKGTORRENT_CONFIG, else /etc/pkgtorrent.conf when it exists.
+ * PKGTORRENT_CONFIG, else /etc/pkgtorrent.conf when it exists; an empty
+ * PKGTORRENT_CONFIG means no config file at all. An empty PKGTORRENT_*
+ * variable counts as unset.
  */
 export async function resolveSettings(
   flags: Partial<Record<SettingKey, string | boolean | number>> & { config?: string },
@@ -120,45 +181,72 @@ export async function resolveSettings(
   defaultConfigFile = DEFAULT_CONFIG_FILE,
 ): Promise<ResolvedSettings> {
   const explicit = flags.config ?? env.PKGTORRENT_CONFIG;
-  const configFile = explicit ?? (existsSync(defaultConfigFile) ? defaultConfigFile : null);
-  let fromFile: Partial<Record<SettingKey, string>> = {};
+  const configFile = explicit === '' ? null : (explicit ?? (existsSync(defaultConfigFile) ? defaultConfigFile : null));
+  let fromFile: ConfigFileValues = { values: {}, lines: {} };
   if (configFile) {
     let text: string;
     try {
       text = await readFile(configFile, 'utf8');
     } catch (e) {
-      throw new PkgError('usage', `config file ${configFile}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : (e as Error).message}`);
+      throw new PkgError('usage', `config file ${fsError(e, configFile).message}`);
     }
     fromFile = parseConfigFile(text, configFile);
   }
   const values = {} as Record<SettingKey, unknown>;
   const sources = {} as Record<SettingKey, Source>;
-  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+  const fileLines: Partial<Record<SettingKey, number>> = {};
+  for (const key of settingKeys()) {
     const def = SETTINGS[key];
     const flag = flags[key];
     const fromEnv = env[envName(key)];
+    // Like the config file, the environment is checked whole: a bad value
+    // hidden by today's flag would surface the day the flag is dropped.
+    const envValue = fromEnv !== undefined && fromEnv !== '' ? parseWith(key, fromEnv, envName(key), true) : undefined;
     if (flag !== undefined) {
       values[key] = typeof flag === 'string' ? parseWith(key, flag, `--${key}`) : flag;
       sources[key] = 'flag';
-    } else if (fromEnv !== undefined && fromEnv !== '') {
-      values[key] = parseWith(key, fromEnv, envName(key));
+    } else if (envValue !== undefined) {
+      values[key] = envValue;
       sources[key] = 'env';
-    } else if (fromFile[key] !== undefined) {
-      values[key] = def.parse(fromFile[key]!);
+    } else if (fromFile.values[key] !== undefined) {
+      values[key] = def.parse(fromFile.values[key]!);
       sources[key] = 'file';
+      fileLines[key] = fromFile.lines[key]!;
     } else {
       values[key] = def.default();
       sources[key] = 'default';
     }
   }
-  return { values: values as Settings, sources, configFile };
+  return { values: values as Settings, sources, configFile, fileLines };
 }
 
-function parseWith(key: SettingKey, text: string, where: string): unknown {
+/**
+ * Parses one value. A flag's message already quotes the value the user just
+ * typed ("invalid piece length '3K'"); a variable's is prefixed with its name,
+ * since nothing else would tell the user where the value came from.
+ */
+function parseWith(key: SettingKey, text: string, where: string, alwaysName = false): unknown {
   try {
     return SETTINGS[key].parse(text);
   } catch (e) {
     const msg = (e as Error).message;
-    throw new PkgError('usage', msg.startsWith('invalid') ? msg : `${where}: ${msg}`);
+    throw new PkgError('usage', msg.startsWith('invalid') && !alwaysName ? msg : `${where}: ${msg}`);
   }
+}
+
+/** A value as the config file would spell it: 1M rather than 1048576, 1m rather than 60000. */
+export function formatValue(key: SettingKey, value: unknown): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  if (typeof value === 'number') {
+    const kind = valueKind(key);
+    if (kind === 'duration') return formatUnits(value, [['w', 7 * 86400_000], ['d', 86400_000], ['h', 3600_000], ['m', 60_000], ['s', 1000]]) ?? `${value / 1000}s`;
+    if (kind === 'size') return formatUnits(value, [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]]) ?? String(value);
+  }
+  return String(value);
+}
+
+function formatUnits(n: number, units: Array<[string, number]>): string | null {
+  for (const [suffix, size] of units) if (n !== 0 && n % size === 0) return `${n / size}${suffix}`;
+  return null;
 }

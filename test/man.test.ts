@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { need } from './helpers/oracles.js';
 import { buildProgram } from '../src/cli/main.js';
+import { loadCommands } from '../src/commands/index.js';
 import { Context } from '../src/cli/context.js';
 import { SETTINGS, envName, type SettingKey } from '../src/core/config.js';
 
@@ -46,7 +47,7 @@ function commands(cmd: Command, prefix: string[] = []): Array<{ name: string; cm
 
 t.test('pkgtorrent.1 documents every command and every option', async (t) => {
   const page = source('man/pkgtorrent.1');
-  const program = buildProgram(new Context({ argv: [], cwd: REPO, vars: {}, stdout: process.stdout, stderr: process.stderr }));
+  const program = buildProgram(new Context({ argv: [], cwd: REPO, vars: {}, stdout: process.stdout, stderr: process.stderr }), await loadCommands([]));
   const all = commands(program).filter((c) => c.name !== 'help');
   t.ok(all.length >= 7, all.map((c) => c.name).join(', '));
   for (const { name, cmd } of all) {

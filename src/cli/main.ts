@@ -3,11 +3,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { PkgError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
-import { COMMANDS } from '../commands/index.js';
+import { loadCommands, type Register } from '../commands/index.js';
 import { Context, GLOBAL_FLAGS } from './context.js';
 import type { Env } from './env.js';
 
-export function buildProgram(ctx: Context): Command {
+export function buildProgram(ctx: Context, commands: readonly Register[]): Command {
   const program = new Command('pkgtorrent')
     .description('BitTorrent for package mirrors: torrents whose web seed is the mirror itself')
     .version(VERSION)
@@ -21,7 +21,7 @@ export function buildProgram(ctx: Context): Command {
       outputError: (s, write) => write(`pkgtorrent: ${s.replace(/^error: /, '').trimEnd()}\n`),
     });
   for (const [, flags, help] of GLOBAL_FLAGS) program.addOption(new Option(flags, help));
-  for (const register of COMMANDS) {
+  for (const register of commands) {
     const cmd = register(program, ctx);
     cmd.exitOverride().configureOutput(program.configureOutput());
   }
@@ -31,7 +31,7 @@ export function buildProgram(ctx: Context): Command {
 /** Runs one command line; resolves to the exit code. Never throws. */
 export async function run(env: Env): Promise<number> {
   const ctx = new Context(env);
-  const program = buildProgram(ctx);
+  const program = buildProgram(ctx, await loadCommands(env.argv));
   try {
     await program.parseAsync(env.argv, { from: 'user' });
     return ctx.exitCode;

@@ -157,7 +157,13 @@ export async function freePort(udp = false): Promise<number> {
   throw new Error('no free port on 127.0.0.1');
 }
 
-function scratch(t: Test, prefix: string): string {
+/**
+ * A fresh directory under the system temp dir, removed when `t` ends. Unlike
+ * t.testdir (a fixed path per test name) it is unique per process, so two
+ * runs of the same suite at once (two people, or CI and a person) do not
+ * delete or fill each other's directories.
+ */
+export function scratch(t: Test, prefix: string): string {
   const dir = mkdtempSync(join(tmpdir(), `pkgtorrent-${prefix}-`));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   return dir;

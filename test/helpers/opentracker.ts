@@ -3,13 +3,13 @@
 // is refused ("not authorized"). The whitelist is read from inside the
 // directory it chroots into (-d), and it reloads the file on SIGHUP. Run as
 // root it drops to the user `nobody` (its -u default), so the files it reads
-// must be world-readable.
-import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// must be world-readable. Unprivileged it cannot chroot and stays in that
+// directory instead, which works the same for us.
+import { appendFileSync, chmodSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { freePort, startGroup, type Proc } from './clients.js';
+import { freePort, scratch, startGroup, type Proc } from './clients.js';
 
 export interface Tracker {
   port: number;
@@ -66,12 +66,12 @@ const PROBE_HASH = '00'.repeat(20);
 
 /** Starts opentracker on 127.0.0.1 (TCP and UDP on one free port); it is stopped when `t` ends. */
 export async function startOpentracker(t: Test, opts: { timeoutMs?: number } = {}): Promise<Tracker> {
-  const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-opentracker-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  chmodSync(dir, 0o755);
+  const dir = scratch(t, 'opentracker');
+  chmodSync(dir, 0o755); // mkdtemp makes it 0700; `nobody` must read inside
   const whitelist = join(dir, 'whitelist');
-  // Never empty: opentracker cannot load an empty file (it warns and the
-  // whitelist is not in force). This hash is not the probe's.
+  // Not empty: opentracker warns "Can't open accesslist file" for an empty
+  // one (it refuses everything then, but the warning would mislead whoever
+  // reads a failure's output). This placeholder is not the probe's hash.
   writeFileSync(whitelist, `${'ff'.repeat(20)}\n`, { mode: 0o644 });
   // Paths in the config are relative to the chroot (-d).
   writeFileSync(join(dir, 'opentracker.conf'), 'access.whitelist whitelist\n', { mode: 0o644 });

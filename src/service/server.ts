@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { realpath } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { relative, sep, isAbsolute } from 'node:path';
+import { PkgError } from '../core/errors.js';
 import { HashPool } from '../core/hasher.js';
 import { InfoCache } from '../core/info-cache.js';
 import { PieceCache } from '../core/piece-cache.js';
@@ -100,9 +101,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     requestHandler(ctx, (line) => accessLog.add(line)),
   );
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const fail = (err: NodeJS.ErrnoException) => reject(listenError(err, o.host, o.port));
+    server.once('error', fail);
     server.listen(o.port, o.host, () => {
-      server.off('error', reject);
+      server.off('error', fail);
       resolve();
     });
   });
@@ -125,4 +127,20 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     })());
 
   return { server, url: `http://${host}:${addr.port}`, close };
+}
+
+/** A listen failure as one line an operator can act on. */
+function listenError(err: NodeJS.ErrnoException, host: string, port: number): PkgError {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new PkgError('io', `cannot listen on ${where}: address already in use (choose another --port)`);
+    case 'EACCES':
+      return new PkgError('io', `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new PkgError('usage', `cannot listen on ${where}: no such local address (check --host)`);
+    default:
+      return new PkgError('io', `cannot listen on ${where}: ${err.message}`);
+  }
 }

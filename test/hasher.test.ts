@@ -64,13 +64,13 @@ t.test('a missing or short file is an error, not a result', async (t) => {
   const dir = t.testdir({ short: 'abc' });
   const pool = new HashPool(1);
   t.teardown(() => pool.close());
-  await t.rejects(pool.hashStream([{ path: join(dir, 'nope'), offset: 0, length: 10 }], 16384), { kind: 'changed' });
-  await t.rejects(pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 10 }], 16384), { kind: 'changed', message: /shrank/ });
+  await t.rejects(pool.hashStream([{ path: join(dir, 'nope'), offset: 0, length: 10 }], 16384), { name: 'PkgError', kind: 'changed' });
+  await t.rejects(pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 10 }], 16384), { name: 'PkgError', kind: 'changed', message: /shrank/ });
   // The pool is still usable afterwards.
   const ok = await pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 3 }], 16384);
   t.ok(ok.pieces.equals(createHash('sha1').update('abc').digest()));
 });
 
 t.test('bad job counts are usage errors', async (t) => {
-  t.throws(() => new HashPool(0), { kind: 'usage' });
+  t.throws(() => new HashPool(0), { name: 'PkgError', kind: 'usage' });
 });

@@ -95,7 +95,7 @@ t.test('a file modified while it is hashed is reported and not cached', async (t
       modified = true;
       truncateSync(path, 20 * 1024 * 1024); // shrinks under the worker
     }),
-    { kind: 'changed' },
+    { name: 'PkgError', kind: 'changed' },
   );
   t.ok(modified, 'the file was changed during hashing');
   t.notOk(existsSync(cache.entryPath(file.rel, 1 << 20)), 'no entry written');
@@ -103,7 +103,7 @@ t.test('a file modified while it is hashed is reported and not cached', async (t
   writeFileSync(path, randomBytes(1000));
   const small = await root.file('pub/big.iso');
   appendFileSync(path, 'more');
-  await t.rejects(hashFile(pool, small, PL), { kind: 'changed' });
+  await t.rejects(hashFile(pool, small, PL), { name: 'PkgError', kind: 'changed' });
 });
 
 t.test('concurrent writers of one entry leave one valid entry and no temp files', async (t) => {

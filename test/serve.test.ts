@@ -1,6 +1,6 @@
 // `pkgtorrent serve` over real HTTP against a real process: the yum-torrent
 // conversation, simple mode, null files, static files, the access log.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import bencode from 'bencode';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -43,7 +43,7 @@ function infoHashOf(torrent: Buffer): string {
   return sha1hex(Buffer.from(bencode.encode(raw.info)));
 }
 
-function checkTorrentHeaders(tt: typeof t, r: HttpResponse) {
+function checkTorrentHeaders(tt: Test, r: HttpResponse) {
   tt.equal(r.status, 200, r.body.toString());
   tt.equal(r.headers['content-type'], 'application/x-bittorrent');
   tt.equal(r.headers['content-disposition'], `attachment; filename=${infoHashOf(r.body)}.torrent`, 'exact, unquoted form');

@@ -117,9 +117,9 @@ t.test('files that cannot share a torrent are refused', async (t) => {
   const pool = new HashPool(1);
   t.teardown(() => pool.close());
   const store = new PieceStore(null, pool);
-  await t.rejects(buildServiceInfo(store, [await root.file('pub/x.rpm'), await root.file('other/y.rpm')], 'multi', PL), { kind: 'bad-request', message: /different first segments/ });
-  await t.rejects(buildServiceInfo(store, [await root.file('top.rpm')], 'multi', PL), { kind: 'bad-request' });
-  await t.rejects(buildServiceInfo(store, [await root.file('pub/x.rpm'), await root.file('pub/x.rpm')], 'multi', PL), { kind: 'bad-request', message: /twice/ });
+  await t.rejects(buildServiceInfo(store, [await root.file('pub/x.rpm'), await root.file('other/y.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request', message: /different first segments/ });
+  await t.rejects(buildServiceInfo(store, [await root.file('top.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request' });
+  await t.rejects(buildServiceInfo(store, [await root.file('pub/x.rpm'), await root.file('pub/x.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request', message: /twice/ });
 });
 
 t.test('tracker tiers: one per tier, salted by info hash, announce is the first', async (t) => {

@@ -36,7 +36,7 @@ export function need(t: Test, tool: keyof typeof PACKAGES | string): boolean {
   if (process.env.CI) t.fail(`${msg} (required when CI is set)`);
   else {
     process.stderr.write(`# SKIP ${msg}\n`);
-    t.skip(msg);
+    t.pass(msg, { skip: msg });
   }
   return false;
 }

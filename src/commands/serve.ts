@@ -7,7 +7,6 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import type { Context } from '../cli/context.js';
 import { startServer } from '../service/server.js';
-import { parseDuration } from '../core/size.js';
 
 const USAGE = `
 Answers /<prefix>/<service name>/digest/<sha1> (the yum-torrent client),
@@ -39,7 +38,7 @@ interface ServeFlags {
   maxGlobMatches?: string;
   queueLimit?: string;
   requestTimeout?: string;
-  revalidate?: number;
+  revalidate?: string;
 }
 
 export function register(program: Command, ctx: Context): Command {
@@ -63,7 +62,6 @@ export function register(program: Command, ctx: Context): Command {
     .option(
       '--revalidate <duration>',
       "let a cached torrent's stat check of its files hold this long for GETs (default 0: check on every request, so a replaced package never yields its old torrent)",
-      (v: string) => parseDuration(v, 'revalidate interval'),
     )
     .addHelpText('after', USAGE)
     .action(async (opts: ServeFlags, cmd: Command) => {
@@ -83,6 +81,7 @@ export function register(program: Command, ctx: Context): Command {
           'max-glob-matches': opts.maxGlobMatches,
           'queue-limit': opts.queueLimit,
           'request-timeout': opts.requestTimeout,
+          revalidate: opts.revalidate,
         })
       ).values;
       const root = await ctx.root(cmd);
@@ -114,7 +113,7 @@ export function register(program: Command, ctx: Context): Command {
         maxGlobMatches: s['max-glob-matches'],
         queueLimit: s['queue-limit'],
         requestTimeoutMs: s['request-timeout'],
-        revalidateMs: opts.revalidate ?? 0,
+        revalidateMs: s.revalidate,
         log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
         accessLog: (line) => stderr.write(line),
       });

@@ -74,6 +74,12 @@ export const SETTINGS = {
   'max-glob-matches': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
   'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most torrent builds waiting for hashing before 503' },
   'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
+  revalidate: {
+    parse: (t: string) => parseDuration(t, 'revalidate interval'),
+    default: (): number => 0,
+    help: "how long serve trusts a cached torrent's check of its files for GETs (0: check on every request)",
+    kind: 'duration',
+  },
 } as const;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -214,22 +214,12 @@ t.test('a file that cannot be removed is reported and the run exits 1', async (t
   const args = ['cache', 'clean', '--root', f.root, '--cache-dir', f.cache];
   mkdirSync(join(f.cache, 'pieces/private'));
   writeFileSync(join(f.cache, 'pieces/private', String(PL)), 'unreadable');
-  let r;
-  if (process.getuid?.() === 0) {
-    // Root may unlink anything: run the real binary as nobody instead, who
-    // can read the cache (umask 022) but not remove from root's directories.
-    chmodSync(f.dir, 0o755);
-    chmodSync(join(f.cache, 'pieces/private'), 0o700);
-    r = await bin(args, { uid: 65534, gid: 65534 });
-  } else {
-    chmodSync(join(f.cache, 'pieces/junk'), 0o555);
-    chmodSync(join(f.cache, 'pieces/private'), 0o000);
-    t.teardown(() => {
-      chmodSync(join(f.cache, 'pieces/junk'), 0o755);
-      chmodSync(join(f.cache, 'pieces/private'), 0o755);
-    });
-    r = await cli(args);
-  }
+  chmodSync(join(f.cache, 'pieces/junk'), 0o555);
+  chmodSync(join(f.cache, 'pieces/private'), 0o000);
+  const r = await bin(args, { permissionsApply: true });
+  // Restored at once: the fixture's own clean-up may run before a teardown.
+  chmodSync(join(f.cache, 'pieces/junk'), 0o755);
+  chmodSync(join(f.cache, 'pieces/private'), 0o755);
   t.equal(r.code, 1, r.stdout);
   t.match(r.stderr, /^pkgtorrent: pieces\/junk\/16384: cannot remove: permission denied$/m);
   t.match(r.stderr, /^pkgtorrent: pieces\/private: cannot read: permission denied$/m, 'an unreadable directory is reported');

@@ -52,19 +52,29 @@ export function nodeCommand(script: string, args: string[]): [string, string[]] 
   return ['/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, script, ...args]];
 }
 
+/**
+ * Root reads and removes anything, so a test of "permission denied" would
+ * pass nothing. Under root the command runs without the capabilities that
+ * override file permissions (still uid 0, so it can read the checkout
+ * wherever CI cloned it, unlike running as nobody).
+ */
+function asIfNotRoot(cmd: string, args: string[]): [string, string[]] {
+  if (process.getuid?.() !== 0) return [cmd, args];
+  return ['setpriv', ['--bounding-set', '-dac_override,-dac_read_search', '--', cmd, ...args]];
+}
+
 /** Runs bin/pkgtorrent (the compiled build) as a child process. */
 export function bin(
   argv: string[],
-  opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number; uid?: number; gid?: number } = {},
+  opts: { cwd?: string; env?: Record<string, string | undefined>; timeoutMs?: number; permissionsApply?: boolean } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(...nodeCommand(BIN, argv), {
+    const [cmd, args] = opts.permissionsApply ? asIfNotRoot(...nodeCommand(BIN, argv)) : nodeCommand(BIN, argv);
+    const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: { ...process.env, PKGTORRENT_CONFIG: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
       timeout: opts.timeoutMs ?? 60_000,
-      uid: opts.uid,
-      gid: opts.gid,
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];

@@ -64,6 +64,11 @@ export class Context {
   }
 }
 
+/** Commander option parser for repeatable options: collects every value. */
+export function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 export function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }

@@ -3,10 +3,11 @@
 import { Command, Option } from 'commander';
 import fg from 'fast-glob';
 import { relative, sep } from 'node:path';
-import type { Context } from '../cli/context.js';
+import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
 import { PkgError } from '../core/errors.js';
 import { HashPool, defaultJobs } from '../core/hasher.js';
+import { eachLimit } from '../core/limit.js';
 import { PieceCache } from '../core/piece-cache.js';
 import { PieceStore } from '../core/piece-store.js';
 import { MirrorRoot, type MirrorFile } from '../core/root.js';
@@ -60,10 +61,6 @@ export function register(program: Command, ctx: Context): Command {
       else if (!opts.quiet || summary.errors.length) ctx.out(summaryLine(summary));
       if (summary.errors.length) ctx.exitCode = 1;
     });
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 export function summaryLine(s: HashSummary): string {
@@ -147,13 +144,4 @@ async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> 
   } finally {
     await pool.close();
   }
-}
-
-/** Runs `fn` over items with at most `limit` running at once. */
-export async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]!);
-  });
-  await Promise.all(lanes);
 }

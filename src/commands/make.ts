@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander';
 import { lstat, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Context } from '../cli/context.js';
+import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
 import { writeOutput } from '../core/atomic.js';
 import { PkgError, usageError } from '../core/errors.js';
@@ -129,10 +129,6 @@ export function register(program: Command, ctx: Context): Command {
 }
 
 // No default array: commander would print "(default: [])" in --help.
-function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
 /** Parses -l: "auto", mktorrent's exponent (14..28) or a size. */
 export function parseMakePieceLength(text: string): number | 'auto' {
   const t = text.trim();

@@ -35,14 +35,22 @@ export function checkServiceFiles(files: readonly MirrorFile[], kind: ServiceKin
     if (files.length !== 1) throw new Error('a single-file torrent has exactly one file');
     return;
   }
-  const first = files[0]!.rel.split('/')[0]!;
+  checkMultiFilePaths(files.map((f) => f.rel));
+}
+
+/**
+ * The multi-file rule on root-relative paths alone, so the service can refuse
+ * a bad list before any file-system call.
+ */
+export function checkMultiFilePaths(rels: readonly string[]): void {
+  const first = rels[0]?.split('/')[0];
   const seen = new Set<string>();
-  for (const f of files) {
-    const segs = f.rel.split('/');
-    if (segs.length < 2) throw new PkgError('bad-request', `${f.rel}: a file at the top of the root cannot be in a multi-file torrent`);
+  for (const rel of rels) {
+    const segs = rel.split('/');
+    if (segs.length < 2) throw new PkgError('bad-request', `${rel}: a file at the top of the root cannot be in a multi-file torrent`);
     if (segs[0] !== first) throw new PkgError('bad-request', `paths under different first segments: '${first}' and '${segs[0]}'`);
-    if (seen.has(f.rel)) throw new PkgError('bad-request', `${f.rel}: listed twice`);
-    seen.add(f.rel);
+    if (seen.has(rel)) throw new PkgError('bad-request', `${rel}: listed twice`);
+    seen.add(rel);
   }
 }
 

@@ -8,7 +8,8 @@ import { parsePathForm, readBody } from './body.js';
 import type { ServiceContext } from './context.js';
 import { armBuildTimeout } from './timeout.js';
 import { allowMethods, sendNotCached, sendTorrent } from './respond.js';
-import { checkSameFirstSegment, resolveFiles, urlPathToRel } from './resolve-paths.js';
+import { checkMultiFilePaths } from '../core/service-torrent.js';
+import { resolveFiles, urlPathToRel } from './resolve-paths.js';
 
 export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, digest: string): Promise<void> {
   const arrivedAt = performance.now();
@@ -26,7 +27,7 @@ export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, re
   // Over the values as received: the client hashed its URL paths, encoded or not.
   if (sha1(values.join('\n')).toString('hex') !== digest) throw new PkgError('bad-request', 'digest does not match the paths');
   const rels = values.map(urlPathToRel);
-  checkSameFirstSegment(rels);
+  checkMultiFilePaths(rels);
   const files = await resolveFiles(ctx.root, rels, ctx.cacheRel);
   const entry = await ctx.torrents.forFiles(digest, files, 'multi');
   const t = ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current());

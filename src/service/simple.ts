@@ -12,7 +12,8 @@ import { baseUrlFor } from './base-url.js';
 import type { ServiceContext } from './context.js';
 import { armBuildTimeout } from './timeout.js';
 import { allowMethods, sendTorrent } from './respond.js';
-import { checkSameFirstSegment, insideCache, resolveFiles } from './resolve-paths.js';
+import { checkMultiFilePaths } from '../core/service-torrent.js';
+import { insideCache, resolveFiles } from './resolve-paths.js';
 
 // Only *, ?, [...] and **: brace and extglob expansion could spell '..'.
 const GLOB_OPTIONS = { braces: false, extglob: false } as const;
@@ -37,7 +38,7 @@ async function matchFiles(ctx: ServiceContext, rel: string): Promise<MirrorFile[
   if (!fg.isDynamicPattern(rel, GLOB_OPTIONS)) throw literal;
   const rels = await glob(ctx, rel);
   if (rels.length === 0) throw new PkgError('not-found', `/${rel}: no files match`);
-  if (rels.length > 1) checkSameFirstSegment(rels);
+  if (rels.length > 1) checkMultiFilePaths(rels);
   // Symlinks found by the glob are resolved like any path: outside the root is refused.
   return resolveFiles(ctx.root, rels, ctx.cacheRel);
 }

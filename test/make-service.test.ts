@@ -50,7 +50,7 @@ async function expected(t: Test, dir: string, paths: string[], trackers = TRACKE
   t.teardown(() => pool.close());
   const root = await MirrorRoot.open(join(dir, 'root'));
   const files = await Promise.all(paths.map((p) => root.file(p)));
-  const info = await buildServiceInfo(new PieceStore(new PieceCache(join(dir, 'expected')), pool), files, paths.length === 1 ? 'single' : 'multi', PL);
+  const { info } = await buildServiceInfo(new PieceStore(new PieceCache(join(dir, 'expected')), pool), files, paths.length === 1 ? 'single' : 'multi', PL);
   return serviceTorrent(info, 'http://mirror.example', trackers);
 }
 

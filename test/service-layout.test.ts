@@ -46,7 +46,7 @@ t.test('multi-file: padding entries, alignment, last-file rule, pieces', async (
   const { dir, data, root, store } = await fixture(t);
   const names = Object.keys(SIZES);
   const files = await Promise.all(names.map((n) => root.file(`/pub/${n}`)));
-  const info = await buildServiceInfo(store, files, 'multi', PL, 'torrent_service');
+  const { info } = await buildServiceInfo(store, files, 'multi', PL, 'torrent_service');
   const d = decodeTorrent(info.bytes);
   t.equal(d.name, 'pub');
   t.equal(d['piece length'], PL);
@@ -71,7 +71,7 @@ t.test('multi-file: padding entries, alignment, last-file rule, pieces', async (
   t.ok(d.pieces.equals(want), 'pieces equal SHA-1 over the padded stream');
 
   // Same pad size twice counts up k.
-  const twice = await buildServiceInfo(store, [await root.file('pub/f.rpm'), await root.file('pub/b.rpm'), await root.file('pub/a/tiny.rpm'), await root.file('pub/e.rpm')], 'multi', PL);
+  const { info: twice } = await buildServiceInfo(store, [await root.file('pub/f.rpm'), await root.file('pub/b.rpm'), await root.file('pub/a/tiny.rpm'), await root.file('pub/e.rpm')], 'multi', PL);
   const paths = decodeTorrent(twice.bytes).files.map((f: { path: string[] }) => f.path.join('/'));
   t.ok(paths.includes('torrent_service/nullfile/16377_0'));
 
@@ -94,7 +94,7 @@ t.test('multi-file: padding entries, alignment, last-file rule, pieces', async (
 t.test('single file: no padding, plain last piece, web seed is the directory', async (t) => {
   const { dir, data, root, store } = await fixture(t);
   const file = await root.file('pub/a/tiny.rpm');
-  const info = await buildServiceInfo(store, [file], 'single', PL);
+  const { info } = await buildServiceInfo(store, [file], 'single', PL);
   const d = decodeTorrent(info.bytes);
   t.equal(d.name, 'tiny.rpm');
   t.equal(d.length, 5);

@@ -13,7 +13,7 @@ import { HashPool, HASH_LEN, defaultJobs } from '../core/hasher.js';
 import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type InfoSpec } from '../core/metainfo.js';
 import { PieceCache } from '../core/piece-cache.js';
 import { PieceStore } from '../core/piece-store.js';
-import { buildServiceInfo, checkServiceFiles, serviceTorrent } from '../core/service-torrent.js';
+import { buildServiceInfo, serviceTorrent } from '../core/service-torrent.js';
 import { formatBytes, parsePieceLength } from '../core/size.js';
 import { TrackerList } from '../core/trackers.js';
 
@@ -328,21 +328,11 @@ async function makeService(ctx: Context, cmd: Command, paths: string[], opts: Ma
     const store = new PieceStore(new PieceCache(cacheDir), pool, {
       onCacheError: (rel, err) => ctx.warn(`${rel}: cannot write cache entry: ${err.message}`),
     });
-    const kind = files.length === 1 ? 'single' : 'multi';
-    checkServiceFiles(files, kind);
-    const missing = [];
-    for (const f of files) if (!(await store.cached(f, pieceLength))) missing.push(f);
-    const bar = byteProgress(ctx.env.stderr, missing.reduce((s, f) => s + f.size, 0), 'hashing');
-    // Started before buildServiceInfo asks for the same files, so the store
-    // shares these runs (with progress) instead of hashing twice.
-    const runs = missing.map((f) => store.get(f, pieceLength, (n) => bar.add(n)));
+    const bar = byteProgress(ctx.env.stderr, files.reduce((s, f) => s + f.size, 0), 'hashing');
     try {
-      const built = await buildServiceInfo(store, files, kind, pieceLength, settings.values['service-name']);
-      const results = await Promise.all(runs);
-      return { info: built, hashed: results.filter((r) => r.hashed).length };
+      const kind = files.length === 1 ? 'single' : 'multi';
+      return await buildServiceInfo(store, files, kind, pieceLength, settings.values['service-name'], (n) => bar.add(n));
     } finally {
-      // A failure above must not leave a run unobserved while the pool closes.
-      await Promise.allSettled(runs);
       bar.stop();
     }
   });

@@ -7,7 +7,7 @@ import { PkgError } from './errors.js';
 import { CREATED_BY } from './version.js';
 import { encodeInfo, encodeTorrent, type EncodedInfo, type InfoFile } from './metainfo.js';
 import type { FilePieces, FileStamp } from './piece-cache.js';
-import type { PieceStore } from './piece-store.js';
+import type { PiecesResult } from './piece-store.js';
 import type { MirrorFile } from './root.js';
 import { trackerTiers } from './trackers.js';
 
@@ -93,22 +93,45 @@ export function layoutServiceInfo(
   return { ...info, name, webSeedSuffix: '', files: stamps };
 }
 
-/** Builds the info of a service torrent, hashing only files the piece cache lacks. */
+/** Where a build gets each file's piece hashes: a PieceStore, or the service's memo in front of one. */
+export interface PieceSource {
+  get(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult>;
+}
+
+export interface BuiltServiceInfo {
+  info: ServiceInfo;
+  /** How many of the files had to be hashed (the others came from a cache). */
+  hashed: number;
+}
+
+/**
+ * Builds the info of a service torrent, hashing only files the piece source
+ * lacks. `onProgress` counts every byte of the torrent's files: hashed bytes
+ * as they are hashed, a cached file's size when its hashes arrive.
+ */
 export async function buildServiceInfo(
-  store: PieceStore,
+  source: PieceSource,
   files: readonly MirrorFile[],
   kind: ServiceKind,
   pieceLength: number,
   serviceName = DEFAULT_SERVICE_NAME,
-): Promise<ServiceInfo> {
+  onProgress?: (bytes: number) => void,
+): Promise<BuiltServiceInfo> {
   checkServiceFiles(files, kind);
-  const pieces = await Promise.all(files.map((f) => store.get(f, pieceLength)));
-  return layoutServiceInfo(
-    files.map((f, i) => ({ rel: f.rel, pieces: pieces[i]!.pieces })),
+  const results = await Promise.all(
+    files.map(async (f) => {
+      const r = await source.get(f, pieceLength, onProgress);
+      if (!r.hashed) onProgress?.(f.size);
+      return r;
+    }),
+  );
+  const info = layoutServiceInfo(
+    files.map((f, i) => ({ rel: f.rel, pieces: results[i]!.pieces })),
     kind,
     pieceLength,
     serviceName,
   );
+  return { info, hashed: results.filter((r) => r.hashed).length };
 }
 
 /** Percent-encodes each segment of a root-relative path for use in a URL. */

@@ -17,7 +17,7 @@ export class PieceMemo {
     private readonly maxEntries = 100_000,
   ) {}
 
-  async get(file: MirrorFile, pieceLength: number): Promise<PiecesResult> {
+  async get(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
     const key = `${pieceLength}\0${file.rel}`;
     const hit = this.entries.get(key);
     if (hit && sameStamp(hit, file)) {
@@ -26,7 +26,7 @@ export class PieceMemo {
       this.entries.set(key, hit);
       return { pieces: hit, hashed: false };
     }
-    const r = await this.store.get(file, pieceLength);
+    const r = await this.store.get(file, pieceLength, onProgress);
     this.entries.delete(key);
     this.entries.set(key, r.pieces);
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);

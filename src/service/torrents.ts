@@ -8,7 +8,7 @@ import { entryMatches, type InfoCache, type InfoEntry } from '../core/info-cache
 import { sameStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
-import { checkServiceFiles, layoutServiceInfo, serviceTorrent, type ServiceKind } from '../core/service-torrent.js';
+import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-torrent.js';
 
 export interface TorrentsOptions {
   root: MirrorRoot;
@@ -114,14 +114,7 @@ export class Torrents {
 
   private async build(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
     const started = process.hrtime.bigint();
-    const results = await Promise.all(files.map((f) => this.o.pieces.get(f, this.o.pieceLength)));
-    const info = layoutServiceInfo(
-      files.map((f, i) => ({ rel: f.rel, pieces: results[i]!.pieces })),
-      kind,
-      this.o.pieceLength,
-      this.o.serviceName,
-    );
-    const hashed = results.filter((r) => r.hashed).length;
+    const { info, hashed } = await buildServiceInfo(this.o.pieces, files, kind, this.o.pieceLength, this.o.serviceName);
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.o.log(`built ${key}: ${files.length} file${files.length === 1 ? '' : 's'}, ${hashed} hashed, ${ms.toFixed(1)} ms`);
     return { ...info, kind, pieceLength: this.o.pieceLength, serviceName: this.o.serviceName };

@@ -17,9 +17,9 @@
 import { lstat, readFile, rmdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { PkgError } from './errors.js';
-import { pieceEntrySource, walkCache, type CacheFileKind, type WalkedFile } from './cache-layout.js';
+import { walkCache, type CacheFileKind, type WalkedFile } from './cache-layout.js';
 import { isStaleLock, readInfoEntry } from './info-cache.js';
-import { decodeEntry } from './piece-cache.js';
+import { decodeEntry, pieceEntrySource, sameStamp } from './piece-cache.js';
 import type { MirrorRoot } from './root.js';
 
 export type RemovalReason =
@@ -188,14 +188,7 @@ async function judgePiece(f: WalkedFile, o: CleanOptions, age: number): Promise<
 }
 
 async function judgeInfo(f: WalkedFile, o: CleanOptions, age: number): Promise<{ reason: RemovalReason; source?: string } | null> {
-  let entry;
-  try {
-    entry = await readInfoEntry(f.abs);
-  } catch (e) {
-    // Vanished between listing and reading: nothing to judge.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
+  const entry = await readInfoEntry(f.abs);
   if (!entry) {
     // readInfoEntry also answers null for a missing file; only a file that
     // is still there is corrupt.
@@ -224,7 +217,7 @@ async function sourceVerdict(
       }
       throw new PkgError('io', `cannot check source ${want.rel}: ${(e as Error).message}`);
     }
-    if (have.size !== want.size || have.mtimeNs !== want.mtimeNs) return { reason: 'source-changed', source: want.rel };
+    if (!sameStamp(have, want)) return { reason: 'source-changed', source: want.rel };
   }
   return null;
 }

@@ -6,11 +6,10 @@ import { lstat, readdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isTempName } from './atomic.js';
-import { isInfoKey, isLockName } from './info-cache.js';
+import { INFO_DIR, isInfoKey, isLockName } from './info-cache.js';
+import { PIECES_DIR } from './piece-cache.js';
 
-/** The top-level directories of a cache dir; they are never removed. */
-export const PIECES_DIR = 'pieces';
-export const INFO_DIR = 'info';
+// The top-level directories of a cache dir (PIECES_DIR, INFO_DIR) are never removed.
 
 export type CacheFileKind =
   | 'piece' // pieces/<root-relative path>/<piece length>
@@ -36,11 +35,6 @@ export function classify(segments: readonly string[]): CacheFileKind {
   if (isInfoKey(name)) return 'info';
   if (isLockName(name)) return 'lock';
   return 'other';
-}
-
-/** The root-relative source path of a piece entry, from its cache path segments. */
-export function pieceEntrySource(segments: readonly string[]): { rel: string; pieceLength: number } {
-  return { rel: segments.slice(1, -1).join('/'), pieceLength: Number(segments[segments.length - 1]) };
 }
 
 export interface WalkedFile {

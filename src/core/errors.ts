@@ -9,7 +9,7 @@ export type ErrorKind =
   | 'forbidden' // a path that would leave the root: HTTP 403
   | 'too-large' // over a configured cap: HTTP 413
   | 'busy' // hashing queue full: HTTP 503
-  | 'changed' // a file changed while it was read
+  | 'changed' // a file changed while it was read: HTTP 503, asking again will succeed
   | 'io' // the file system said no
   | 'exists'; // refusing to overwrite
 
@@ -38,6 +38,7 @@ export class PkgError extends Error {
       case 'too-large':
         return 413;
       case 'busy':
+      case 'changed':
         return 503;
       default:
         return 500;

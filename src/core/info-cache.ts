@@ -61,8 +61,10 @@ export function isInfoKey(name: string): boolean {
   return /^[0-9a-f]{40}(_s)?$/.test(name);
 }
 
+export const INFO_DIR = 'info';
+
 export function infoDir(cacheDir: string): string {
-  return join(cacheDir, 'info');
+  return join(cacheDir, INFO_DIR);
 }
 
 export function infoEntryPath(cacheDir: string, key: string): string {
@@ -77,8 +79,6 @@ export function lockPathFor(entryPath: string): string {
 export function isLockName(name: string): boolean {
   return name.endsWith(LOCK_SUFFIX) && isInfoKey(name.slice(0, -LOCK_SUFFIX.length));
 }
-
-export { TEMP_MARKER };
 
 // ---- encoding ---------------------------------------------------------------
 
@@ -201,8 +201,6 @@ export function entryMatches(entry: InfoEntry, files: ReadonlyArray<{ rel: strin
   }
   return true;
 }
-
-export { touchIfOld };
 
 // ---- build locks --------------------------------------------------------------
 

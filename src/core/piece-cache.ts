@@ -117,9 +117,16 @@ export function sameStamp(a: FileStamp, b: FileStamp): boolean {
   return a.size === b.size && a.mtimeNs === b.mtimeNs;
 }
 
+export const PIECES_DIR = 'pieces';
+
 /** `<cache>/pieces/<root-relative path>/<piece length>`; relPath is already validated. */
 export function pieceEntryPath(cacheDir: string, relPath: string, pieceLength: number): string {
-  return join(cacheDir, 'pieces', relPath, String(pieceLength));
+  return join(cacheDir, PIECES_DIR, relPath, String(pieceLength));
+}
+
+/** The inverse of pieceEntryPath, from an entry's path segments under the cache dir. */
+export function pieceEntrySource(segments: readonly string[]): { rel: string; pieceLength: number } {
+  return { rel: segments.slice(1, -1).join('/'), pieceLength: Number(segments[segments.length - 1]) };
 }
 
 export class PieceCache {

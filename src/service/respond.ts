@@ -60,11 +60,7 @@ export function sendNotCached(req: IncomingMessage, res: ServerResponse): void {
 
 export function statusOf(err: unknown): number {
   if (err instanceof MethodNotAllowed) return 405;
-  if (err instanceof PkgError) {
-    // A file that changed under the build: asking again will succeed.
-    if (err.kind === 'changed') return 503;
-    return err.httpStatus;
-  }
+  if (err instanceof PkgError) return err.httpStatus;
   return 500;
 }
 

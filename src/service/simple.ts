@@ -33,8 +33,8 @@ export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, re
 
 /** A literal file wins over a pattern, so names with [ or * still work. */
 async function matchFiles(ctx: ServiceContext, rel: string): Promise<MirrorFile[]> {
-  const literal = await ctx.root.file(rel).catch((e: unknown) => e);
-  if (!(literal instanceof Error)) return resolveFiles(ctx.root, [rel], ctx.cacheRel);
+  const literal = await resolveFiles(ctx.root, [rel], ctx.cacheRel).catch((e: unknown) => e as Error);
+  if (!(literal instanceof Error)) return literal;
   if (!fg.isDynamicPattern(rel, GLOB_OPTIONS)) throw literal;
   const rels = await glob(ctx, rel);
   if (rels.length === 0) throw new PkgError('not-found', `/${rel}: no files match`);

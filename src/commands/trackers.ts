@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import type { Context } from '../cli/context.js';
 import { PkgError, fsError } from '../core/errors.js';
 import { parseDuration } from '../core/size.js';
-import { reviewTrackerLines } from '../core/tracker-check.js';
+import { reviewTrackerLines } from '../core/trackers.js';
 import { probeTrackers, type ProbeStatus } from '../core/tracker-probe.js';
 
 const USAGE = `

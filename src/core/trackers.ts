@@ -1,17 +1,8 @@
 // The trackers file (SPEC section 6) and the per-torrent tier order (section 4).
+// One reading of the file serves both the service (which skips bad lines)
+// and `trackers check` (which reports them, and warns about odd ones).
 import { readFile, stat } from 'node:fs/promises';
 import { sha1 } from './metainfo.js';
-
-export interface TrackerLine {
-  line: number;
-  text: string;
-}
-
-export interface ParsedTrackers {
-  urls: string[];
-  invalid: Array<TrackerLine & { reason: string }>;
-  duplicates: TrackerLine[];
-}
 
 /** Why a line is not an announce URL, or null when it is one. */
 export function announceUrlProblem(text: string): string | null {
@@ -26,22 +17,48 @@ export function announceUrlProblem(text: string): string | null {
   if (u.protocol === 'udp:' && !u.port) return 'udp tracker without a port';
   if (u.username || u.password) return 'credentials are not allowed in a tracker URL';
   if (/\s/.test(text)) return 'contains whitespace';
+  if (u.port === '0') return 'port 0';
+  if (u.hash) return `fragment '${u.hash}' is never sent to a tracker`;
   return null;
 }
 
-export function parseTrackers(text: string): ParsedTrackers {
-  const out: ParsedTrackers = { urls: [], invalid: [], duplicates: [] };
-  const seen = new Set<string>();
+export interface TrackerLineReport {
+  line: number;
+  text: string;
+  /** Why the line is not a usable announce URL; null when it is one. */
+  problem: string | null;
+  /** Something suspicious that does not make the line unusable. */
+  warning: string | null;
+  /** Line number of an earlier line naming the same tracker. */
+  duplicateOf: number | null;
+}
+
+function warningFor(u: URL): string | null {
+  if ((u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search) {
+    return 'no announce path (most trackers use /announce)';
+  }
+  return null;
+}
+
+/**
+ * Reviews every non-blank, non-comment line. Duplicates are found on the
+ * normalised URL, so `http://T:80/announce` repeats `http://t/announce`.
+ */
+export function reviewTrackerLines(text: string): TrackerLineReport[] {
+  const out: TrackerLineReport[] = [];
+  const seen = new Map<string, number>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return;
-    const problem = announceUrlProblem(line);
-    if (problem) out.invalid.push({ line: i + 1, text: line, reason: problem });
-    else if (seen.has(line)) out.duplicates.push({ line: i + 1, text: line });
-    else {
-      seen.add(line);
-      out.urls.push(line);
+    const report: TrackerLineReport = { line: i + 1, text: line, problem: announceUrlProblem(line), warning: null, duplicateOf: null };
+    if (!report.problem) {
+      const u = new URL(line);
+      report.warning = warningFor(u);
+      const first = seen.get(u.href);
+      if (first !== undefined) report.duplicateOf = first;
+      else seen.set(u.href, report.line);
     }
+    out.push(report);
   });
   return out;
 }
@@ -101,9 +118,9 @@ export class TrackerList {
       return;
     }
     try {
-      const parsed = parseTrackers(await readFile(path, 'utf8'));
-      for (const bad of parsed.invalid) this.opts.warn?.(`${path}:${bad.line}: ignoring '${bad.text}': ${bad.reason}`);
-      this.urls = parsed.urls;
+      const reports = reviewTrackerLines(await readFile(path, 'utf8'));
+      for (const bad of reports) if (bad.problem) this.opts.warn?.(`${path}:${bad.line}: ignoring '${bad.text}': ${bad.problem}`);
+      this.urls = reports.filter((r) => !r.problem && r.duplicateOf === null).map((r) => r.text);
     } catch (e) {
       this.opts.warn?.(`trackers file ${path}: ${(e as Error).message}`);
       this.urls = [];

@@ -2,7 +2,6 @@
 // so the service rarely hashes on a request.
 import { Command, Option } from 'commander';
 import fg from 'fast-glob';
-import { relative, sep } from 'node:path';
 import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
 import { PkgError } from '../core/errors.js';
@@ -93,9 +92,8 @@ async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> 
   });
   try {
     // Never hash our own cache when it lives under the root.
-    const cacheRel = relative(o.root.real, o.cacheDir);
-    const ignore = [...o.exclude];
-    if (cacheRel && !cacheRel.startsWith('..') && !cacheRel.startsWith(sep)) ignore.push(`${cacheRel.split(sep).join('/')}/**`);
+    const cacheRel = await o.root.relativeInside(o.cacheDir);
+    const ignore = cacheRel === null ? o.exclude : [...o.exclude, `${cacheRel}/**`];
     const names = await fg(o.patterns.length ? o.patterns : ['**'], {
       cwd: o.root.real,
       onlyFiles: true,

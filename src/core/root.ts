@@ -3,7 +3,7 @@
 // the root is ever read" has exactly one place to be true.
 import { realpath, stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
-import { sep } from 'node:path';
+import { isAbsolute, relative, sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import type { FileStamp } from './piece-cache.js';
 
@@ -56,6 +56,16 @@ export class MirrorRoot {
   /** True when an absolute, symlink-free path lies inside the root. */
   contains(abs: string): boolean {
     return abs === this.real || abs.startsWith(this.real.endsWith(sep) ? this.real : this.real + sep);
+  }
+
+  /**
+   * A directory of ours (the cache dir) as a root-relative path when it lies
+   * under the root, else null: such a directory is never hashed or served.
+   */
+  async relativeInside(dir: string): Promise<string | null> {
+    const rel = relative(this.real, await realpath(dir).catch(() => dir));
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return null;
+    return rel.split(sep).join('/');
   }
 
   /** Absolute path of a checked relative path, before symlink resolution. */

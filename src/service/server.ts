@@ -2,9 +2,7 @@
 // stops gracefully (no new connections, in-flight requests finish, hash
 // workers end, no temp files left because every write is atomic).
 import { createServer, type Server } from 'node:http';
-import { realpath } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
-import { relative, sep, isAbsolute } from 'node:path';
 import { PkgError } from '../core/errors.js';
 import { HashPool } from '../core/hasher.js';
 import { InfoCache } from '../core/info-cache.js';
@@ -52,13 +50,6 @@ export interface RunningServer {
   close(graceMs?: number): Promise<void>;
 }
 
-/** The cache dir as a root-relative path when it lies under the root. */
-async function cacheUnderRoot(root: MirrorRoot, cacheDir: string): Promise<string | null> {
-  const rel = relative(root.real, await realpath(cacheDir).catch(() => cacheDir));
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return null;
-  return rel.split(sep).join('/');
-}
-
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const pool = new HashPool(o.jobs);
   const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
@@ -84,7 +75,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     baseUrl: { baseUrl: o.baseUrl, trustProxy: o.trustProxy },
     limits: { maxBody: o.maxBody, maxPaths: o.maxPaths, maxGlobMatches: o.maxGlobMatches },
     files: o.files,
-    cacheRel: await cacheUnderRoot(o.root, o.cacheDir),
+    cacheRel: await o.root.relativeInside(o.cacheDir),
     requestTimeoutMs: o.requestTimeoutMs,
     log: o.log,
   };

@@ -19,6 +19,8 @@ import { constants, type BigIntStats } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import type { HashPool, Segment } from './hasher.js';
+import { sameStamp } from './piece-cache.js';
+import { currentStamp } from './root.js';
 
 /** A regular file of the content, with the stamp it had when listed. */
 export interface ContentFile {
@@ -34,14 +36,12 @@ export interface ContentFile {
 
 export interface Content {
   kind: 'single' | 'multi';
-  /** Default torrent name: the base name of the path as given. */
-  name: string;
   files: ContentFile[];
   totalSize: number;
 }
 
 export interface ListOptions {
-  /** Path as the user gave it, for messages and the name (default: `abs`). */
+  /** Path as the user gave it, for messages (default: `abs`). */
   display?: string;
   /** "dev:ino" of files to leave out: our own output file, when it lies inside the tree. */
   excludeIds?: ReadonlySet<string>;
@@ -51,12 +51,11 @@ export interface ListOptions {
 export async function listContent(abs: string, opts: ListOptions = {}): Promise<Content> {
   const display = opts.display ?? abs;
   const st = await statOrFail(abs, display);
-  const name = await torrentNameFor(display, abs);
   if (st.isFile()) {
     await checkReadable(abs, display);
     const size = Number(st.size);
     if (size === 0) throw new PkgError('not-found', `${display}: empty file, nothing to put in a torrent`);
-    return { kind: 'single', name, files: [{ abs, display, path: [], size, mtimeNs: st.mtimeNs }], totalSize: size };
+    return { kind: 'single', files: [{ abs, display, path: [], size, mtimeNs: st.mtimeNs }], totalSize: size };
   }
   if (!st.isDirectory()) throw new PkgError('not-found', `${display}: not a regular file or directory`);
   const files: ContentFile[] = [];
@@ -69,7 +68,7 @@ export async function listContent(abs: string, opts: ListOptions = {}): Promise<
   const sorted = keyed.map((k) => k.f);
   const totalSize = sorted.reduce((s, f) => s + f.size, 0);
   if (totalSize === 0) throw new PkgError('not-found', `${display}: every file is empty, nothing to put in a torrent`);
-  return { kind: 'multi', name, files: sorted, totalSize };
+  return { kind: 'multi', files: sorted, totalSize };
 }
 
 /**
@@ -187,8 +186,8 @@ export async function hashContent(pool: HashPool, content: Content, pieceLength:
   }
   await Promise.all(
     content.files.map(async (f) => {
-      const now = await stat(f.abs, { bigint: true }).catch(() => null);
-      if (!now || Number(now.size) !== f.size || now.mtimeNs !== f.mtimeNs) {
+      const now = await currentStamp(f.abs);
+      if (!now || !sameStamp(now, f)) {
         throw new PkgError('changed', `${f.display}: changed while it was hashed`);
       }
     }),

@@ -54,6 +54,28 @@ async function openInFreshDir(path: string, mode: number) {
   }
 }
 
+/**
+ * Reads a whole cache entry, with its mtime (the entry's use time), or null
+ * when it cannot be read: a reader treats that as a miss. One open serves
+ * both, so a hit costs no separate stat.
+ */
+export async function readCacheFile(path: string): Promise<{ data: Buffer; mtimeMs: number } | null> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const st = await fh.stat();
+    return { data: await fh.readFile(), mtimeMs: st.mtimeMs };
+  } catch {
+    return null;
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Atomic write to a stdout-or-file target; `-` means the given stream. */
 export async function writeOutput(
   path: string,

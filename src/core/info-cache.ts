@@ -22,7 +22,7 @@
 //
 // Writes are atomic (writeFileAtomic); a reader treats anything it cannot
 // fully validate as missing. Use time is the entry's own mtime, refreshed at
-// most once per USE_TIME_GRAIN_MS (touchIfOld), as in the piece cache.
+// most once per USE_TIME_GRAIN_MS (refreshUseTime), as in the piece cache.
 //
 // Builds are single across processes through `<key>.lock` files created with
 // O_EXCL. The lock only saves duplicate work; correctness never depends on it
@@ -33,10 +33,10 @@ import { link, mkdir, readFile, rename, stat, unlink, utimes, writeFile } from '
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic, TEMP_MARKER } from './atomic.js';
+import { readCacheFile, writeFileAtomic, TEMP_MARKER } from './atomic.js';
 import { PkgError } from './errors.js';
 import { sha1 } from './metainfo.js';
-import { sameStamp, touchIfOld, type FileStamp } from './piece-cache.js';
+import { refreshUseTime, sameStamp, type FileStamp } from './piece-cache.js';
 import type { ServiceInfo, ServiceKind } from './service-torrent.js';
 
 export const MAGIC = Buffer.from('PKTINFO\n', 'latin1');
@@ -178,13 +178,8 @@ export function decodeInfoEntry(buf: Buffer): InfoEntry | null {
  * entry. `cache clean` uses this to compare the files' stamps with the tree.
  */
 export async function readInfoEntry(path: string): Promise<InfoEntry | null> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch {
-    return null;
-  }
-  return decodeInfoEntry(buf);
+  const file = await readCacheFile(path);
+  return file && decodeInfoEntry(file.data);
 }
 
 export async function writeInfoEntry(path: string, entry: InfoEntry): Promise<void> {
@@ -349,7 +344,7 @@ export class InfoCache {
     const last = this.touched.get(key) ?? 0;
     if (now - last < 3600_000) return;
     this.touched.set(key, now);
-    void touchIfOld(this.path(key), now);
+    void refreshUseTime(this.path(key), undefined, now);
   }
 
   private remember(key: string, entry: InfoEntry): void {

@@ -18,10 +18,10 @@
 // later writer add, say, BitTorrent v2 SHA-256 piece layers beside the SHA-1
 // list without a new version; readers skip section types they do not know.
 // A change that old readers must not misread bumps FORMAT_VERSION instead.
-import { readFile, utimes, stat } from 'node:fs/promises';
+import { utimes, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { writeFileAtomic } from './atomic.js';
+import { readCacheFile, writeFileAtomic } from './atomic.js';
 import { HASH_LEN } from './hasher.js';
 
 export const MAGIC = Buffer.from('PKTPIECE', 'latin1');
@@ -139,15 +139,10 @@ export class PieceCache {
   /** The cached hashes for a file with this stamp, or null when missing, stale or invalid. */
   async get(relPath: string, pieceLength: number, stamp: FileStamp): Promise<FilePieces | null> {
     const path = this.entryPath(relPath, pieceLength);
-    let buf: Buffer;
-    try {
-      buf = await readFile(path);
-    } catch {
-      return null;
-    }
-    const entry = decodeEntry(buf);
+    const file = await readCacheFile(path);
+    const entry = file && decodeEntry(file.data);
     if (!entry || entry.pieceLength !== pieceLength || !sameStamp(entry, stamp)) return null;
-    await touchIfOld(path);
+    await refreshUseTime(path, file!.mtimeMs);
     return entry;
   }
 
@@ -157,11 +152,14 @@ export class PieceCache {
   }
 }
 
-/** Refreshes an entry's use time when it is older than the grain. */
-export async function touchIfOld(path: string, now = Date.now()): Promise<void> {
+/**
+ * Refreshes an entry's use time when it is older than the grain. `mtimeMs`
+ * is the entry's current mtime when the caller already has it.
+ */
+export async function refreshUseTime(path: string, mtimeMs?: number, now = Date.now()): Promise<void> {
   try {
-    const st = await stat(path);
-    if (now - st.mtimeMs < USE_TIME_GRAIN_MS) return;
+    const last = mtimeMs ?? (await stat(path)).mtimeMs;
+    if (now - last < USE_TIME_GRAIN_MS) return;
     const t = new Date(now);
     await utimes(path, t, t);
   } catch {

@@ -72,10 +72,8 @@ export function register(program: Command, ctx: Context): Command {
   return trackers;
 }
 
-/** Like parseDuration, with milliseconds too: a tracker check wants short timeouts. */
 function parseTimeout(text: string): number {
-  const ms = /^\s*(\d+)\s*ms\s*$/i.exec(text);
-  const value = ms ? Number(ms[1]) : parseDuration(text, '--timeout');
+  const value = parseDuration(text, '--timeout');
   if (value <= 0) throw new PkgError('usage', `invalid --timeout '${text}': must be more than 0`);
   return value;
 }

@@ -25,11 +25,11 @@ export function parsePieceLength(text: string | number): number {
   return n;
 }
 
-const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
+const DURATION_UNITS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
 
-/** Parses "90s", "15m", "12h", "30d", "2w" into milliseconds. A bare number is seconds. */
+/** Parses "300ms", "90s", "15m", "12h", "30d", "2w" into milliseconds. A bare number is seconds. */
 export function parseDuration(text: string, what = 'duration'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$/i.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|[smhdw]?)\s*$/i.exec(text);
   if (!m) throw usageError(`invalid ${what} '${text}': expected a number with s, m, h, d or w`);
   return Math.round(Number(m[1]) * DURATION_UNITS[(m[2] || 's').toLowerCase()]! * 1000);
 }

@@ -14,6 +14,7 @@ import dgram from 'node:dgram';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { eachLimit } from './limit.js';
 import { CREATED_BY } from './version.js';
 
 export type ProbeStatus =
@@ -58,14 +59,9 @@ export async function probeTracker(url: string, timeoutMs: number): Promise<Prob
 /** Probes every URL, at most `limit` at a time; results in input order. */
 export async function probeTrackers(urls: readonly string[], timeoutMs: number, limit = 32): Promise<ProbeResult[]> {
   const results: ProbeResult[] = new Array(urls.length);
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, urls.length) }, async () => {
-    while (next < urls.length) {
-      const i = next++;
-      results[i] = await probeTracker(urls[i]!, timeoutMs);
-    }
+  await eachLimit(urls, limit, async (url, i) => {
+    results[i] = await probeTracker(url, timeoutMs);
   });
-  await Promise.all(lanes);
   return results;
 }
 

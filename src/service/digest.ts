@@ -29,7 +29,7 @@ export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, re
   const rels = values.map(urlPathToRel);
   checkMultiFilePaths(rels);
   const files = await resolveFiles(ctx.root, rels, ctx.cacheRel);
-  const entry = await ctx.torrents.forFiles(digest, files, 'multi');
+  const entry = await ctx.torrents.forFiles(digest, files, 'multi', arrivedAt);
   const t = ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current());
   sendTorrent(req, res, t.bytes, t.infoHashHex);
 }

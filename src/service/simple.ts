@@ -23,10 +23,11 @@ export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, re
   const base = baseUrlFor(req, ctx.baseUrl);
   armBuildTimeout(ctx, req, res);
   const rel = checkRelPath(path);
+  const statedAt = performance.now();
   const files = await matchFiles(ctx, rel);
   const key =
     files.length === 1 ? `${sha1('/' + files[0]!.rel).toString('hex')}_s` : sha1(files.map((f) => '/' + f.rel).join('\n')).toString('hex');
-  const entry = await ctx.torrents.forFiles(key, files, files.length === 1 ? 'single' : 'multi');
+  const entry = await ctx.torrents.forFiles(key, files, files.length === 1 ? 'single' : 'multi', statedAt);
   const t = ctx.torrents.torrent(key, entry, base, await ctx.trackers.current());
   sendTorrent(req, res, t.bytes, t.infoHashHex);
 }

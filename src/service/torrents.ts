@@ -46,6 +46,8 @@ export interface Torrent {
 
 export class Torrents {
   private checked = new Map<string, Checked>();
+  /** Stat checks scheduled for the end of this event-loop turn, by key. */
+  private pending = new Map<string, Promise<InfoEntry | null>>();
 
   constructor(private readonly o: TorrentsOptions) {}
 
@@ -74,42 +76,74 @@ export class Torrents {
    * an operator trade that for a window of staleness.
    */
   async cached(key: string, arrivedAt = performance.now()): Promise<InfoEntry | null> {
-    const c = this.o.infoCache;
     const recent = this.checked.get(key);
     const fresh = recent && (recent.at >= arrivedAt || performance.now() - recent.at < this.o.revalidateMs);
-    if (fresh && (await c.load(key)) === recent.entry) return this.hit(key, recent.entry);
+    if (fresh && (await this.o.infoCache.load(key)) === recent.entry) return this.hit(key, recent.entry);
+    return this.check(key);
+  }
+
+  /**
+   * Joins the stat check of `key` that runs after this turn's requests have
+   * been read (setImmediate runs after the poll phase). Every GET that joins
+   * arrived before the check starts, so all may share its answer; under load
+   * one check serves every connection that asked in the same turn.
+   */
+  private check(key: string): Promise<InfoEntry | null> {
+    let p = this.pending.get(key);
+    if (!p) {
+      p = new Promise((resolve, reject) =>
+        setImmediate(() => {
+          this.pending.delete(key);
+          this.checkNow(key).then(resolve, reject);
+        }),
+      );
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  private async checkNow(key: string): Promise<InfoEntry | null> {
+    // Taken before any stat: the answer holds for requests that arrived by now.
+    const at = performance.now();
+    const c = this.o.infoCache;
     let e = await c.load(key);
-    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, true);
+    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, at);
+    // Another process may have rebuilt it since it was read.
     e = await c.reload(key);
-    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, true);
+    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, at);
     this.checked.delete(key);
     return null;
   }
 
-  /** Records a use; `verified` when the files were just checked. */
-  private hit(key: string, e: InfoEntry, verified = false): InfoEntry {
+  /** Records a use; `checkedAt` when the files were checked, starting then. */
+  private hit(key: string, e: InfoEntry, checkedAt?: number): InfoEntry {
     this.o.infoCache.used(key);
-    if (verified) {
+    if (checkedAt !== undefined) {
       const prev = this.checked.get(key);
       this.checked.delete(key);
-      this.checked.set(key, { entry: e, at: performance.now(), torrent: prev?.entry === e ? prev.torrent : undefined });
+      this.checked.set(key, { entry: e, at: checkedAt, torrent: prev?.entry === e ? prev.torrent : undefined });
       // Bounded like the info cache's memory: drop the oldest.
       if (this.checked.size > 4096) this.checked.delete(this.checked.keys().next().value!);
     }
     return e;
   }
 
-  /** The entry for exactly these files, built once if missing or stale. */
-  async forFiles(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
+  /**
+   * The entry for exactly these files, built once if missing or stale.
+   * `statedAt` is when the caller began stat'ing them (before resolving):
+   * the entry is known current from then on, for the digest GETs after it.
+   */
+  async forFiles(key: string, files: readonly MirrorFile[], kind: ServiceKind, statedAt: number): Promise<InfoEntry> {
     checkServiceFiles(files, kind);
     const valid = (e: InfoEntry) => e.kind === kind && this.ours(e) && entryMatches(e, files);
     const c = this.o.infoCache;
     const mem = await c.load(key);
-    if (mem && valid(mem)) return this.hit(key, mem, true);
+    if (mem && valid(mem)) return this.hit(key, mem, statedAt);
     if (c.building >= this.o.queueLimit && !c.isBuilding(key)) {
       throw new PkgError('busy', 'too many torrents being built; try again shortly');
     }
-    return this.hit(key, await c.obtain(key, valid, () => this.build(key, files, kind)), true);
+    const entry = await c.obtain(key, valid, () => this.build(key, files, kind));
+    return this.hit(key, entry, statedAt);
   }
 
   private async build(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {

@@ -1,0 +1,76 @@
+// Torrents.cached, in-process: digest GETs share a stat check, and the sharing
+// never lets a request be answered from a check older than itself.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import { HashPool } from '../src/core/hasher.js';
+import { InfoCache } from '../src/core/info-cache.js';
+import { PieceCache } from '../src/core/piece-cache.js';
+import { PieceStore } from '../src/core/piece-store.js';
+import { MirrorRoot } from '../src/core/root.js';
+import { PieceMemo } from '../src/service/piece-memo.js';
+import { resolveFiles } from '../src/service/resolve-paths.js';
+import { Torrents } from '../src/service/torrents.js';
+
+const RELS = ['pub/p/a.rpm', 'pub/p/b.rpm', 'pub/p/c.rpm'];
+const KEY = 'a1'.repeat(20);
+
+async function setup(t: Test, revalidateMs = 0) {
+  const dir = t.testdir({ root: { pub: { p: { 'a.rpm': randomBytes(30_000), 'b.rpm': randomBytes(70_000), 'c.rpm': randomBytes(5) } } }, cache: {} });
+  const root = await MirrorRoot.open(join(dir, 'root'));
+  const pool = new HashPool(1);
+  t.teardown(() => pool.close());
+  const torrents = new Torrents({
+    root,
+    pieces: new PieceMemo(new PieceStore(new PieceCache(join(dir, 'cache')), pool)),
+    infoCache: new InfoCache(join(dir, 'cache'), { waitMs: 5000 }),
+    pieceLength: 65536,
+    serviceName: 'torrent_service',
+    queueLimit: 4,
+    revalidateMs,
+    log: () => {},
+  });
+  const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS, null), 'multi', performance.now());
+  // A new mtime (whole seconds later) that every filesystem can record.
+  const touch = (rel: string) => {
+    const later = new Date(Date.now() + 5000);
+    utimesSync(join(dir, 'root', rel), later, later);
+  };
+  return { torrents, built, touch };
+}
+
+t.test('GETs in one turn all get the entry from the check they share', async (t) => {
+  const { torrents, built } = await setup(t);
+  const answers = await Promise.all(Array.from({ length: 10 }, () => torrents.cached(KEY)));
+  t.ok(answers.every((e) => e === built), 'every GET answered with the built entry');
+});
+
+t.test('a change made before a GET arrived is always seen by that GET', async (t) => {
+  const { torrents, built, touch } = await setup(t);
+  // Known good now: a GET answered after a check.
+  t.equal(await torrents.cached(KEY), built);
+  // Joined before the touch, answered by a check that starts after it: it may
+  // see the change or not, but the GET that arrives after the touch must.
+  const early = torrents.cached(KEY);
+  touch(RELS[1]!);
+  const late = torrents.cached(KEY);
+  t.equal(await late, null, 'the GET after the change is not answered from the old entry');
+  t.equal(await early, null, 'the shared check ran after the change');
+  t.equal(await torrents.cached(KEY), null, 'and stays not cached');
+});
+
+t.test('a check answered earlier is not reused for a later GET', async (t) => {
+  const { torrents, built, touch } = await setup(t);
+  t.equal(await torrents.cached(KEY), built);
+  t.equal(await torrents.cached(KEY), built);
+  touch(RELS[2]!);
+  t.equal(await torrents.cached(KEY), null, 'the GET after the change made its own check');
+});
+
+t.test('--revalidate: within the window a hot entry is not re-checked', async (t) => {
+  const { torrents, built, touch } = await setup(t, 60_000);
+  t.equal(await torrents.cached(KEY), built);
+  touch(RELS[0]!);
+  t.equal(await torrents.cached(KEY), built, 'the operator accepted up to a minute of staleness');
+});

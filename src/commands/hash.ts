@@ -110,7 +110,7 @@ async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> 
     await eachLimit(names, 16, async (name) => {
       let file: MirrorFile;
       try {
-        file = await o.root.file(name);
+        file = o.root.file(name);
       } catch (e) {
         if (e instanceof PkgError && e.kind === 'forbidden') ctx.warn(`skipping ${name}: resolves outside the root`);
         else fail(name, (e as Error).message);

@@ -317,7 +317,7 @@ async function makeService(ctx: Context, cmd: Command, paths: string[], opts: Ma
   if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: -w https://mirror.example (or --base-url)');
   const pieceLength = settings.values['piece-length'];
   const root = await ctx.root(cmd);
-  const files = await Promise.all(paths.map((p) => root.file(p)));
+  const files = paths.map((p) => root.file(p));
   const output = outputPath(ctx, opts, files.length === 1 ? files[0]!.rel.split('/').pop()! : files[0]!.rel.split('/')[0]!);
   await checkOutputFree(output, opts.force);
   const cacheDir = await ctx.cacheDir(cmd);

@@ -166,7 +166,7 @@ async function judge(f: WalkedFile, o: CleanOptions, now: number): Promise<{ rea
     case 'lock':
       // A live builder refreshes its lock every few seconds, so an old one is
       // dead; asking info-cache too keeps one rule for what stale means.
-      return age > o.leftoverAgeMs && (await isStaleLock(f.abs, now)) ? { reason: 'leftover' } : null;
+      return age > o.leftoverAgeMs && isStaleLock(f.abs, now) ? { reason: 'leftover' } : null;
     case 'piece':
       return judgePiece(f, o, age);
     case 'info':
@@ -207,7 +207,7 @@ async function sourceVerdict(
   for (const want of files) {
     let have;
     try {
-      have = await root.file(want.rel);
+      have = root.file(want.rel);
     } catch (e) {
       // Missing, not a regular file, or now a symlink out of the root: the
       // service would refuse it too. Anything else (permissions, I/O) is not

@@ -29,11 +29,12 @@
 // (two builders write identical bytes through atomic renames), which is why
 // stale-lock recovery may be simple: a lock whose holder stopped refreshing it
 // for LOCK_STALE_MS, or whose holder process on this host is gone, is removed.
-import { link, mkdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { utimes } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { readCacheFile, writeFileAtomic, TEMP_MARKER } from './atomic.js';
+import { readCacheFileSync, writeFileAtomic, TEMP_MARKER } from './atomic.js';
 import { PkgError } from './errors.js';
 import { sha1 } from './metainfo.js';
 import { refreshUseTime, sameStamp, type FileStamp } from './piece-cache.js';
@@ -178,12 +179,12 @@ export function decodeInfoEntry(buf: Buffer): InfoEntry | null {
  * entry. `cache clean` uses this to compare the files' stamps with the tree.
  */
 export async function readInfoEntry(path: string): Promise<InfoEntry | null> {
-  const file = await readCacheFile(path);
+  const file = readCacheFileSync(path);
   return file && decodeInfoEntry(file.data);
 }
 
-export async function writeInfoEntry(path: string, entry: InfoEntry): Promise<void> {
-  await writeFileAtomic(path, encodeInfoEntry(entry));
+export function writeInfoEntry(path: string, entry: InfoEntry): void {
+  writeFileAtomic(path, encodeInfoEntry(entry));
 }
 
 /** Does the entry describe exactly these files with these stamps? */
@@ -206,17 +207,13 @@ interface LockBody {
 }
 
 /** True when a lock file's holder is gone: not refreshed lately, or its process on this host has exited. */
-export async function isStaleLock(path: string, now = Date.now()): Promise<boolean> {
-  let mtimeMs: number;
-  let body: Partial<LockBody> = {};
+export function isStaleLock(path: string, now = Date.now()): boolean {
+  const st = statSync(path, { throwIfNoEntry: false });
+  if (!st) return false; // gone already: not stale, just free
+  if (now - st.mtimeMs > LOCK_STALE_MS) return true;
+  let body: Partial<LockBody>;
   try {
-    mtimeMs = (await stat(path)).mtimeMs;
-  } catch {
-    return false; // gone already: not stale, just free
-  }
-  if (now - mtimeMs > LOCK_STALE_MS) return true;
-  try {
-    body = JSON.parse(await readFile(path, 'utf8')) as LockBody;
+    body = JSON.parse(readFileSync(path, 'utf8')) as LockBody;
   } catch {
     return false; // unreadable but recent: let age decide
   }
@@ -234,45 +231,47 @@ function processAlive(pid: number): boolean {
 
 /** A held build lock; `release()` removes it only while it is still ours. */
 export interface BuildLock {
-  release(): Promise<void>;
+  release(): void;
 }
 
 /**
  * Tries to take the build lock of an entry. Returns null when another live
  * builder holds it. A stale lock is moved aside (rename, so two recoverers
  * cannot both delete a fresh lock taken in between by a third) and retried.
+ * Synchronous, like writeFileAtomic: a handful of calls on small files in
+ * the cache dir, on the path of every cold build.
  */
-export async function tryLock(entryPath: string): Promise<BuildLock | null> {
+export function tryLock(entryPath: string): BuildLock | null {
   const path = lockPathFor(entryPath);
   const token = randomBytes(8).toString('hex');
   const body = JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies LockBody);
-  await mkdir(dirname(path), { recursive: true });
   // The lock appears with its content or not at all: written aside, then
   // linked into place (link fails with EEXIST atomically), so nobody ever
   // reads an empty lock and mistakes it for garbage.
   const tmp = `${path}${TEMP_MARKER}${process.pid}-${token}`;
-  await writeFile(tmp, body, { mode: 0o644 });
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(tmp, body, { mode: 0o644 });
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await link(tmp, path);
+        linkSync(tmp, path);
         return heldLock(path, token);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      if (!(await isStaleLock(path))) return null;
+      if (!isStaleLock(path)) return null;
       // Moved aside before removal, so that of two recoverers only one removes it.
       const aside = `${path}${TEMP_MARKER}stale-${process.pid}-${token}`;
       try {
-        await rename(path, aside);
-        await unlink(aside);
+        renameSync(path, aside);
+        unlinkSync(aside);
       } catch {
         return null;
       }
     }
     return null;
   } finally {
-    await unlink(tmp).catch(() => {});
+    rmSync(tmp, { force: true });
   }
 }
 
@@ -284,12 +283,12 @@ function heldLock(path: string, token: string): BuildLock {
   }, LOCK_HEARTBEAT_MS);
   timer.unref();
   return {
-    async release() {
+    release() {
       clearInterval(timer);
       try {
-        const current = JSON.parse(await readFile(path, 'utf8')) as LockBody;
+        const current = JSON.parse(readFileSync(path, 'utf8')) as LockBody;
         if (current.token !== token) return;
-        await unlink(path);
+        unlinkSync(path);
       } catch {
         // Already gone (recovered as stale by someone else): nothing to release.
       }
@@ -385,18 +384,18 @@ export class InfoCache {
     for (;;) {
       const found = await this.reload(key);
       if (found && (await valid(found))) return found;
-      const lock = await tryLock(path);
+      const lock = tryLock(path);
       if (lock) {
         try {
           // Someone may have finished between our read and our lock.
           const again = await this.reload(key);
           if (again && (await valid(again))) return again;
           const entry = await build();
-          await writeInfoEntry(path, entry);
+          writeInfoEntry(path, entry);
           this.remember(key, entry);
           return entry;
         } finally {
-          await lock.release();
+          lock.release();
         }
       }
       if (Date.now() >= deadline) throw new PkgError('busy', 'another process is still building this torrent');

@@ -21,7 +21,7 @@
 import { utimes, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { readCacheFile, writeFileAtomic } from './atomic.js';
+import { readCacheFileSync, writeFileAtomic } from './atomic.js';
 import { HASH_LEN } from './hasher.js';
 
 export const MAGIC = Buffer.from('PKTPIECE', 'latin1');
@@ -139,7 +139,7 @@ export class PieceCache {
   /** The cached hashes for a file with this stamp, or null when missing, stale or invalid. */
   async get(relPath: string, pieceLength: number, stamp: FileStamp): Promise<FilePieces | null> {
     const path = this.entryPath(relPath, pieceLength);
-    const file = await readCacheFile(path);
+    const file = readCacheFileSync(path);
     const entry = file && decodeEntry(file.data);
     if (!entry || entry.pieceLength !== pieceLength || !sameStamp(entry, stamp)) return null;
     await refreshUseTime(path, file!.mtimeMs);
@@ -148,7 +148,7 @@ export class PieceCache {
 
   /** Stores an entry atomically. Failure to cache is reported, never fatal to the caller's result. */
   async put(relPath: string, pieces: FilePieces): Promise<void> {
-    await writeFileAtomic(this.entryPath(relPath, pieces.pieceLength), encodeEntry(pieces));
+    writeFileAtomic(this.entryPath(relPath, pieces.pieceLength), encodeEntry(pieces));
   }
 }
 

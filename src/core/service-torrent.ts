@@ -4,6 +4,7 @@
 // lets one file's hashes be reused across every permutation of packages.
 import { posix } from 'node:path';
 import { PkgError } from './errors.js';
+import { inTurns } from './limit.js';
 import { CREATED_BY } from './version.js';
 import { encodeInfo, encodeTorrent, type EncodedInfo, type InfoFile } from './metainfo.js';
 import type { FilePieces, FileStamp } from './piece-cache.js';
@@ -118,13 +119,13 @@ export async function buildServiceInfo(
   onProgress?: (bytes: number) => void,
 ): Promise<BuiltServiceInfo> {
   checkServiceFiles(files, kind);
-  const results = await Promise.all(
-    files.map(async (f) => {
-      const r = await source.get(f, pieceLength, onProgress);
-      if (!r.hashed) onProgress?.(f.size);
-      return r;
-    }),
-  );
+  // A cache hit starts with synchronous reads (see readCacheFileSync): 64
+  // files a turn keep a service responsive during a large cold build.
+  const results = await inTurns(files, 64, async (f) => {
+    const r = await source.get(f, pieceLength, onProgress);
+    if (!r.hashed) onProgress?.(f.size);
+    return r;
+  });
   const info = layoutServiceInfo(
     files.map((f, i) => ({ rel: f.rel, pieces: results[i]!.pieces })),
     kind,

@@ -3,7 +3,7 @@
 // path is resolved through MirrorRoot.file, the one place that opens nothing
 // outside the root.
 import { PkgError } from '../core/errors.js';
-import { eachLimit } from '../core/limit.js';
+import { inTurns } from '../core/limit.js';
 import { checkRelPath, type MirrorFile, type MirrorRoot } from '../core/root.js';
 
 /** URL path as the client sent it ("/pub/a%2B1.rpm") to a root-relative file path ("pub/a+1.rpm"). */
@@ -19,14 +19,12 @@ export function urlPathToRel(urlPath: string): string {
 }
 
 
-/** Resolves paths with bounded concurrency; the first failure wins. */
-export async function resolveFiles(root: MirrorRoot, rels: readonly string[], cacheRel: string | null): Promise<MirrorFile[]> {
-  const out: MirrorFile[] = new Array(rels.length);
-  await eachLimit(rels, 64, async (rel, i) => {
+/** Resolves paths, 64 per event-loop turn; the first failure wins. */
+export function resolveFiles(root: MirrorRoot, rels: readonly string[], cacheRel: string | null): Promise<MirrorFile[]> {
+  return inTurns(rels, 64, (rel) => {
     if (insideCache(rel, cacheRel)) throw new PkgError('forbidden', `/${rel}: the cache is not part of the mirror`);
-    out[i] = await root.file(rel);
+    return root.file(rel);
   });
-  return out;
 }
 
 export function insideCache(rel: string, cacheRel: string | null): boolean {

@@ -13,63 +13,72 @@ function expected(data: Buffer, pieceLength: number): { pieces: Buffer; paddedTa
   return { pieces: Buffer.concat(out), paddedTail };
 }
 
-t.test('hashStream matches SHA-1 over the concatenated stream', async (t) => {
-  const dir = t.testdir();
-  const pool = new HashPool(2);
-  t.teardown(() => pool.close());
-  const sizes = [0, 1, 16384, 16385, 100_000, 3 * 1024 * 1024 + 7];
-  const files = sizes.map((n, i) => {
-    const path = join(dir, `f${i}`);
-    const data = randomBytes(n);
-    writeFileSync(path, data);
-    return { path, data };
+// Every behaviour holds for worker threads alone and with the calling thread
+// hashing too (make and hash); with one job the inline lane is the only hasher.
+const LANES = [
+  { label: 'workers', opts: {} },
+  { label: 'inline lane', opts: { inline: true } },
+] as const;
+
+for (const { label, opts } of LANES) {
+  t.test(`${label}: hashStream matches SHA-1 over the concatenated stream`, async (t) => {
+    const dir = t.testdir();
+    const pool = new HashPool(2, opts);
+    t.teardown(() => pool.close());
+    const sizes = [0, 1, 16384, 16385, 100_000, 3 * 1024 * 1024 + 7];
+    const files = sizes.map((n, i) => {
+      const path = join(dir, `f${i}`);
+      const data = randomBytes(n);
+      writeFileSync(path, data);
+      return { path, data };
+    });
+    const all = Buffer.concat(files.map((f) => f.data));
+    const segments: Segment[] = files.map((f) => ({ path: f.path, offset: 0, length: f.data.length }));
+    for (const pl of [16384, 65536, 1 << 20, 16 << 20]) {
+      const got = await pool.hashStream(segments, pl, { padTail: true });
+      const want = expected(all, pl);
+      t.ok(got.pieces.equals(want.pieces), `pieces at piece length ${pl}`);
+      t.same(got.paddedTail, want.paddedTail, `padded tail at piece length ${pl}`);
+    }
   });
-  const all = Buffer.concat(files.map((f) => f.data));
-  const segments: Segment[] = files.map((f) => ({ path: f.path, offset: 0, length: f.data.length }));
-  for (const pl of [16384, 65536, 1 << 20, 16 << 20]) {
-    const got = await pool.hashStream(segments, pl, { padTail: true });
-    const want = expected(all, pl);
-    t.ok(got.pieces.equals(want.pieces), `pieces at piece length ${pl}`);
-    t.same(got.paddedTail, want.paddedTail, `padded tail at piece length ${pl}`);
-  }
-});
 
-t.test('a stream split into many tasks still hashes in order', async (t) => {
-  const dir = t.testdir();
-  const path = join(dir, 'big');
-  const data = randomBytes(5 * 1024 * 1024 + 123);
-  writeFileSync(path, data);
-  const tasks = splitStream([{ path, offset: 0, length: data.length }], 16384, 1024 * 1024);
-  t.equal(tasks.length, 6, 'six tasks of 1 MiB');
-  t.ok(tasks.every((segs) => segs[0]!.offset % 16384 === 0), 'every task starts on a piece boundary');
-  const pool = new HashPool(2);
-  t.teardown(() => pool.close());
-  const got = await pool.hashStream([{ path, offset: 0, length: data.length }], 16384);
-  t.ok(got.pieces.equals(expected(data, 16384).pieces));
-  t.equal(got.paddedTail, null, 'no padded tail unless asked');
-});
+  t.test(`${label}: a stream split into many tasks still hashes in order`, async (t) => {
+    const dir = t.testdir();
+    const path = join(dir, 'big');
+    const data = randomBytes(5 * 1024 * 1024 + 123);
+    writeFileSync(path, data);
+    const tasks = splitStream([{ path, offset: 0, length: data.length }], 16384, 1024 * 1024);
+    t.equal(tasks.length, 6, 'six tasks of 1 MiB');
+    t.ok(tasks.every((segs) => segs[0]!.offset % 16384 === 0), 'every task starts on a piece boundary');
+    const pool = new HashPool(2, opts);
+    t.teardown(() => pool.close());
+    const got = await pool.hashStream([{ path, offset: 0, length: data.length }], 16384);
+    t.ok(got.pieces.equals(expected(data, 16384).pieces));
+    t.equal(got.paddedTail, null, 'no padded tail unless asked');
+  });
 
-t.test('progress adds up to the bytes hashed', async (t) => {
-  const dir = t.testdir();
-  const path = join(dir, 'f');
-  writeFileSync(path, randomBytes(20 * 1024 * 1024));
-  const pool = new HashPool(1);
-  t.teardown(() => pool.close());
-  let seen = 0;
-  await pool.hashStream([{ path, offset: 0, length: 20 * 1024 * 1024 }], 1 << 20, { onProgress: (n) => (seen += n) });
-  t.equal(seen, 20 * 1024 * 1024);
-});
+  t.test(`${label}: progress adds up to the bytes hashed`, async (t) => {
+    const dir = t.testdir();
+    const path = join(dir, 'f');
+    writeFileSync(path, randomBytes(20 * 1024 * 1024));
+    const pool = new HashPool(1, opts);
+    t.teardown(() => pool.close());
+    let seen = 0;
+    await pool.hashStream([{ path, offset: 0, length: 20 * 1024 * 1024 }], 1 << 20, { onProgress: (n) => (seen += n) });
+    t.equal(seen, 20 * 1024 * 1024);
+  });
 
-t.test('a missing or short file is an error, not a result', async (t) => {
-  const dir = t.testdir({ short: 'abc' });
-  const pool = new HashPool(1);
-  t.teardown(() => pool.close());
-  await t.rejects(pool.hashStream([{ path: join(dir, 'nope'), offset: 0, length: 10 }], 16384), { name: 'PkgError', kind: 'changed' });
-  await t.rejects(pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 10 }], 16384), { name: 'PkgError', kind: 'changed', message: /shrank/ });
-  // The pool is still usable afterwards.
-  const ok = await pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 3 }], 16384);
-  t.ok(ok.pieces.equals(createHash('sha1').update('abc').digest()));
-});
+  t.test(`${label}: a missing or short file is an error, not a result`, async (t) => {
+    const dir = t.testdir({ short: 'abc' });
+    const pool = new HashPool(1, opts);
+    t.teardown(() => pool.close());
+    await t.rejects(pool.hashStream([{ path: join(dir, 'nope'), offset: 0, length: 10 }], 16384), { name: 'PkgError', kind: 'changed' });
+    await t.rejects(pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 10 }], 16384), { name: 'PkgError', kind: 'changed', message: /shrank/ });
+    // The pool is still usable afterwards.
+    const ok = await pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 3 }], 16384);
+    t.ok(ok.pieces.equals(createHash('sha1').update('abc').digest()));
+  });
+}
 
 t.test('bad job counts are usage errors', async (t) => {
   t.throws(() => new HashPool(0), { name: 'PkgError', kind: 'usage' });

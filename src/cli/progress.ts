@@ -1,5 +1,5 @@
 // A byte progress bar on a terminal; nothing at all otherwise (cron, pipes).
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
 import { formatBytes } from '../core/size.js';
 import type { OutStream } from './env.js';
 
@@ -10,10 +10,17 @@ export interface Progress {
 
 const SILENT: Progress = { add() {}, stop() {} };
 
+// Loaded only when a bar is shown: cli-progress and its dependencies are a
+// dozen modules, a noticeable part of a short `make` run, and cron or a pipe
+// never needs them.
+const require = createRequire(import.meta.url);
+const loadCliProgress = (): typeof import('cli-progress') => require('cli-progress') as typeof import('cli-progress');
+
 export function byteProgress(stream: OutStream, total: number, label: string): Progress {
   if (!stream.isTTY || total === 0) return SILENT;
   const started = Date.now();
   let done = 0;
+  const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
       stream: stream as unknown as NodeJS.WritableStream,

@@ -86,7 +86,7 @@ async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> 
     errors.push({ path, message });
     ctx.warn(message);
   };
-  const pool = new HashPool(o.jobs);
+  const pool = new HashPool(o.jobs, { inline: true });
   const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
     onCacheError: (rel, err) => fail(rel, `${rel}: cannot write cache entry: ${err.message}`),
   });

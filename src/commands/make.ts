@@ -218,7 +218,7 @@ async function writeTorrent(ctx: Context, path: string, bytes: Buffer, force: bo
  * workers start at once, so their start-up overlaps listing and checks.
  */
 async function withPool<T>(ctx: Context, jobs: number, fn: (pool: HashPool) => Promise<T>): Promise<T> {
-  const pool = new HashPool(jobs);
+  const pool = new HashPool(jobs, { inline: true });
   pool.prestart();
   const onAbort = () => void pool.close();
   ctx.env.signal?.addEventListener('abort', onAbort, { once: true });

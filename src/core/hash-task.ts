@@ -19,7 +19,9 @@ export interface HashTask {
   padTail: boolean;
 }
 
-export type WorkerMessage =
-  | { id: number; type: 'progress'; bytes: number }
+/** How a task ends. */
+export type TaskReply =
   | { id: number; type: 'done'; pieces: Uint8Array; paddedTail: Uint8Array | null }
   | { id: number; type: 'error'; code: 'changed' | 'io'; path: string; message: string; errno?: string };
+
+export type WorkerMessage = { id: number; type: 'progress'; bytes: number } | TaskReply;

@@ -4,7 +4,8 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { PkgError, fsError } from './errors.js';
-import type { HashTask, Segment, WorkerMessage } from './hash-task.js';
+import { blockBuffer, runTask } from './hash-run.js';
+import type { HashTask, Segment, TaskReply, WorkerMessage } from './hash-task.js';
 
 export type { Segment } from './hash-task.js';
 
@@ -37,22 +38,40 @@ export function defaultJobs(): number {
   return availableParallelism();
 }
 
+export interface HashPoolOptions {
+  /**
+   * The calling thread is one of the `jobs` hashers, between turns of its
+   * event loop, and one worker fewer is started. For commands whose main
+   * thread would only wait (make, hash): hashing starts at once instead of
+   * after a worker's start-up (tens of milliseconds), and that start-up's
+   * CPU is saved. Never for serve: a task holds the loop for about 10 ms.
+   */
+  inline?: boolean;
+}
+
 /**
  * A fixed set of hash workers with a FIFO queue. Idle workers are unref'd so
  * a pool never keeps a finished process alive; `close()` ends them.
  */
 export class HashPool {
   readonly size: number;
-  private workers: Worker[] = [];
-  private idle: Worker[] = [];
-  private busy = new Map<Worker, Job>();
+  /** Every worker with the jobs sent to it, oldest (the one it is hashing) first. */
+  private workers = new Map<Worker, Job[]>();
   private queue: Job[] = [];
   private nextId = 1;
   private closed = false;
+  /** The inline lane: absent when the pool has none, else its scratch buffer and whether it is hashing. */
+  private inline: { busy: boolean; buffer: Buffer | null } | null;
 
-  constructor(jobs = defaultJobs()) {
+  constructor(jobs = defaultJobs(), opts: HashPoolOptions = {}) {
     if (!Number.isInteger(jobs) || jobs < 1) throw new PkgError('usage', `invalid number of jobs '${jobs}'`);
     this.size = jobs;
+    this.inline = opts.inline ? { busy: false, buffer: null } : null;
+  }
+
+  /** Most worker threads: the inline lane counts as one of the jobs. */
+  private get maxWorkers(): number {
+    return this.inline ? this.size - 1 : this.size;
   }
 
   /** Tasks waiting for a worker (not counting those being hashed). */
@@ -67,10 +86,7 @@ export class HashPool {
    */
   prestart(): void {
     if (this.closed) return;
-    for (let w = this.spawn(); w; w = this.spawn()) {
-      w.unref();
-      this.idle.push(w);
-    }
+    while (this.spawn());
   }
 
   /** Hashes one contiguous stream that starts on a piece boundary. */
@@ -96,21 +112,64 @@ export class HashPool {
     });
   }
 
+  /**
+   * Hands out queued tasks: to idle workers (starting new ones up to the
+   * limit), then to the inline lane, then a second task to each busy worker.
+   * That second task waits in the worker's message queue, so the worker goes
+   * on to it at once even while this thread is busy, as it is when it hashes
+   * inline; without it a worker idled for up to a task's time (about 10 ms)
+   * after each task.
+   */
   private dispatch(): void {
-    while (this.queue.length) {
-      const worker = this.idle.pop() ?? this.spawn();
+    this.sendTo(0);
+    this.dispatchInline();
+    this.sendTo(1);
+  }
+
+  /** Sends queued tasks to workers that have `load` jobs in flight, and new workers. */
+  private sendTo(load: number): void {
+    for (const [worker, jobs] of this.workers) {
+      if (!this.queue.length) return;
+      if (jobs.length === load) this.send(worker, jobs);
+    }
+    while (this.queue.length && load === 0) {
+      const worker = this.spawn();
       if (!worker) return;
-      const job = this.queue.shift()!;
-      this.busy.set(worker, job);
-      worker.ref();
-      worker.postMessage(job.task);
+      this.send(worker, this.workers.get(worker)!);
     }
   }
 
+  private send(worker: Worker, jobs: Job[]): void {
+    const job = this.queue.shift()!;
+    jobs.push(job);
+    worker.ref();
+    worker.postMessage(job.task);
+  }
+
+  /**
+   * Hashes the next queued task on this thread, from setImmediate so that
+   * worker messages and timers (the progress bar) run between tasks.
+   */
+  private dispatchInline(): void {
+    const lane = this.inline;
+    if (!lane || lane.busy || !this.queue.length) return;
+    const job = this.queue.shift()!;
+    lane.busy = true;
+    setImmediate(() => {
+      lane.buffer = blockBuffer(lane.buffer, job.task.pieceLength);
+      const reply = runTask(job.task, lane.buffer, (bytes) => job.onProgress?.(bytes));
+      lane.busy = false;
+      settle(job, reply);
+      if (!this.closed) this.dispatch();
+    });
+  }
+
   private spawn(): Worker | null {
-    if (this.workers.length >= this.size) return null;
+    if (this.workers.size >= this.maxWorkers) return null;
     const worker = new Worker(WORKER_URL);
-    this.workers.push(worker);
+    // Idle workers never keep the process alive; one with jobs does.
+    worker.unref();
+    this.workers.set(worker, []);
     worker.on('message', (msg: WorkerMessage) => this.onMessage(worker, msg));
     worker.on('error', (err) => this.onExit(worker, err));
     worker.on('exit', (code) => this.onExit(worker, new Error(`hash worker exited with code ${code}`)));
@@ -118,39 +177,42 @@ export class HashPool {
   }
 
   private onMessage(worker: Worker, msg: WorkerMessage): void {
-    const job = this.busy.get(worker);
+    const jobs = this.workers.get(worker);
+    const job = jobs?.[0];
     if (!job || job.task.id !== msg.id) return;
     if (msg.type === 'progress') {
       job.onProgress?.(msg.bytes);
       return;
     }
-    this.busy.delete(worker);
-    worker.unref();
-    this.idle.push(worker);
-    if (msg.type === 'done') job.resolve({ pieces: msg.pieces, paddedTail: msg.paddedTail });
-    else if (msg.code === 'changed') job.reject(new PkgError('changed', `${msg.path}: changed while it was hashed (${msg.message})`));
-    else job.reject(fsError(Object.assign(new Error(msg.message), { code: msg.errno }), msg.path));
+    jobs.shift();
+    if (!jobs.length) worker.unref();
+    settle(job, msg);
     this.dispatch();
   }
 
-  // A worker that dies fails its job and is replaced on demand.
+  // A worker that dies fails its jobs and is replaced on demand.
   private onExit(worker: Worker, err: Error): void {
-    const i = this.workers.indexOf(worker);
-    if (i < 0) return;
-    this.workers.splice(i, 1);
-    this.idle = this.idle.filter((w) => w !== worker);
-    const job = this.busy.get(worker);
-    this.busy.delete(worker);
-    job?.reject(err);
+    const jobs = this.workers.get(worker);
+    if (!jobs) return;
+    this.workers.delete(worker);
+    for (const job of jobs) job.reject(err);
     if (!this.closed) this.dispatch();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const job of this.queue.splice(0)) job.reject(new Error('hash pool is closed'));
-    const workers = this.workers.splice(0);
+    const workers = [...this.workers.keys()];
+    this.workers.clear();
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+/** Ends a job with a task's final reply, from a worker or the inline lane. */
+function settle(job: Job, reply: TaskReply): void {
+  if (reply.type === 'done') job.resolve({ pieces: reply.pieces, paddedTail: reply.paddedTail });
+  else if (reply.code === 'changed') job.reject(new PkgError('changed', `${reply.path}: changed while it was hashed (${reply.message})`));
+  else job.reject(fsError(Object.assign(new Error(reply.message), { code: reply.errno }), reply.path));
 }
 
 /** Cuts a stream into tasks of about TASK_BYTES, each starting on a piece boundary. */

@@ -214,12 +214,12 @@ async function writeTorrent(ctx: Context, path: string, bytes: Buffer, force: bo
 }
 
 /**
- * Runs `fn` with a hash pool that an interrupt (SIGINT/SIGTERM) closes. The
- * workers start at once, so their start-up overlaps listing and checks.
+ * A hash pool for one make, closed however it ends. This thread hashes too
+ * and starts at once; workers start only when there is more than one task,
+ * so a small make never waits for one to boot and then to be terminated.
  */
 async function withPool<T>(ctx: Context, jobs: number, fn: (pool: HashPool) => Promise<T>): Promise<T> {
   const pool = new HashPool(jobs, { inline: true });
-  pool.prestart();
   const onAbort = () => void pool.close();
   ctx.env.signal?.addEventListener('abort', onAbort, { once: true });
   try {

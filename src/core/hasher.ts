@@ -79,16 +79,6 @@ export class HashPool {
     return this.queue.length;
   }
 
-  /**
-   * Starts every worker now rather than on first use, so that their start-up
-   * (tens of milliseconds each) overlaps whatever the caller does before it
-   * hashes, such as listing a directory. Idle workers stay unref'd.
-   */
-  prestart(): void {
-    if (this.closed) return;
-    while (this.spawn());
-  }
-
   /** Hashes one contiguous stream that starts on a piece boundary. */
   hashStream(segments: Segment[], pieceLength: number, opts: { padTail?: boolean; onProgress?: (bytes: number) => void } = {}): Promise<StreamHashes> {
     const tasks = splitStream(segments, pieceLength);
@@ -113,35 +103,36 @@ export class HashPool {
   }
 
   /**
-   * Hands out queued tasks: to idle workers (starting new ones up to the
-   * limit), then to the inline lane, then a second task to each busy worker.
+   * Hands out queued tasks: to idle workers, then to the inline lane, then to
+   * new workers up to the limit, then a second task to each busy worker.
    * That second task waits in the worker's message queue, so the worker goes
    * on to it at once even while this thread is busy, as it is when it hashes
    * inline; without it a worker idled for up to a task's time (about 10 ms)
-   * after each task.
+   * after each task. A single task never starts a worker when this thread
+   * can take it.
    */
   private dispatch(): void {
     this.sendTo(0);
     this.dispatchInline();
+    while (this.queue.length) {
+      const worker = this.spawn();
+      if (!worker) break;
+      this.send(worker);
+    }
     this.sendTo(1);
   }
 
-  /** Sends queued tasks to workers that have `load` jobs in flight, and new workers. */
+  /** Sends queued tasks to the workers that have `load` jobs in flight. */
   private sendTo(load: number): void {
     for (const [worker, jobs] of this.workers) {
       if (!this.queue.length) return;
-      if (jobs.length === load) this.send(worker, jobs);
-    }
-    while (this.queue.length && load === 0) {
-      const worker = this.spawn();
-      if (!worker) return;
-      this.send(worker, this.workers.get(worker)!);
+      if (jobs.length === load) this.send(worker);
     }
   }
 
-  private send(worker: Worker, jobs: Job[]): void {
+  private send(worker: Worker): void {
     const job = this.queue.shift()!;
-    jobs.push(job);
+    this.workers.get(worker)!.push(job);
     worker.ref();
     worker.postMessage(job.task);
   }

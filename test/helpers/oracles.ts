@@ -14,6 +14,8 @@ const PACKAGES: Record<string, string> = {
   'transmission-cli': 'transmission-cli',
   opentracker: 'opentracker',
   groff: 'groff',
+  stunnel4: 'stunnel4',
+  openssl: 'openssl',
 };
 
 function available(tool: string): boolean {

@@ -3,7 +3,7 @@
 import t, { type Test } from 'tap';
 import bencode from 'bencode';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeTorrent } from './helpers/bencode.js';
 import { postPaths, request, startServe, type HttpResponse, type ServeProcess } from './helpers/server.js';
@@ -207,8 +207,10 @@ t.test('null files: sizes, Range, HEAD, the piece-length cap', async (t) => {
 t.test('static files with --files: Range, validators, conditional requests', async (t) => {
   const full = await request(srv.url, '/pub/x/b.rpm');
   t.equal(full.status, 200);
-  t.equal(full.body.length, SIZES.b);
+  t.ok(full.body.equals(readFileSync(join(root, 'pub/x/b.rpm'))), 'the bytes of the file');
+  t.equal(full.headers['content-type'], 'application/x-redhat-package-manager', 'type from the file name');
   t.ok(full.headers.etag && full.headers['last-modified'], 'validators');
+  t.equal((await request(srv.url, '/pub/x/b.rpm')).headers.etag, full.headers.etag, 'the same validator each time');
   const part = await request(srv.url, '/pub/x/b.rpm', { headers: { Range: 'bytes=10-19' } });
   t.equal(part.status, 206);
   t.ok(part.body.equals(full.body.subarray(10, 20)));

@@ -17,6 +17,11 @@ export interface HashTask {
   pieceLength: number;
   segments: Segment[];
   padTail: boolean;
+  /**
+   * When set (the mirror root), every file must lie under this directory as
+   * opened, not only as resolved; one that does not is an error ('changed').
+   */
+  within?: string;
 }
 
 /** How a task ends. */

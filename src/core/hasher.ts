@@ -80,11 +80,15 @@ export class HashPool {
   }
 
   /** Hashes one contiguous stream that starts on a piece boundary. */
-  hashStream(segments: Segment[], pieceLength: number, opts: { padTail?: boolean; onProgress?: (bytes: number) => void } = {}): Promise<StreamHashes> {
+  hashStream(
+    segments: Segment[],
+    pieceLength: number,
+    opts: { padTail?: boolean; onProgress?: (bytes: number) => void; within?: string } = {},
+  ): Promise<StreamHashes> {
     const tasks = splitStream(segments, pieceLength);
     const results = tasks.map((segs, i) =>
       this.run(
-        { id: this.nextId++, pieceLength, segments: segs, padTail: (opts.padTail ?? false) && i === tasks.length - 1 },
+        { id: this.nextId++, pieceLength, segments: segs, padTail: (opts.padTail ?? false) && i === tasks.length - 1, within: opts.within },
         opts.onProgress,
       ),
     );

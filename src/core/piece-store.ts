@@ -65,7 +65,7 @@ export async function hashFile(pool: HashPool, file: MirrorFile, pieceLength: nu
     r =
       file.size === 0
         ? { pieces: Buffer.alloc(0), paddedTail: null }
-        : await pool.hashStream([{ path: file.abs, offset: 0, length: file.size }], pieceLength, { padTail: true, onProgress });
+        : await pool.hashStream([{ path: file.abs, offset: 0, length: file.size }], pieceLength, { padTail: true, onProgress, within: file.root });
   } catch (e) {
     // Name the file as the user knows it, not by its resolved path.
     if (e instanceof PkgError) throw new PkgError(e.kind, e.message.split(file.abs).join(file.rel));

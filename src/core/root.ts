@@ -5,6 +5,7 @@ import { realpath, stat } from 'node:fs/promises';
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative, sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
+import { isUnder, openInside } from './open-inside.js';
 import type { FileStamp } from './piece-cache.js';
 
 /** A regular file under the root, with the stamp it had when resolved. */
@@ -13,6 +14,8 @@ export interface MirrorFile extends FileStamp {
   rel: string;
   /** Absolute path on disk, after symlinks, inside the root. */
   abs: string;
+  /** The root's real path: whoever opens the file later checks it is still under it (see openInside). */
+  root: string;
 }
 
 /**
@@ -55,7 +58,7 @@ export class MirrorRoot {
 
   /** True when an absolute, symlink-free path lies inside the root. */
   contains(abs: string): boolean {
-    return abs === this.real || abs.startsWith(this.real.endsWith(sep) ? this.real : this.real + sep);
+    return isUnder(abs, this.real);
   }
 
   /**
@@ -99,7 +102,23 @@ export class MirrorRoot {
       throw fsError(e, rel);
     }
     if (!st.isFile()) throw new PkgError('not-found', `${rel}: not a regular file`);
-    return { rel, abs, size: Number(st.size), mtimeNs: st.mtimeNs };
+    return { rel, abs, root: this.real, size: Number(st.size), mtimeNs: st.mtimeNs };
+  }
+
+  /**
+   * Opens a resolved file for reading, checking the file actually opened is
+   * still inside the root: between file() and now a directory on its path may
+   * have been replaced by a symlink leading out.
+   */
+  openFile(file: MirrorFile): number {
+    let fd: number | null;
+    try {
+      fd = openInside(file.abs, this.real);
+    } catch (e) {
+      throw fsError(e, file.rel);
+    }
+    if (fd === null) throw new PkgError('forbidden', `${file.rel}: resolves outside the root`);
+    return fd;
   }
 }
 

@@ -50,8 +50,10 @@ export interface HashPoolOptions {
 }
 
 /**
- * A fixed set of hash workers with a FIFO queue. Idle workers are unref'd so
- * a pool never keeps a finished process alive; `close()` ends them.
+ * Up to `jobs` hashers (worker threads, plus this thread with `inline`) fed
+ * from one FIFO queue of tasks. Workers start when there is work for them;
+ * idle ones are unref'd so a pool never keeps a finished process alive, and
+ * `close()` ends them.
  */
 export class HashPool {
   readonly size: number;

@@ -17,17 +17,22 @@ export async function eachLimit<T>(items: readonly T[], limit: number, fn: (item
 /**
  * Calls `fn` on every item, letting the event loop run (setImmediate) after
  * each `perTurn` calls have started, then waits for all: the first failure
- * rejects. For work whose start is synchronous file-system calls (see
- * MirrorRoot.file): a request for thousands of files then never holds up
- * the other requests for more than one batch.
+ * rejects, and no batch starts after one. For work whose start is
+ * synchronous file-system calls (see MirrorRoot.file): a request for
+ * thousands of files then never holds up the other requests for more than
+ * one batch, and a bad path early in a long list costs little.
  */
 export async function inTurns<T, R>(items: readonly T[], perTurn: number, fn: (item: T, index: number) => R | Promise<R>): Promise<R[]> {
   const started: Promise<R>[] = [];
+  let failed = false;
   for (let i = 0; i < items.length; i++) {
-    if (i > 0 && i % perTurn === 0) await new Promise((r) => setImmediate(r));
+    if (i > 0 && i % perTurn === 0) {
+      await new Promise((r) => setImmediate(r));
+      if (failed) break;
+    }
     const p = (async () => fn(items[i]!, i))();
-    // Marked handled now: a failure while we yield is not an unhandled rejection; Promise.all still reports it.
-    p.catch(() => {});
+    // Handled at once, so a failure while we yield is not an unhandled rejection; Promise.all still reports it.
+    p.catch(() => (failed = true));
     started.push(p);
   }
   return Promise.all(started);

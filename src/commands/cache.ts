@@ -7,6 +7,7 @@ import { PkgError, fsError } from '../core/errors.js';
 import { cleanCache, REMOVAL_REASONS, type CleanResult } from '../core/cache-clean.js';
 import { cacheStats, KINDS, type CacheStats } from '../core/cache-stats.js';
 import { parseDuration, formatBytes } from '../core/size.js';
+import { formatTable, plural } from '../cli/text.js';
 
 const CLEAN_USAGE = `
 Removes from the cache dir:
@@ -112,8 +113,6 @@ function describe(r: CleanResult['removed'][number]): string {
   return r.source ? `${what}: ${r.source}` : r.bytes ? `${what}, ${formatBytes(r.bytes)}` : what;
 }
 
-const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
-
 export function cleanSummary(r: CleanResult): string {
   const reasons = REMOVAL_REASONS.filter((x) => x !== 'empty-dir' && x !== 'leftover')
     .map((x) => [x, r.removed.filter((m) => m.reason === x && (m.kind === 'piece' || m.kind === 'info')).length] as const)
@@ -142,8 +141,7 @@ export function statsTable(s: CacheStats): string[] {
     ...KINDS.map((k) => [k, String(s.kinds[k].files), formatBytes(s.kinds[k].bytes), when(s.kinds[k].oldestUseMs), when(s.kinds[k].newestUseMs)]),
     ['total', String(s.total.files), formatBytes(s.total.bytes), '', ''],
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const lines = [`cache dir ${s.cacheDir}`, ...rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd())];
+  const lines = [`cache dir ${s.cacheDir}`, ...formatTable(rows)];
   const lengths = Object.entries(s.pieceLengths).sort(([a], [b]) => Number(a) - Number(b));
   if (lengths.length) {
     lines.push(`piece entries by piece length: ${lengths.map(([pl, v]) => `${formatBytes(Number(pl))}: ${v.files}`).join(', ')}`);

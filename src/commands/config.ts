@@ -6,6 +6,7 @@ import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Context } from '../cli/context.js';
+import { formatTable } from '../cli/text.js';
 import { fallbackCacheDir } from '../core/cache-dir.js';
 import { DEFAULT_CONFIG_FILE, envName, formatValue, settingKeys, SETTINGS, type ResolvedSettings, type SettingKey } from '../core/config.js';
 
@@ -99,6 +100,5 @@ function table(r: ConfigReport): string[] {
       return [k, x.value === null ? '(unset)' : x.text, source];
     }),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+  return formatTable(rows);
 }

@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import fg from 'fast-glob';
 import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
+import { plural } from '../cli/text.js';
 import { PkgError } from '../core/errors.js';
 import { HashPool, defaultJobs } from '../core/hasher.js';
 import { eachLimit } from '../core/limit.js';
@@ -64,9 +65,9 @@ export function register(program: Command, ctx: Context): Command {
 
 export function summaryLine(s: HashSummary): string {
   return (
-    `hashed ${s.filesHashed} file${s.filesHashed === 1 ? '' : 's'}, ${s.filesCached} already cached, ` +
+    `hashed ${plural(s.filesHashed, 'file')}, ${s.filesCached} already cached, ` +
     `${formatBytes(s.bytesHashed)} in ${s.seconds.toFixed(1)}s (${formatBytes(s.bytesPerSecond)}/s), ` +
-    `${s.errors.length} error${s.errors.length === 1 ? '' : 's'}`
+    plural(s.errors.length, 'error')
   );
 }
 

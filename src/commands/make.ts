@@ -6,6 +6,7 @@ import { lstat, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
+import { plural } from '../cli/text.js';
 import { writeOutput } from '../core/atomic.js';
 import { PkgError, usageError } from '../core/errors.js';
 import { fileId, hashContent, listContent, torrentNameFor } from '../core/file-list.js';
@@ -365,7 +366,7 @@ function report(ctx: Context, r: MakeResult, opts: MakeOptions): void {
     return;
   }
   if (r.output !== '-') {
-    write(`wrote ${r.output}: ${r.files} file${r.files === 1 ? '' : 's'}, ${formatBytes(r.size)}, ${r.pieces} piece${r.pieces === 1 ? '' : 's'} of ${formatBytes(r.pieceLength)}`);
+    write(`wrote ${r.output}: ${plural(r.files, 'file')}, ${formatBytes(r.size)}, ${plural(r.pieces, 'piece')} of ${formatBytes(r.pieceLength)}`);
   }
   write(`info hash: ${r.infoHash}`);
   write(`magnet: ${r.magnet}`);

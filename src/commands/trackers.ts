@@ -3,6 +3,7 @@
 import { Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Context } from '../cli/context.js';
+import { formatTable, plural } from '../cli/text.js';
 import { PkgError, fsError } from '../core/errors.js';
 import { parseDuration } from '../core/size.js';
 import { reviewTrackerLines } from '../core/trackers.js';
@@ -105,8 +106,6 @@ export async function checkTrackers(file: string, text: string, o: { offline: bo
   };
 }
 
-const plural = (n: number, one: string, many = one + 's') => `${n} ${n === 1 ? one : many}`;
-
 export function reportLines(r: CheckReport): string[] {
   if (r.lines.length === 0) return [`${r.file}: no trackers${r.offline ? '' : ', so none answers'}`];
   const rows = [
@@ -119,12 +118,10 @@ export function reportLines(r: CheckReport): string[] {
       l.warning ? `${l.detail}; warning: ${l.warning}` : l.detail,
     ]),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  const table = rows.map((row) => row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
   const parts = [
     r.offline ? `${plural(r.trackers, 'tracker')} not probed (--offline)` : `${r.answered} of ${plural(r.trackers, 'tracker')} answered`,
     plural(r.invalid, 'invalid line'),
     plural(r.duplicates, 'duplicate'),
   ];
-  return [...table, `${r.file}: ${parts.join(', ')}`];
+  return [...formatTable(rows), `${r.file}: ${parts.join(', ')}`];
 }

@@ -5,7 +5,8 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
-import type { Context } from '../cli/context.js';
+import { camel, type Context } from '../cli/context.js';
+import type { SettingKey } from '../core/config.js';
 import { startServer } from '../service/server.js';
 
 const USAGE = `
@@ -23,23 +24,24 @@ Examples:
 const BIN = fileURLToPath(new URL('../../bin/pkgtorrent', import.meta.url));
 const STOP_MESSAGE = 'pkgtorrent:stop';
 
-interface ServeFlags {
-  host?: string;
-  port?: string;
-  baseUrl?: string;
-  trustProxy?: boolean;
-  files?: boolean;
-  workers?: string;
-  jobs?: string;
-  serviceName?: string;
-  trackersInterval?: string;
-  maxBody?: string;
-  maxPaths?: string;
-  maxGlobMatches?: string;
-  queueLimit?: string;
-  requestTimeout?: string;
-  revalidate?: string;
-}
+/** Settings that serve also takes as its own flags, named as the settings. */
+const SERVE_SETTINGS = [
+  'host',
+  'port',
+  'base-url',
+  'trust-proxy',
+  'files',
+  'workers',
+  'jobs',
+  'service-name',
+  'trackers-interval',
+  'max-body',
+  'max-paths',
+  'max-glob-matches',
+  'queue-limit',
+  'request-timeout',
+  'revalidate',
+] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context): Command {
   return program
@@ -64,26 +66,9 @@ export function register(program: Command, ctx: Context): Command {
       "let a cached torrent's stat check of its files hold this long for GETs (default 0: check on every request, so a replaced package never yields its old torrent)",
     )
     .addHelpText('after', USAGE)
-    .action(async (opts: ServeFlags, cmd: Command) => {
-      const s = (
-        await ctx.resolve(cmd, {
-          host: opts.host,
-          port: opts.port,
-          'base-url': opts.baseUrl,
-          'trust-proxy': opts.trustProxy,
-          files: opts.files,
-          workers: opts.workers,
-          jobs: opts.jobs,
-          'service-name': opts.serviceName,
-          'trackers-interval': opts.trackersInterval,
-          'max-body': opts.maxBody,
-          'max-paths': opts.maxPaths,
-          'max-glob-matches': opts.maxGlobMatches,
-          'queue-limit': opts.queueLimit,
-          'request-timeout': opts.requestTimeout,
-          revalidate: opts.revalidate,
-        })
-      ).values;
+    .action(async (opts: Record<string, string | boolean | undefined>, cmd: Command) => {
+      const flags = Object.fromEntries(SERVE_SETTINGS.map((key) => [key, opts[camel(key)]]));
+      const s = (await ctx.resolve(cmd, flags)).values;
       const root = await ctx.root(cmd);
       const cacheDir = await ctx.cacheDir(cmd);
       const signal = ctx.env.signal;

@@ -35,6 +35,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { readCacheFileSync, writeFileAtomic, TEMP_MARKER } from './atomic.js';
+import { BoundedMap } from './bounded-map.js';
 import { PkgError } from './errors.js';
 import { sha1 } from './metainfo.js';
 import { refreshUseTime, sameStamp, type FileStamp } from './piece-cache.js';
@@ -310,14 +311,16 @@ export interface InfoCacheOptions {
  * costs no read at all, only the stat revalidation the caller does.
  */
 export class InfoCache {
-  private memory = new Map<string, InfoEntry>();
+  private memory: BoundedMap<string, InfoEntry>;
   private touched = new Map<string, number>();
   private inflight = new Map<string, Promise<InfoEntry>>();
 
   constructor(
     readonly cacheDir: string,
     private readonly opts: InfoCacheOptions,
-  ) {}
+  ) {
+    this.memory = new BoundedMap(opts.memoryEntries ?? 4096);
+  }
 
   path(key: string): string {
     return infoEntryPath(this.cacheDir, key);
@@ -347,10 +350,7 @@ export class InfoCache {
   }
 
   private remember(key: string, entry: InfoEntry): void {
-    this.memory.delete(key);
     this.memory.set(key, entry);
-    const max = this.opts.memoryEntries ?? 4096;
-    while (this.memory.size > max) this.memory.delete(this.memory.keys().next().value!);
   }
 
   /** Builds in progress in this process. */

@@ -4,32 +4,32 @@
 // it reads none for packages this process has seen. Entries are keyed by
 // path and checked against the file's current stamp, exactly like the disk
 // entries, so a changed file is never answered from memory.
+import { BoundedMap } from '../core/bounded-map.js';
 import { sameStamp, type FilePieces } from '../core/piece-cache.js';
 import type { PieceStore, PiecesResult } from '../core/piece-store.js';
 import type { MirrorFile } from '../core/root.js';
 
 export class PieceMemo {
-  private entries = new Map<string, FilePieces>();
+  private entries: BoundedMap<string, FilePieces>;
 
   constructor(
     private readonly store: PieceStore,
     /** Most files remembered; about 100 bytes each for typical packages. */
-    private readonly maxEntries = 100_000,
-  ) {}
+    maxEntries = 100_000,
+  ) {
+    this.entries = new BoundedMap(maxEntries);
+  }
 
   async get(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
     const key = `${pieceLength}\0${file.rel}`;
     const hit = this.entries.get(key);
     if (hit && sameStamp(hit, file)) {
-      // Refresh its place in the LRU order.
-      this.entries.delete(key);
+      // Set again: the most recently used are kept.
       this.entries.set(key, hit);
       return { pieces: hit, hashed: false };
     }
     const r = await this.store.get(file, pieceLength, onProgress);
-    this.entries.delete(key);
     this.entries.set(key, r.pieces);
-    if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
     return r;
   }
 }

@@ -3,6 +3,7 @@
 // which hashes only files the piece cache lacks. The request path reads
 // route -> handler -> Torrents.forFiles -> InfoCache.obtain -> build ->
 // PieceMemo.get -> PieceStore.get -> HashPool.
+import { BoundedMap } from '../core/bounded-map.js';
 import { PkgError } from '../core/errors.js';
 import { entryMatches, type InfoCache, type InfoEntry } from '../core/info-cache.js';
 import { sameStamp } from '../core/piece-cache.js';
@@ -45,7 +46,8 @@ export interface Torrent {
 }
 
 export class Torrents {
-  private checked = new Map<string, Checked>();
+  /** Bounded like the info cache's memory. */
+  private checked = new BoundedMap<string, Checked>(4096);
   /** Stat checks scheduled for the end of this event-loop turn, by key. */
   private pending = new Map<string, Promise<InfoEntry | null>>();
 
@@ -120,10 +122,7 @@ export class Torrents {
     this.o.infoCache.used(key);
     if (checkedAt !== undefined) {
       const prev = this.checked.get(key);
-      this.checked.delete(key);
       this.checked.set(key, { entry: e, at: checkedAt, torrent: prev?.entry === e ? prev.torrent : undefined });
-      // Bounded like the info cache's memory: drop the oldest.
-      if (this.checked.size > 4096) this.checked.delete(this.checked.keys().next().value!);
     }
     return e;
   }

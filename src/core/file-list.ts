@@ -166,7 +166,7 @@ async function checkReadable(path: string, display: string): Promise<void> {
 
 /** The content as one stream of segments; empty files contribute nothing. */
 export function contentSegments(content: Content): Segment[] {
-  return content.files.filter((f) => f.size > 0).map((f) => ({ path: f.abs, offset: 0, length: f.size }));
+  return content.files.filter((f) => f.size > 0).map((f) => ({ path: f.abs, name: f.display, offset: 0, length: f.size }));
 }
 
 /**
@@ -176,14 +176,7 @@ export function contentSegments(content: Content): Segment[] {
  * two versions of it.
  */
 export async function hashContent(pool: HashPool, content: Content, pieceLength: number, onProgress?: (bytes: number) => void): Promise<Buffer> {
-  let pieces: Buffer;
-  try {
-    ({ pieces } = await pool.hashStream(contentSegments(content), pieceLength, { onProgress }));
-  } catch (e) {
-    // Worker errors name the absolute path; the user gave a relative one.
-    if (e instanceof PkgError) throw new PkgError(e.kind, displayPaths(e.message, content));
-    throw e;
-  }
+  const { pieces } = await pool.hashStream(contentSegments(content), pieceLength, { onProgress });
   await Promise.all(
     content.files.map(async (f) => {
       const now = await currentStamp(f.abs);
@@ -193,9 +186,4 @@ export async function hashContent(pool: HashPool, content: Content, pieceLength:
     }),
   );
   return pieces;
-}
-
-function displayPaths(message: string, content: Content): string {
-  const f = content.files.find((x) => message.includes(x.abs));
-  return f ? message.split(f.abs).join(f.display) : message;
 }

@@ -8,7 +8,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { openInside } from './open-inside.js';
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
-import type { HashTask, TaskReply } from './hash-task.js';
+import type { HashTask, Segment, TaskReply } from './hash-task.js';
 
 // Small enough that a block is still in this core's L2 cache when it is
 // hashed right after the read copied it there; larger blocks measured no
@@ -26,6 +26,12 @@ class ReadError extends Error {
   ) {
     super(message);
   }
+}
+
+/** A read failure naming the file as the caller does (seg.name), also inside the system's message. */
+function readError(code: ReadError['code'], seg: Segment, message: string, errno?: string): ReadError {
+  const name = seg.name ?? seg.path;
+  return new ReadError(code, name, message.split(seg.path).join(name), errno);
 }
 
 // Block size is a multiple of the piece length when pieces are small, so most
@@ -58,9 +64,9 @@ function* blocks(task: HashTask, buf: Buffer): Generator<Buffer> {
           fd = task.within === undefined ? openSync(seg.path, 'r') : openInside(seg.path, task.within);
         } catch (e) {
           const err = e as NodeJS.ErrnoException;
-          throw new ReadError(err.code === 'ENOENT' ? 'changed' : 'io', seg.path, err.message, err.code);
+          throw readError(err.code === 'ENOENT' ? 'changed' : 'io', seg, err.message, err.code);
         }
-        if (fd === null) throw new ReadError('changed', seg.path, 'it now resolves outside the root');
+        if (fd === null) throw readError('changed', seg, 'it now resolves outside the root');
         fdPath = seg.path;
       }
       const want = Math.min(size - filled, seg.length - segPos);
@@ -69,9 +75,9 @@ function* blocks(task: HashTask, buf: Buffer): Generator<Buffer> {
         n = readSync(fd, buf, filled, want, seg.offset + segPos);
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
-        throw new ReadError('io', seg.path, err.message, err.code);
+        throw readError('io', seg, err.message, err.code);
       }
-      if (n === 0) throw new ReadError('changed', seg.path, 'file shrank while it was read');
+      if (n === 0) throw readError('changed', seg, 'file shrank while it was read');
       filled += n;
       segPos += n;
     }

@@ -5,6 +5,8 @@ export interface Segment {
   path: string;
   offset: number;
   length: number;
+  /** How error messages name the file ("pub/x.rpm", the path the user gave); default: `path`. */
+  name?: string;
 }
 
 /**

@@ -223,7 +223,7 @@ export function splitStream(segments: Segment[], pieceLength: number, taskBytes 
     let left = seg.length;
     while (left > 0) {
       const take = Math.min(left, room);
-      current.push({ path: seg.path, offset, length: take });
+      current.push({ ...seg, offset, length: take });
       offset += take;
       left -= take;
       room -= take;

@@ -60,17 +60,14 @@ export class PieceStore {
 export async function hashFile(pool: HashPool, file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<FilePieces> {
   const full = fullPieceCount(file.size, pieceLength);
   const hasTail = file.size % pieceLength !== 0;
-  let r;
-  try {
-    r =
-      file.size === 0
-        ? { pieces: Buffer.alloc(0), paddedTail: null }
-        : await pool.hashStream([{ path: file.abs, offset: 0, length: file.size }], pieceLength, { padTail: true, onProgress, within: file.root });
-  } catch (e) {
-    // Name the file as the user knows it, not by its resolved path.
-    if (e instanceof PkgError) throw new PkgError(e.kind, e.message.split(file.abs).join(file.rel));
-    throw e;
-  }
+  const r =
+    file.size === 0
+      ? { pieces: Buffer.alloc(0), paddedTail: null }
+      : await pool.hashStream([{ path: file.abs, name: file.rel, offset: 0, length: file.size }], pieceLength, {
+          padTail: true,
+          onProgress,
+          within: file.root,
+        });
   const after = await currentStamp(file.abs);
   if (!after || !sameStamp(after, file)) throw new PkgError('changed', `${file.rel}: changed while it was hashed`);
   return {

@@ -102,7 +102,8 @@ async function cacheDirToInspect(ctx: Context, cmd: Command): Promise<string> {
   try {
     st = await stat(dir);
   } catch (e) {
-    throw new PkgError(fsError(e, dir).kind, `cache dir ${fsError(e, dir).message}`);
+    const err = fsError(e, dir);
+    throw new PkgError(err.kind, `cache dir ${err.message}`);
   }
   if (!st.isDirectory()) throw new PkgError('usage', `cache dir ${dir}: not a directory`);
   return dir;

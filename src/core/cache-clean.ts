@@ -188,7 +188,7 @@ async function judgePiece(f: WalkedFile, o: CleanOptions, age: number): Promise<
 }
 
 async function judgeInfo(f: WalkedFile, o: CleanOptions, age: number): Promise<{ reason: RemovalReason; source?: string } | null> {
-  const entry = await readInfoEntry(f.abs);
+  const entry = readInfoEntry(f.abs);
   if (!entry) {
     // readInfoEntry also answers null for a missing file; only a file that
     // is still there is corrupt.

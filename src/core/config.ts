@@ -155,7 +155,8 @@ export function parseConfigFile(text: string, file: string): ConfigFileValues {
     if (!m) throw new PkgError('usage', `${at}: expected 'key = value', got '${line.length > 60 ? line.slice(0, 60) + '...' : line}'`);
     const key = m[1]!.toLowerCase().replace(/_/g, '-');
     if (!isKey(key)) {
-      const hint = key === 'config' ? ' (a config file cannot name another one)' : closestKey(key) ? ` (did you mean '${closestKey(key)}'?)` : '';
+      const near = closestKey(key);
+      const hint = key === 'config' ? ' (a config file cannot name another one)' : near ? ` (did you mean '${near}'?)` : '';
       throw new PkgError('usage', `${at}: unknown setting '${m[1]}'${hint}`);
     }
     const first = out.lines[key];

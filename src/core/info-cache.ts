@@ -24,8 +24,8 @@
 // fully validate as missing. Use time is the entry's own mtime, refreshed at
 // most once per USE_TIME_GRAIN_MS (refreshUseTime), as in the piece cache.
 //
-// Builds are single across processes through `<key>.lock` files created with
-// O_EXCL. The lock only saves duplicate work; correctness never depends on it
+// Builds are single across processes through `<key>.lock` files, linked into
+// place (link() fails if one exists). The lock only saves duplicate work; correctness never depends on it
 // (two builders write identical bytes through atomic renames), which is why
 // stale-lock recovery may be simple: a lock whose holder stopped refreshing it
 // for LOCK_STALE_MS, or whose holder process on this host is gone, is removed.
@@ -51,6 +51,8 @@ export const LOCK_SUFFIX = '.lock';
 export const LOCK_STALE_MS = 30_000;
 /** How often a builder refreshes its lock's mtime. */
 export const LOCK_HEARTBEAT_MS = 5_000;
+/** How often, per key, a use asks whether the entry's use time needs refreshing. */
+const USED_CHECK_MS = 3600_000;
 
 export interface InfoEntry extends ServiceInfo {
   kind: ServiceKind;
@@ -179,7 +181,7 @@ export function decodeInfoEntry(buf: Buffer): InfoEntry | null {
  * Reads and validates an entry file. Null for a missing, unreadable or invalid
  * entry. `cache clean` uses this to compare the files' stamps with the tree.
  */
-export async function readInfoEntry(path: string): Promise<InfoEntry | null> {
+export function readInfoEntry(path: string): InfoEntry | null {
   const file = readCacheFileSync(path);
   return file && decodeInfoEntry(file.data);
 }
@@ -327,24 +329,28 @@ export class InfoCache {
   }
 
   /** The entry for a key from memory or disk, not yet checked against the files. */
-  async load(key: string): Promise<InfoEntry | null> {
+  load(key: string): InfoEntry | null {
     const mem = this.memory.get(key);
     if (mem) return mem;
     return this.reload(key);
   }
 
   /** Reads the entry from disk, bypassing memory (another process may have rebuilt it). */
-  async reload(key: string): Promise<InfoEntry | null> {
-    const entry = await readInfoEntry(this.path(key));
+  reload(key: string): InfoEntry | null {
+    const entry = readInfoEntry(this.path(key));
     if (entry) this.remember(key, entry);
     else this.memory.delete(key);
     return entry;
   }
 
-  /** Records a use of the entry: refreshes its mtime at most once per grain. */
+  /**
+   * Records a use of the entry: refreshes its mtime at most once per grain.
+   * Asking refreshUseTime (a stat) at most hourly per key keeps that off the
+   * path of every cached GET.
+   */
   used(key: string, now = Date.now()): void {
     const last = this.touched.get(key) ?? 0;
-    if (now - last < 3600_000) return;
+    if (now - last < USED_CHECK_MS) return;
     this.touched.set(key, now);
     void refreshUseTime(this.path(key), undefined, now);
   }
@@ -368,7 +374,7 @@ export class InfoCache {
    * `build` runs only while holding the lock. Waiting for another process is
    * bounded by `waitMs` (then 'busy').
    */
-  obtain(key: string, valid: (e: InfoEntry) => boolean | Promise<boolean>, build: () => Promise<InfoEntry>): Promise<InfoEntry> {
+  obtain(key: string, valid: (e: InfoEntry) => boolean, build: () => Promise<InfoEntry>): Promise<InfoEntry> {
     let p = this.inflight.get(key);
     if (!p) {
       p = this.obtainShared(key, valid, build).finally(() => this.inflight.delete(key));
@@ -377,19 +383,19 @@ export class InfoCache {
     return p;
   }
 
-  private async obtainShared(key: string, valid: (e: InfoEntry) => boolean | Promise<boolean>, build: () => Promise<InfoEntry>): Promise<InfoEntry> {
+  private async obtainShared(key: string, valid: (e: InfoEntry) => boolean, build: () => Promise<InfoEntry>): Promise<InfoEntry> {
     const path = this.path(key);
     const deadline = Date.now() + this.opts.waitMs;
     let delay = 10;
     for (;;) {
-      const found = await this.reload(key);
-      if (found && (await valid(found))) return found;
+      const found = this.reload(key);
+      if (found && valid(found)) return found;
       const lock = tryLock(path);
       if (lock) {
         try {
           // Someone may have finished between our read and our lock.
-          const again = await this.reload(key);
-          if (again && (await valid(again))) return again;
+          const again = this.reload(key);
+          if (again && valid(again)) return again;
           const entry = await build();
           writeInfoEntry(path, entry);
           this.remember(key, entry);

@@ -59,7 +59,7 @@ export class Torrents {
   }
 
   /** Are the entry's files still the ones it was built from? One stat each, nothing is read. */
-  private async unchanged(e: InfoEntry): Promise<boolean> {
+  private unchanged(e: InfoEntry): boolean {
     return e.files.every((f) => {
       const now = currentStampSync(this.o.root.join(f.rel));
       return now !== null && sameStamp(now, f);
@@ -80,7 +80,7 @@ export class Torrents {
   async cached(key: string, arrivedAt = performance.now()): Promise<InfoEntry | null> {
     const recent = this.checked.get(key);
     const fresh = recent && (recent.at >= arrivedAt || performance.now() - recent.at < this.o.revalidateMs);
-    if (fresh && (await this.o.infoCache.load(key)) === recent.entry) return this.hit(key, recent.entry);
+    if (fresh && this.o.infoCache.load(key) === recent.entry) return this.hit(key, recent.entry);
     return this.check(key);
   }
 
@@ -96,7 +96,11 @@ export class Torrents {
       p = new Promise((resolve, reject) =>
         setImmediate(() => {
           this.pending.delete(key);
-          this.checkNow(key).then(resolve, reject);
+          try {
+            resolve(this.checkNow(key));
+          } catch (e) {
+            reject(e);
+          }
         }),
       );
       this.pending.set(key, p);
@@ -104,15 +108,15 @@ export class Torrents {
     return p;
   }
 
-  private async checkNow(key: string): Promise<InfoEntry | null> {
+  private checkNow(key: string): InfoEntry | null {
     // Taken before any stat: the answer holds for requests that arrived by now.
     const at = performance.now();
     const c = this.o.infoCache;
-    let e = await c.load(key);
-    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, at);
+    let e = c.load(key);
+    if (e && this.ours(e) && this.unchanged(e)) return this.hit(key, e, at);
     // Another process may have rebuilt it since it was read.
-    e = await c.reload(key);
-    if (e && this.ours(e) && (await this.unchanged(e))) return this.hit(key, e, at);
+    e = c.reload(key);
+    if (e && this.ours(e) && this.unchanged(e)) return this.hit(key, e, at);
     this.checked.delete(key);
     return null;
   }
@@ -136,7 +140,7 @@ export class Torrents {
     checkServiceFiles(files, kind);
     const valid = (e: InfoEntry) => e.kind === kind && this.ours(e) && entryMatches(e, files);
     const c = this.o.infoCache;
-    const mem = await c.load(key);
+    const mem = c.load(key);
     if (mem && valid(mem)) return this.hit(key, mem, statedAt);
     if (c.building >= this.o.queueLimit && !c.isBuilding(key)) {
       throw new PkgError('busy', 'too many torrents being built; try again shortly');

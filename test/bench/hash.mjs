@@ -11,7 +11,7 @@
 // included, as a user sees it) in MB/s (10^6 bytes per second).
 import { spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readSync, closeSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,8 +59,7 @@ function ensureData() {
   log(`creating ${LAYOUT} under ${TREE} ...`);
   rmSync(TREE, { recursive: true, force: true });
   mkdirSync(join(TREE, 'pool'), { recursive: true });
-  writeRandom(join(TREE, 'large.iso'), LARGE);
-  for (let i = 0; i < SMALL_COUNT; i++) writeRandom(join(TREE, 'pool', `pkg-${String(i).padStart(4, '0')}.rpm`), SMALL);
+  for (const [i, f] of files().entries()) writeRandom(f, i === 0 ? LARGE : SMALL);
   writeFileSync(stamp, LAYOUT);
 }
 
@@ -108,7 +107,8 @@ function runMktorrent(out) {
 function runPkgtorrent(out) {
   rmSync(out, { force: true });
   // Plain node, not via npm: no tap or ts-node loaders in NODE_OPTIONS.
-  const env = { ...process.env };
+  // No config file of the machine either: the flags say everything.
+  const env = { ...process.env, PKGTORRENT_CONFIG: '' };
   delete env.NODE_OPTIONS;
   const { seconds, stdout } = timed(process.execPath, [BIN, 'make', '-j', String(CORES), '-l', '1M', '--no-date', '--json', '-o', out, TREE], env);
   return { seconds, infoHash: JSON.parse(stdout).infoHash };
@@ -124,8 +124,7 @@ function main() {
     process.exit(1);
   }
   ensureData();
-  const bytes = files().reduce((s, f) => s + statSync(f).size, 0);
-  warm();
+  const bytes = warm();
   const outDir = join(DATA, 'out');
   mkdirSync(outDir, { recursive: true });
   log(`data: ${files().length} files, ${(bytes / 1e6).toFixed(0)} MB; ${CORES} cores; best of ${REPS}`);

@@ -6,13 +6,13 @@
 // outside traffic. At the end the suite prints the compatibility table (client
 // × torrent kind) of what it checked.
 import t, { type Test } from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { need, ltInfo } from './helpers/oracles.js';
 import { decodeTorrent } from './helpers/bencode.js';
 import { bin } from './helpers/cli.js';
-import { startServe, request, postPaths, type ServeProcess } from './helpers/server.js';
+import { digestOf, startServe, request, postPaths, type ServeProcess } from './helpers/server.js';
 import { aria2Download, libtorrentDownload, libtorrentSeed, scratch, transmissionDownload, type DownloadResult } from './helpers/clients.js';
 import { startOpentracker } from './helpers/opentracker.js';
 
@@ -127,14 +127,10 @@ function compareWithMirror(t: Test, torrent: Buffer, dir: string, expected: stri
   return { padOnDisk };
 }
 
-function sha1hex(s: string): string {
-  return createHash('sha1').update(s).digest('hex');
-}
-
 /** Fetches the three service torrents from `serve`, checking the digest protocol on the way. */
 async function fetchServiceTorrents(t: Test, server: ServeProcess, dir: string) {
   const sorted = [...DIGEST_PATHS].sort();
-  const digest = sha1hex(sorted.join('\n'));
+  const digest = digestOf(sorted);
   const first = await request(server.url, `/pub/${SVC}/digest/${digest}`);
   t.equal(first.status, 412, 'digest: GET of an unknown digest is 412');
   const posted = await postPaths(server.url, 'pub', sorted, digest);
@@ -253,7 +249,7 @@ t.test('peer to peer: a second libtorrent completes from the first through opent
   writeFileSync(join(dir, 'trackers'), `# test tracker\n${tracker.http}\n${tracker.udp}\n`);
   const server = await startServe(t, { root, cacheDir: join(dir, 'cache'), files: true, trackers: join(dir, 'trackers') });
   const sorted = [...DIGEST_PATHS].sort();
-  const posted = await postPaths(server.url, 'pub', sorted, sha1hex(sorted.join('\n')));
+  const posted = await postPaths(server.url, 'pub', sorted, digestOf(sorted));
   t.equal(posted.status, 200, 'digest torrent built');
   if (posted.status !== 200) return;
   const torrent = join(dir, 'p2p.torrent');

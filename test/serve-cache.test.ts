@@ -2,14 +2,13 @@
 // and across processes, bounded waits, stale locks, damaged entries, tracker
 // reloads, graceful stop and a cluster of workers.
 import t, { type Test } from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { decodeTorrent } from './helpers/bencode.js';
-import { postPaths, request, startServe, type ServeProcess } from './helpers/server.js';
+import { digestOf, postPaths, request, startServe, type ServeProcess } from './helpers/server.js';
 
-const digestOf = (paths: string[]) => createHash('sha1').update(paths.join('\n')).digest('hex');
 const FILES = Array.from({ length: 8 }, (_, i) => `/pub/p/pkg-${i}.rpm`);
 
 function mirror(t: Test) {

@@ -3,12 +3,11 @@
 // are untouched, its bytes appear in no answer) and nothing outside the root
 // was hashed into the cache.
 import t from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, statSync, symlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { postPaths, request, startServe, type HttpResponse } from './helpers/server.js';
+import { digestOf, postPaths, request, startServe, type HttpResponse } from './helpers/server.js';
 
-const digestOf = (paths: string[]) => createHash('sha1').update(paths.join('\n')).digest('hex');
 const SECRET = randomBytes(4096);
 
 const dir = t.testdir({

@@ -6,10 +6,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeTorrent } from './helpers/bencode.js';
-import { postPaths, request, startServe, type HttpResponse, type ServeProcess } from './helpers/server.js';
+import { digestOf, postPaths, request, startServe, type HttpResponse, type ServeProcess } from './helpers/server.js';
 
 const sha1hex = (s: string | Buffer) => createHash('sha1').update(s).digest('hex');
-const digestOf = (paths: string[]) => sha1hex(paths.join('\n'));
 
 const SIZES = { a: 70_000, b: 20_000, c: 33_000, y: 100 };
 const PL = 16384;

@@ -2,6 +2,7 @@
 // it) on 127.0.0.1 with a free port, plus a raw HTTP client that sends paths
 // exactly as given (fetch would normalise `..` and percent-encoding away).
 // Run `npm run build` first; the test script does.
+import { createHash } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -154,6 +155,11 @@ export function request(
     req.on('error', reject);
     req.end(opts.body);
   });
+}
+
+/** The digest yum-torrent sends for a list of paths: SHA-1 of them joined by newlines, hex. */
+export function digestOf(paths: readonly string[]): string {
+  return createHash('sha1').update(paths.join('\n')).digest('hex');
 }
 
 /** The body yum-torrent sends: one urlencoded `p` field per path, in order. */

@@ -2,8 +2,8 @@
 // and across processes, bounded waits, stale locks, damaged entries, tracker
 // reloads, graceful stop and a cluster of workers.
 import t, { type Test } from 'tap';
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { decodeTorrent } from './helpers/bencode.js';
@@ -135,11 +135,17 @@ t.test('an edited trackers file shows in the next torrents', async (t) => {
 });
 
 t.test('SIGTERM: in-flight requests finish, the process exits 0, nothing half-written stays', async (t) => {
-  const dir = t.testdir({ root: { iso: { 'big.iso': randomBytes(24 * 1024 * 1024) } }, cache: {} });
+  const dir = t.testdir({ root: { iso: { 'big.iso': randomBytes(64 * 1024 * 1024) } }, cache: {} });
   const srv = await startServe(t, { root: join(dir, 'root'), cacheDir: join(dir, 'cache'), pieceLength: '1M' });
   const pending = request(srv.url, '/pub/torrent_service/simple/iso/big.iso');
-  await srv.waitFor(/./, 1000);
-  await new Promise((r) => setTimeout(r, 50));
+  // The build lock exists while the torrent is being built: stop then.
+  const lock = join(dir, 'cache/info', `${createHash('sha1').update('/iso/big.iso').digest('hex')}_s.lock`);
+  let building = false;
+  for (let i = 0; i < 2000 && !building; i++) {
+    building = existsSync(lock);
+    if (!building) await new Promise((r) => setTimeout(r, 1));
+  }
+  t.ok(building, 'SIGTERM is sent while the build is under way');
   const exit = srv.stop('SIGTERM');
   const r = await pending;
   t.equal(r.status, 200, 'the request under way was answered');

@@ -3,7 +3,8 @@
 // anything it forked.
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
-import { startGroup } from './helpers/clients.js';
+import { procStat, startGroup } from './helpers/clients.js';
+import { until } from './helpers/poll.js';
 
 /**
  * True while a live process of the group exists. Zombies do not count: a
@@ -11,28 +12,16 @@ import { startGroup } from './helpers/clients.js';
  * reaps it depends on the container, not on us.
  */
 function groupAlive(pgid: number): boolean {
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      // After the ')' closing comm: state ppid pgrp ...
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pgid && state !== 'Z') return true;
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return false;
+  return readdirSync('/proc').some((d) => {
+    if (!/^\d+$/.test(d)) return false;
+    const s = procStat(d);
+    return s !== null && s.pgrp === pgid && s.state !== 'Z';
+  });
 }
 
 /** Polls (every 20 ms, at most 3 s) until the group is gone. */
-async function groupGone(pgid: number): Promise<boolean> {
-  const end = Date.now() + 3000;
-  while (Date.now() < end) {
-    if (!groupAlive(pgid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return false;
+function groupGone(pgid: number): Promise<boolean> {
+  return until(3000, () => !groupAlive(pgid), 20);
 }
 
 // A shell that forks a long sleep and waits: the grandchild must die too.
@@ -72,11 +61,11 @@ t.test('commandPid is the command under the timeout wrapper', async (t) => {
     }
   };
   let found = '';
-  for (let i = 0; i < 100 && found !== 'sleep'; i++) {
+  await until(2000, () => {
     const pid = p.commandPid();
     found = pid === undefined ? '' : comm(pid);
-    if (found !== 'sleep') await new Promise((r) => setTimeout(r, 20));
-  }
+    return found === 'sleep';
+  }, 20);
   t.equal(found, 'sleep');
   const exit = await p.stop();
   t.equal(exit.timedOut, false, 'stop() is not a timeout');

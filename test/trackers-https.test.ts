@@ -11,6 +11,7 @@ import { bin } from './helpers/cli.js';
 import { need } from './helpers/oracles.js';
 import { startOpentracker } from './helpers/opentracker.js';
 import { freePort, scratch, startGroup } from './helpers/clients.js';
+import { until } from './helpers/poll.js';
 
 /** A self-signed certificate for 127.0.0.1 (its own CA), made by openssl. */
 function makeCert(dir: string): { cert: string; key: string } {
@@ -45,10 +46,11 @@ async function tlsFront(t: Test, dir: string, target: number, cert: { cert: stri
       ['foreground = yes', 'pid =', 'debug = 3', '[tracker]', `accept = 127.0.0.1:${port}`, `connect = 127.0.0.1:${target}`, `cert = ${cert.cert}`, `key = ${cert.key}`, ''].join('\n'),
     );
     const proc = startGroup(t, 'stunnel4', [conf], { timeoutMs: 120_000 });
-    for (let i = 0; i < 50; i++) {
-      if (await accepts(port)) return port;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    let exited = false;
+    void proc.exited.then(() => (exited = true));
+    // Until it accepts connections, or gives up (the port was taken meanwhile).
+    const up = await until(5000, async () => exited || (await accepts(port)), 100);
+    if (up && !exited) return port;
     await proc.stop();
   }
   throw new Error('stunnel did not start');

@@ -53,24 +53,27 @@ process.on('exit', () => {
   for (const pid of live) killGroup(pid, 'SIGKILL');
 });
 
+/** The fields of /proc/<pid>/stat after the command name that we use, or null once it is gone. */
+export function procStat(pid: number | string): { state: string; ppid: number; pgrp: number } | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and ')': split after the last ')'.
+    const [state, ppid, pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: state!, ppid: Number(ppid), pgrp: Number(pgrp) };
+  } catch {
+    return null;
+  }
+}
+
 /** Direct children of a process, from /proc (Linux). */
 function childrenOf(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     // Kernel without CONFIG_PROC_CHILDREN: scan every process's parent.
-    const out: number[] = [];
-    for (const d of readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        // Field 4 of stat is the parent pid; field 2 (comm) may contain spaces, so split after ')'.
-        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
-      } catch {
-        // gone meanwhile
-      }
-    }
-    return out;
+    return readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d) && procStat(d)?.ppid === pid)
+      .map(Number);
   }
 }
 
@@ -84,11 +87,10 @@ export function startGroup(
   t: Test,
   cmd: string,
   args: string[],
-  opts: { timeoutMs: number; cwd?: string; env?: NodeJS.ProcessEnv; stdin?: 'pipe' | 'ignore'; onLine?: (line: string) => void },
+  opts: { timeoutMs: number; env?: NodeJS.ProcessEnv; stdin?: 'pipe' | 'ignore'; onLine?: (line: string) => void },
 ): Proc {
   const hardSecs = Math.ceil(opts.timeoutMs / 1000) + 5;
   const child = spawn('timeout', ['--kill-after=2', `${hardSecs}s`, cmd, ...args], {
-    cwd: opts.cwd,
     env: opts.env ?? process.env,
     detached: true, // own process group, so killing -pid reaches every descendant
     stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'],
@@ -213,7 +215,6 @@ if opts.get("noWebSeed"):
     atp.url_seeds = []
     atp.flags |= tf.override_web_seeds
 h = ses.add_torrent(atp)
-emit(event="listening", port=ses.listen_port())
 hash_failed = 0
 done = False
 while True:
@@ -234,18 +235,16 @@ while True:
     if not done and s.is_seeding:
         done = True
         emit(event="complete", hashFailed=hash_failed, payloadDownloaded=s.total_payload_download,
-             webSeeds=[w for w in h.url_seeds()], numPeers=s.num_peers)
+             webSeeds=[w for w in h.url_seeds()])
         if not opts.get("seed"):
             break
 `;
 
 interface LtEvent {
-  event: 'listening' | 'complete' | 'alert';
-  port?: number;
+  event: 'complete' | 'alert';
   hashFailed?: number;
   payloadDownloaded?: number;
   webSeeds?: string[];
-  numPeers?: number;
   type?: string;
   message?: string;
 }
@@ -256,8 +255,6 @@ export interface LtResult extends DownloadResult {
   payloadDownloaded: number;
   /** Web seeds the torrent had while downloading. */
   webSeeds: string[];
-  /** The session's listen port (for a seeder: where peers reach it). */
-  port: number;
   /** Alerts seen: tracker replies and errors, web seed errors. */
   alerts: string[];
 }
@@ -290,7 +287,6 @@ function startLibtorrent(t: Test, torrent: string, dir: string, seed: boolean, o
       hashFailed: done?.hashFailed ?? 0,
       payloadDownloaded: done?.payloadDownloaded ?? 0,
       webSeeds: done?.webSeeds ?? [],
-      port: events.find((e) => e.event === 'listening')?.port ?? 0,
       alerts: events.filter((e) => e.event === 'alert').map((e) => `${e.type}: ${e.message}`),
     };
   };

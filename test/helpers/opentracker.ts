@@ -9,7 +9,8 @@ import { appendFileSync, chmodSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import type { Test } from 'tap';
-import { freePort, scratch, startGroup, type Proc } from './clients.js';
+import { freePort, scratch, startGroup } from './clients.js';
+import { until } from './poll.js';
 
 export interface Tracker {
   port: number;
@@ -19,8 +20,6 @@ export interface Tracker {
   udp: string;
   /** Whitelists info hashes (hex) and waits until the tracker accepts them. */
   allow(...infoHashes: string[]): Promise<void>;
-  stop(): Promise<void>;
-  proc: Proc;
 }
 
 /** One HTTP announce; resolves with the bencoded reply as text, or null on a connection error. */
@@ -46,19 +45,6 @@ function announce(port: number, infoHashHex: string, event: string): Promise<str
     req.on('timeout', () => req.destroy());
     req.end();
   });
-}
-
-/**
- * Polls until `check` returns true, every 50 ms, at most `ms` milliseconds.
- * Returns false on timeout.
- */
-async function until(ms: number, check: () => Promise<boolean>): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
 }
 
 // A hash nobody uses: the readiness probe expects it to be refused.
@@ -106,7 +92,6 @@ export async function startOpentracker(t: Test, opts: { timeoutMs?: number } = {
       port,
       http: `http://127.0.0.1:${port}/announce`,
       udp: `udp://127.0.0.1:${port}/announce`,
-      proc,
       allow: async (...hashes: string[]) => {
         appendFileSync(whitelist, hashes.map((h) => `${h.toLowerCase()}\n`).join(''));
         const pid = proc.commandPid();
@@ -114,9 +99,6 @@ export async function startOpentracker(t: Test, opts: { timeoutMs?: number } = {
         process.kill(pid, 'SIGHUP'); // reloads the whitelist
         const ok = await until(5000, async () => (await Promise.all(hashes.map(accepted))).every(Boolean));
         if (!ok) throw new Error(`opentracker did not accept ${hashes.join(', ')} after SIGHUP\n${proc.output()}`);
-      },
-      stop: async () => {
-        await proc.stop();
       },
     };
   }

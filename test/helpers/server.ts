@@ -3,7 +3,7 @@
 // exactly as given (fetch would normalise `..` and percent-encoding away).
 // Run `npm run build` first; the test script does.
 import { createHash } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -23,16 +23,11 @@ export interface ServeOptions {
   pieceLength?: string;
   /** Any further arguments, e.g. ['--trackers-interval', '0.2s', '--workers', '2']. */
   args?: string[];
-  env?: Record<string, string | undefined>;
-  /** How long to wait for the "serving" line (default 20 s). */
-  startTimeoutMs?: number;
 }
 
 export interface ServeProcess {
   /** "http://127.0.0.1:PORT", without a trailing slash. */
   url: string;
-  port: number;
-  child: ChildProcess;
   /** Everything written to stderr so far (startup line, access log, build lines). */
   stderr(): string;
   /** Resolves once stderr matches, or rejects after timeoutMs. */
@@ -66,7 +61,7 @@ export async function startServe(t: Test | null, o: ServeOptions): Promise<Serve
     ...(o.args ?? []),
   ];
   const child = spawn(...nodeCommand(BIN, argv), {
-    env: { ...process.env, PKGTORRENT_CONFIG: '', ...o.env },
+    env: { ...process.env, PKGTORRENT_CONFIG: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';
@@ -115,14 +110,14 @@ export async function startServe(t: Test | null, o: ServeOptions): Promise<Serve
     })());
   t?.teardown(() => stop().then(() => undefined));
 
+  const serving = /pkgtorrent: serving (http:\/\/\S+?)\/? /;
   try {
-    await waitFor(/pkgtorrent: serving (http:\/\/\S+?)\/? /, o.startTimeoutMs ?? 20_000);
+    await waitFor(serving, 20_000);
   } catch (e) {
     await stop();
     throw e;
   }
-  const url = /pkgtorrent: serving (http:\/\/\S+?)\/? /.exec(err)![1]!;
-  return { url, port: Number(new URL(url).port), child, stderr: () => err, waitFor, stop };
+  return { url: serving.exec(err)![1]!, stderr: () => err, waitFor, stop };
 }
 
 export interface HttpResponse {
@@ -163,13 +158,13 @@ export function digestOf(paths: readonly string[]): string {
 }
 
 /** The body yum-torrent sends: one urlencoded `p` field per path, in order. */
-export function pathForm(paths: readonly string[]): string {
+function pathForm(paths: readonly string[]): string {
   return paths.map((p) => `p=${encodeURIComponent(p).replace(/%20/g, '+')}`).join('&');
 }
 
 /** POSTs paths to the digest URL of those paths (the client's side of the conversation). */
-export function postPaths(base: string, prefix: string, paths: readonly string[], digest: string, svc = 'torrent_service'): Promise<HttpResponse> {
-  return request(base, `/${prefix}/${svc}/digest/${digest}`, {
+export function postPaths(base: string, prefix: string, paths: readonly string[], digest: string): Promise<HttpResponse> {
+  return request(base, `/${prefix}/torrent_service/digest/${digest}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
     body: pathForm(paths),

@@ -4,13 +4,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HashPool, splitStream, type Segment } from '../src/core/hasher.js';
+import { pieceHashes } from './helpers/bencode.js';
 
 function expected(data: Buffer, pieceLength: number): { pieces: Buffer; paddedTail: Buffer | null } {
-  const out: Buffer[] = [];
-  for (let off = 0; off < data.length; off += pieceLength) out.push(createHash('sha1').update(data.subarray(off, off + pieceLength)).digest());
   const rest = data.length % pieceLength;
   const paddedTail = rest ? createHash('sha1').update(data.subarray(data.length - rest)).update(Buffer.alloc(pieceLength - rest)).digest() : null;
-  return { pieces: Buffer.concat(out), paddedTail };
+  return { pieces: pieceHashes(data, pieceLength), paddedTail };
 }
 
 // Every behaviour holds for worker threads alone and with the calling thread

@@ -13,7 +13,7 @@ import { buildServiceInfo, serviceTorrent } from '../src/core/service-torrent.js
 import { sha1 } from '../src/core/metainfo.js';
 import { trackerTiers } from '../src/core/trackers.js';
 import { need, ltInfo } from './helpers/oracles.js';
-import { decodeTorrent } from './helpers/bencode.js';
+import { decodeTorrent, pieceHashes } from './helpers/bencode.js';
 
 const PL = 16384;
 // Awkward sizes: tiny, exact multiple, one byte over, empty, several pieces.
@@ -22,12 +22,6 @@ const SIZES: Record<string, number> = { 'a/tiny.rpm': 5, 'b.rpm': PL * 2, 'c.rpm
 function padded(data: Buffer[], pl: number): Buffer {
   // Every file but the last is followed by zeros up to a piece boundary.
   return Buffer.concat(data.flatMap((d, i) => (i < data.length - 1 && d.length % pl ? [d, Buffer.alloc(pl - (d.length % pl))] : [d])));
-}
-
-function pieceHashes(stream: Buffer, pl: number): Buffer {
-  const out: Buffer[] = [];
-  for (let off = 0; off < stream.length; off += pl) out.push(createHash('sha1').update(stream.subarray(off, off + pl)).digest());
-  return Buffer.concat(out);
 }
 
 async function fixture(t: Test) {

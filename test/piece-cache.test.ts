@@ -84,11 +84,10 @@ t.test('an entry for another piece length is a separate entry', async (t) => {
 });
 
 t.test('a file modified while it is hashed is reported and not cached', async (t) => {
-  const { root, cache, pool, dir } = await setup(t, { 'big.iso': randomBytes(40 * 1024 * 1024) });
+  const { root, cache, pool, store, dir } = await setup(t, { 'big.iso': randomBytes(40 * 1024 * 1024) });
   const path = join(dir, 'root/pub/big.iso');
   const file = await root.file('pub/big.iso');
   let modified = false;
-  const store = new PieceStore(cache, pool);
   await t.rejects(
     store.get(file, 1 << 20, () => {
       if (modified) return;

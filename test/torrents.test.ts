@@ -31,7 +31,7 @@ async function setup(t: Test, revalidateMs = 0) {
     revalidateMs,
     log: () => {},
   });
-  const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS, null), 'multi', performance.now());
+  const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS), 'multi', performance.now());
   // A new mtime (whole seconds later) that every filesystem can record.
   const touch = (rel: string) => {
     const later = new Date(Date.now() + 5000);

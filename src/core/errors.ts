@@ -10,7 +10,7 @@ export type ErrorKind =
   | 'too-large' // over a configured cap: HTTP 413
   | 'busy' // hashing queue full: HTTP 503
   | 'changed' // a file changed while it was read: HTTP 503, asking again will succeed
-  | 'io' // the file system said no
+  | 'io' // the file system failed (a broken disk, no descriptors left): HTTP 503, worth retrying
   | 'exists'; // refusing to overwrite
 
 export class PkgError extends Error {
@@ -39,6 +39,7 @@ export class PkgError extends Error {
         return 413;
       case 'busy':
       case 'changed':
+      case 'io':
         return 503;
       default:
         return 500;
@@ -58,7 +59,9 @@ export function fsError(err: unknown, path: string): PkgError {
       return new PkgError('not-found', `${path}: no such file or directory`);
     case 'EACCES':
     case 'EPERM':
-      return new PkgError('io', `${path}: permission denied`);
+      return new PkgError('forbidden', `${path}: permission denied`);
+    case 'ENAMETOOLONG':
+      return new PkgError('bad-request', `${path}: name too long`);
     case 'EISDIR':
       return new PkgError('io', `${path}: is a directory`);
     case 'ELOOP':

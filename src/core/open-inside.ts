@@ -19,9 +19,10 @@ export function isUnder(path: string, dir: string): boolean {
 
 /**
  * Opens `path` read-only. Returns the descriptor, or null (nothing left open)
- * when the file that was opened does not lie under `dir`.
+ * when the file that was opened does not lie under `dir`, or `accept` (given
+ * the opened file's real path) says no.
  */
-export function openInside(path: string, dir: string): number | null {
+export function openInside(path: string, dir: string, accept?: (where: string) => boolean): number | null {
   const fd = openSync(path, 'r');
   if (!canLocateOpenFiles) return fd;
   let where: string;
@@ -31,7 +32,7 @@ export function openInside(path: string, dir: string): number | null {
     closeSync(fd);
     throw e;
   }
-  if (isUnder(where, dir)) return fd;
+  if (isUnder(where, dir) && (accept === undefined || accept(where))) return fd;
   closeSync(fd);
   return null;
 }

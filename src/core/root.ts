@@ -14,51 +14,123 @@ export interface MirrorFile extends FileStamp {
   rel: string;
   /** Absolute path on disk, after symlinks, inside the root. */
   abs: string;
-  /** The root's real path: whoever opens the file later checks it is still under it (see openInside). */
+  /**
+   * The real path of the tree the file lies in (the root, or an allowed
+   * outside tree): whoever opens the file later checks it is still under it
+   * (see openInside).
+   */
   root: string;
 }
+
+/** Longest name the file systems of a mirror take (ext4, xfs, btrfs): longer is refused before any lookup. */
+export const MAX_NAME_BYTES = 255;
+/** Longest root-relative path accepted (Linux's PATH_MAX). */
+export const MAX_PATH_BYTES = 4096;
 
 /**
  * Normalises a root-relative path ("/pub/x.rpm" or "pub/x.rpm") and rejects
  * anything that could name a file outside the root or confuse the cache
- * layout: "..", ".", empty segments, NUL, backslashes.
+ * layout: "..", ".", empty segments, NUL, backslashes, and names longer than
+ * a file system takes (which would otherwise come back as ENAMETOOLONG).
  */
 export function checkRelPath(path: string): string {
   const trimmed = path.replace(/^\/+/, '');
   if (trimmed === '') throw new PkgError('bad-request', `empty path`);
   if (path.includes('\0')) throw new PkgError('forbidden', `path contains a NUL byte`);
   if (path.includes('\\')) throw new PkgError('forbidden', `${path}: backslashes are not allowed in paths`);
+  if (Buffer.byteLength(trimmed) > MAX_PATH_BYTES) throw new PkgError('bad-request', `path longer than ${MAX_PATH_BYTES} bytes`);
   const segments = trimmed.split('/');
   for (const s of segments) {
     if (s === '..' || s === '.') throw new PkgError('forbidden', `${path}: '.' and '..' are not allowed in paths`);
     if (s === '') throw new PkgError('bad-request', `${path}: empty path segment`);
+    if (Buffer.byteLength(s) > MAX_NAME_BYTES) throw new PkgError('bad-request', `a path segment is longer than ${MAX_NAME_BYTES} bytes`);
   }
   return segments.join('/');
+}
+
+/** True when a segment names a hidden file or directory (".git", ".hidden.rpm"). */
+export function isDotName(segment: string): boolean {
+  return segment.startsWith('.');
+}
+
+export interface RootOptions {
+  /**
+   * Trees outside the root that symbolic links under it may lead into
+   * (--allow-outside): the common layout of a web root whose folders are
+   * links to storage elsewhere. Reads stay inside the root and these trees.
+   */
+  allowOutside?: readonly string[];
+  /** Hash and serve dot-files and dot-directories too (--dotfiles); by default they are not part of the mirror. */
+  dotfiles?: boolean;
+}
+
+/** Where a resolved path may be read from: the root or an allowed tree, less our own directories. */
+interface Trees {
+  /** Real paths of the root and the allowed outside trees. */
+  readable: readonly string[];
+  /** Real paths of directories of ours (the cache dir) that are never part of the mirror. */
+  hidden: readonly string[];
 }
 
 export class MirrorRoot {
   private constructor(
     /** The root as given, for messages. */
     readonly dir: string,
-    /** The root after symlinks; every resolved file lies under it. */
+    /** The root after symlinks; every resolved file lies under it or under an allowed tree. */
     readonly real: string,
+    private readonly trees: Trees,
+    /** Dot-files are part of the mirror (see RootOptions.dotfiles). */
+    readonly dotfiles: boolean,
   ) {}
 
-  static async open(dir: string): Promise<MirrorRoot> {
+  static async open(dir: string, opts: RootOptions = {}): Promise<MirrorRoot> {
+    const real = await realDir(dir, 'root');
+    const outside: string[] = [];
+    for (const d of opts.allowOutside ?? []) outside.push(await realDir(d, 'allow-outside'));
+    return new MirrorRoot(dir, real, { readable: [real, ...outside], hidden: [] }, opts.dotfiles ?? false);
+  }
+
+  /**
+   * The same root with a directory of ours (the cache dir) taken out of it:
+   * nothing in it is ever hashed or served, by whatever path or link it is
+   * reached. A directory that does not exist yet is taken by its path.
+   */
+  hiding(dir: string): MirrorRoot {
     let real: string;
     try {
-      real = await realpath(dir);
-      if (!(await stat(real)).isDirectory()) throw new PkgError('usage', `root ${dir}: not a directory`);
-    } catch (e) {
-      if (e instanceof PkgError) throw e;
-      throw new PkgError('usage', `root ${dir}: ${fsError(e, dir).message.replace(`${dir}: `, '')}`);
+      real = realpathSync.native(dir);
+    } catch {
+      real = dir;
     }
-    return new MirrorRoot(dir, real);
+    return new MirrorRoot(this.dir, this.real, { ...this.trees, hidden: [...this.trees.hidden, real] }, this.dotfiles);
   }
 
   /** True when an absolute, symlink-free path lies inside the root. */
   contains(abs: string): boolean {
     return isUnder(abs, this.real);
+  }
+
+  /**
+   * Whether an absolute, symlink-free path may be read as part of the mirror:
+   * the tree it lies in (the root or an allowed outside tree), or why not.
+   */
+  admit(abs: string, rel: string): string {
+    const tree = this.trees.readable.find((t) => isUnder(abs, t));
+    if (tree === undefined) throw new PkgError('forbidden', `${rel}: resolves outside the root`);
+    if (this.trees.hidden.some((h) => isUnder(abs, h))) throw new PkgError('forbidden', `${rel}: the cache is not part of the mirror`);
+    if (!this.dotfiles && relative(tree, abs).split(sep).some(isDotName)) {
+      throw new PkgError('forbidden', `${rel}: hidden files are not part of the mirror`);
+    }
+    return tree;
+  }
+
+  private admits(abs: string): boolean {
+    try {
+      this.admit(abs, '');
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**
@@ -77,8 +149,10 @@ export class MirrorRoot {
   }
 
   /**
-   * Resolves a root-relative path to a regular file inside the root. A missing
-   * file is 'not-found'; a symlink that leads outside is 'forbidden'.
+   * Resolves a root-relative path to a regular file of the mirror. A missing
+   * file is 'not-found'; one that leads outside the root and the allowed
+   * trees, into the cache, or to a hidden name (as asked or as it really is)
+   * is 'forbidden'.
    *
    * Synchronous on purpose: a realpath and a stat answered from the kernel's
    * caches take microseconds in-line, but tens of microseconds each through
@@ -88,13 +162,14 @@ export class MirrorRoot {
    */
   file(path: string): MirrorFile {
     const rel = checkRelPath(path);
+    if (!this.dotfiles && rel.split('/').some(isDotName)) throw new PkgError('forbidden', `${rel}: hidden files are not part of the mirror`);
     let abs: string;
     try {
       abs = realpathSync.native(this.join(rel));
     } catch (e) {
       throw fsError(e, rel);
     }
-    if (!this.contains(abs)) throw new PkgError('forbidden', `${rel}: resolves outside the root`);
+    const tree = this.admit(abs, rel);
     let st;
     try {
       st = statSync(abs, { bigint: true });
@@ -102,23 +177,35 @@ export class MirrorRoot {
       throw fsError(e, rel);
     }
     if (!st.isFile()) throw new PkgError('not-found', `${rel}: not a regular file`);
-    return { rel, abs, root: this.real, size: Number(st.size), mtimeNs: st.mtimeNs };
+    return { rel, abs, root: tree, size: Number(st.size), mtimeNs: st.mtimeNs };
   }
 
   /**
-   * Opens a resolved file for reading, checking the file actually opened is
-   * still inside the root: between file() and now a directory on its path may
-   * have been replaced by a symlink leading out.
+   * Opens a resolved file for reading, checking that the file actually opened
+   * is still one of the mirror's: between file() and now a directory on its
+   * path may have been replaced by a symlink leading out.
    */
   openFile(file: MirrorFile): number {
     let fd: number | null;
     try {
-      fd = openInside(file.abs, this.real);
+      fd = openInside(file.abs, file.root, (where) => this.admits(where));
     } catch (e) {
       throw fsError(e, file.rel);
     }
     if (fd === null) throw new PkgError('forbidden', `${file.rel}: resolves outside the root`);
     return fd;
+  }
+}
+
+/** A directory's real path, or a usage error naming the setting it came from. */
+async function realDir(dir: string, setting: string): Promise<string> {
+  try {
+    const real = await realpath(dir);
+    if (!(await stat(real)).isDirectory()) throw new PkgError('usage', `${setting} ${dir}: not a directory`);
+    return real;
+  } catch (e) {
+    if (e instanceof PkgError) throw e;
+    throw new PkgError('usage', `${setting} ${dir}: ${fsError(e, dir).message.replace(`${dir}: `, '')}`);
   }
 }
 

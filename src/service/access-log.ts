@@ -2,12 +2,8 @@
 // The path is the raw request target with anything unprintable escaped, so a
 // hostile URL cannot forge or break log lines.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { printable } from './printable.js';
 import { bodyLength } from './respond.js';
-
-export function printable(s: string): string {
-  if (/^[\x21-\x7e]{0,2048}$/.test(s)) return s;
-  return s.replace(/[^\x21-\x7e]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`).slice(0, 2048);
-}
 
 /**
  * Collects lines and writes them at most every FLUSH_MS, or sooner when

@@ -28,7 +28,7 @@ export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, re
   if (sha1(values.join('\n')).toString('hex') !== digest) throw new PkgError('bad-request', 'digest does not match the paths');
   const rels = values.map(urlPathToRel);
   checkMultiFilePaths(rels);
-  const files = await resolveFiles(ctx.root, rels, ctx.cacheRel);
+  const files = await resolveFiles(ctx.root, rels);
   const entry = await ctx.torrents.forFiles(digest, files, 'multi', arrivedAt);
   const t = ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current());
   sendTorrent(req, res, t.bytes, t.infoHashHex);

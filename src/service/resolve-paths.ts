@@ -18,15 +18,11 @@ export function urlPathToRel(urlPath: string): string {
   return checkRelPath(decoded);
 }
 
-
-/** Resolves paths, 64 per event-loop turn; the first failure wins. */
-export function resolveFiles(root: MirrorRoot, rels: readonly string[], cacheRel: string | null): Promise<MirrorFile[]> {
-  return inTurns(rels, 64, (rel) => {
-    if (insideCache(rel, cacheRel)) throw new PkgError('forbidden', `/${rel}: the cache is not part of the mirror`);
-    return root.file(rel);
-  });
-}
-
-export function insideCache(rel: string, cacheRel: string | null): boolean {
-  return cacheRel !== null && (rel === cacheRel || rel.startsWith(cacheRel + '/'));
+/**
+ * Resolves paths, 64 per event-loop turn; the first failure wins. The root
+ * decides on each file's resolved path whether it is the mirror's (not the
+ * cache, not hidden, not outside), whatever the request spelled.
+ */
+export function resolveFiles(root: MirrorRoot, rels: readonly string[]): Promise<MirrorFile[]> {
+  return inTurns(rels, 64, (rel) => root.file(rel));
 }

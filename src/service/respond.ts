@@ -3,6 +3,7 @@
 // status a client can cause is decided here from a PkgError's kind.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PkgError } from '../core/errors.js';
+import { printable } from './printable.js';
 
 export const TORRENT_TYPE = 'application/x-bittorrent';
 /** Seconds a client should wait after a 503 before asking again. */
@@ -12,6 +13,21 @@ export const RETRY_AFTER_S = 5;
 export class MethodNotAllowed extends Error {
   constructor(readonly allow: readonly string[]) {
     super('method not allowed');
+  }
+}
+
+/**
+ * A client error decided by a library we hand the request to (`send`'s 412
+ * and 416), answered with its status and headers (416 carries
+ * Content-Range: bytes * /N) and a short reason of ours.
+ */
+export class ClientHttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
   }
 }
 
@@ -60,6 +76,7 @@ export function sendNotCached(req: IncomingMessage, res: ServerResponse): void {
 
 export function statusOf(err: unknown): number {
   if (err instanceof MethodNotAllowed) return 405;
+  if (err instanceof ClientHttpError) return err.status;
   if (err instanceof PkgError) return err.httpStatus;
   return 500;
 }
@@ -71,7 +88,9 @@ export function statusOf(err: unknown): number {
  */
 export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, log: (line: string) => void): void {
   const status = statusOf(err);
-  if (status === 500) log(`internal error on ${req.method} ${req.url}: ${(err as Error)?.stack ?? String(err)}`);
+  if (status === 500) logInternal(req, err, log);
+  // The mirror's storage failing is the operator's business too; one line, no stack.
+  else if (err instanceof PkgError && err.kind === 'io') log(`${req.method} ${printable(req.url ?? '')}: ${err.message}`);
   if (res.headersSent) {
     res.destroy();
     return;
@@ -85,8 +104,24 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
   };
   if (status === 503) headers['Retry-After'] = RETRY_AFTER_S;
   if (err instanceof MethodNotAllowed) headers.Allow = err.allow.join(', ');
+  if (err instanceof ClientHttpError) Object.assign(headers, err.headers);
   // A body we refused to read must not be parsed as the next request.
   if (status === 413) headers.Connection = 'close';
   writeHead(res, status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+/** Stacks already written to the log: a bug that any request can hit is logged in full once, then one line each time. */
+const loggedStacks = new Set<string>();
+const MAX_LOGGED_STACKS = 256;
+
+function logInternal(req: IncomingMessage, err: unknown, log: (line: string) => void): void {
+  const where = `${req.method} ${printable(req.url ?? '')}`;
+  const stack = (err as Error)?.stack ?? String(err);
+  if (loggedStacks.has(stack)) {
+    log(`internal error on ${where}: ${(err as Error)?.message ?? String(err)} (stack logged before)`);
+    return;
+  }
+  if (loggedStacks.size < MAX_LOGGED_STACKS) loggedStacks.add(stack);
+  log(`internal error on ${where}: ${stack}`);
 }

@@ -51,13 +51,15 @@ export interface RunningServer {
 }
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  // The cache is never part of the mirror, by whatever path or link a request reaches it.
+  const root = o.root.hiding(o.cacheDir);
   const pool = new HashPool(o.jobs);
   const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
     onCacheError: (rel, err) => o.log(`${rel}: cannot write piece cache entry: ${err.message}`),
   });
   const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs });
   const torrents = new Torrents({
-    root: o.root,
+    root,
     pieces: new PieceMemo(store),
     infoCache,
     pieceLength: o.pieceLength,
@@ -67,7 +69,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     log: o.log,
   });
   const ctx: ServiceContext = {
-    root: o.root,
+    root,
     torrents,
     trackers: new TrackerList(o.trackersFile, { checkIntervalMs: o.trackersIntervalMs, warn: o.log }),
     pieceLength: o.pieceLength,
@@ -75,7 +77,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     baseUrl: { baseUrl: o.baseUrl, trustProxy: o.trustProxy },
     limits: { maxBody: o.maxBody, maxPaths: o.maxPaths, maxGlobMatches: o.maxGlobMatches },
     files: o.files,
-    cacheRel: await o.root.relativeInside(o.cacheDir),
+    cacheRel: await root.relativeInside(o.cacheDir),
     requestTimeoutMs: o.requestTimeoutMs,
     log: o.log,
   };

@@ -15,17 +15,15 @@ import send from 'send';
 import { PkgError } from '../core/errors.js';
 import { PROC_FD, canLocateOpenFiles } from '../core/open-inside.js';
 import type { ServiceContext } from './context.js';
-import { allowMethods } from './respond.js';
+import { ClientHttpError, allowMethods } from './respond.js';
 import { resolveFiles } from './resolve-paths.js';
 
 export async function handleFile(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   if (!ctx.files) throw new PkgError('not-found', 'not found');
   allowMethods(req, ['GET', 'HEAD']);
   if (path.endsWith('/')) throw new PkgError('not-found', `${path}: no directory listings`);
-  const [file] = await resolveFiles(ctx.root, [path], ctx.cacheRel);
-  const segments = relative(ctx.root.real, file!.abs).split(sep);
-  // Hidden files (.git, editor leftovers) are not part of a mirror, by the name they really have.
-  if (segments.some((s) => s.startsWith('.'))) throw new PkgError('forbidden', `${path}: hidden files are not served`);
+  // The root refuses hidden names, the cache and anything outside, on the resolved path.
+  const [file] = await resolveFiles(ctx.root, [path]);
 
   let target: { root: string; urlPath: string };
   if (canLocateOpenFiles) {
@@ -36,17 +34,40 @@ export async function handleFile(ctx: ServiceContext, req: IncomingMessage, res:
     target = { root: PROC_FD, urlPath: `/${fd}` };
   } else {
     // send takes a URL path under its root: the resolved (symlink-free) file, re-encoded.
-    target = { root: ctx.root.real, urlPath: '/' + segments.map(encodeURIComponent).join('/') };
+    const segments = relative(file!.root, file!.abs).split(sep);
+    target = { root: file!.root, urlPath: '/' + segments.map(encodeURIComponent).join('/') };
   }
   await new Promise<void>((resolve, reject) => {
-    const stream = send(req, target.urlPath, { root: target.root, dotfiles: 'deny', index: false, cacheControl: false });
-    stream.on('error', (err: Error & { status?: number }) => {
-      if (err.status === 404) reject(new PkgError('not-found', `${path}: no such file`));
-      else reject(err);
+    const stream = send(req, target.urlPath, {
+      root: target.root,
+      dotfiles: ctx.root.dotfiles ? 'allow' : 'deny',
+      index: false,
+      cacheControl: false,
     });
+    stream.on('error', (err: Error & { status?: number; headers?: Record<string, string> }) => reject(sendFailure(path, err)));
     stream.on('directory', () => reject(new PkgError('not-found', `${path}: is a directory`)));
     stream.on('end', () => resolve());
     res.on('close', () => resolve());
     stream.pipe(res);
   });
+}
+
+/**
+ * send's refusals as ours: a failed precondition (If-Match,
+ * If-Unmodified-Since) is 412, a range past the end 416 with the
+ * Content-Range send prepared; a file gone between the check and the read is
+ * 404. Anything else is a fault of ours and stays a 500.
+ */
+function sendFailure(path: string, err: Error & { status?: number; headers?: Record<string, string> }): Error {
+  switch (err.status) {
+    case 404:
+      return new PkgError('not-found', `${path}: no such file`);
+    case 412:
+      return new ClientHttpError(412, `${path}: precondition failed`);
+    case 416:
+      return new ClientHttpError(416, `${path}: range not satisfiable`, err.headers ?? {});
+    default:
+      if (err.status !== undefined && err.status >= 400 && err.status < 500) return new ClientHttpError(err.status, `${path}: ${err.message}`);
+      return err;
+  }
 }

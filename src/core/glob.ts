@@ -9,7 +9,8 @@
 // Here a name is matched in O(pattern x name) steps (the classic wildcard
 // walk that backtracks only to the last `*`), and a pattern is capped in
 // size, so a request costs time linear in what it walks. fast-glob still does
-// the walking, given a pattern it can only read as plain `*` segments.
+// the walking, from the pattern's fixed leading directory, given only plain
+// `*` and `**` segments.
 import fg from 'fast-glob';
 import { realpathSync } from 'node:fs';
 import { relative } from 'node:path';
@@ -29,7 +30,12 @@ export interface Glob {
   /** The pattern as given, root-relative without a leading slash. */
   source: string;
   segments: Segment[];
-  /** The same walk as fast-glob reads it: literal segments escaped, wild ones `*`. */
+  /** The leading literal segments, where the walk starts ('' for the root). */
+  base: string;
+  /**
+   * The rest as fast-glob walks it: every segment a plain `*` or `**`, so
+   * no name of ours is ever read as glob syntax by it; ours filters after.
+   */
   walk: string;
 }
 
@@ -55,8 +61,13 @@ export function parseGlob(rel: string): Glob {
   });
   if (wildcards > MAX_WILDCARDS) throw new PkgError('bad-request', `/${rel}: glob too complex (more than ${MAX_WILDCARDS} wildcards)`);
   if (globstars > MAX_GLOBSTARS) throw new PkgError('bad-request', `/${rel}: glob too complex (more than ${MAX_GLOBSTARS} '**')`);
-  const walk = segments.map((s) => (s.t === 'literal' ? fg.escapePath(s.text) : s.t === 'globstar' ? '**' : '*')).join('/');
-  return { source: rel, segments, walk };
+  const fixed = segments.findIndex((s) => s.t !== 'literal');
+  const base = rel.split('/').slice(0, fixed).join('/');
+  const walk = segments
+    .slice(fixed)
+    .map((s) => (s.t === 'globstar' ? '**' : '*'))
+    .join('/');
+  return { source: rel, segments, base, walk };
 }
 
 /** Does a root-relative path (segments split on '/') match? */
@@ -193,32 +204,33 @@ export interface GlobFilesOptions {
  * the caller like any path.
  */
 export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptions): Promise<string[]> {
-  const options = {
+  if (o.signal?.aborted) throw new PkgError('busy', 'request cancelled');
+  // The walk starts at the fixed part of the pattern, which must be the mirror's.
+  let cwd = root.real;
+  if (g.base !== '') {
+    try {
+      cwd = realpathSync.native(root.join(g.base));
+    } catch (e) {
+      throw fsError(e, `/${g.base}`);
+    }
+    root.admit(cwd, `/${g.base}`);
+  }
+  // fast-glob's stream is a Readable, typed only as NodeJS.ReadableStream.
+  const stream = fg.stream(g.walk, {
+    cwd,
+    // Only `*` and `**` reach fast-glob; these keep it from reading more into them.
     braceExpansion: false,
     extglob: false,
     caseSensitiveMatch: true,
     dot: root.dotfiles,
-  } as const;
-  for (const task of fg.generateTasks(g.walk, options)) {
-    if (task.base === '.') continue;
-    let real: string;
-    try {
-      real = realpathSync.native(root.join(task.base));
-    } catch (e) {
-      throw fsError(e, `/${task.base}`);
-    }
-    root.admit(real, `/${task.base}`);
-  }
-  // fast-glob's stream is a Readable, typed only as NodeJS.ReadableStream.
-  const stream = fg.stream(g.walk, {
-    ...options,
-    cwd: root.real,
     onlyFiles: false,
     objectMode: true,
+    // Never walk through a symlinked directory: it may lead outside the root.
     followSymbolicLinks: false,
     // Only ENOENT (an entry gone while walking) is ignored: an unreadable directory is an answer.
     suppressErrors: false,
   }) as Readable;
+  const prefix = g.base === '' ? '' : g.base + '/';
   const stop = () => stream.destroy();
   o.signal?.addEventListener('abort', stop, { once: true });
   const found: string[] = [];
@@ -227,9 +239,10 @@ export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptio
     for await (const e of stream as AsyncIterable<fg.Entry>) {
       if (++visited > MAX_VISITED) throw new PkgError('too-large', `/${g.source}: the glob walks more than ${MAX_VISITED} entries; narrow it`);
       if (!e.dirent.isFile() && !e.dirent.isSymbolicLink()) continue;
-      if (o.skip && (e.path === o.skip || e.path.startsWith(o.skip + '/'))) continue;
-      if (!globMatches(g, e.path)) continue;
-      found.push(e.path);
+      const rel = prefix + e.path;
+      if (o.skip && (rel === o.skip || rel.startsWith(o.skip + '/'))) continue;
+      if (!globMatches(g, rel)) continue;
+      found.push(rel);
       if (found.length > o.max) throw new PkgError('too-large', `/${g.source}: more than ${o.max} files match`);
     }
   } catch (e) {

@@ -32,11 +32,15 @@ export interface ServiceInfo extends EncodedInfo {
  */
 export function checkServiceFiles(files: readonly MirrorFile[], kind: ServiceKind): void {
   if (files.length === 0) throw new PkgError('not-found', 'no files to put in the torrent');
-  if (kind === 'single') {
-    if (files.length !== 1) throw new Error('a single-file torrent has exactly one file');
-    return;
+  if (kind === 'single' && files.length !== 1) throw new Error('a single-file torrent has exactly one file');
+  if (kind === 'multi') checkMultiFilePaths(files.map((f) => f.rel));
+  // Clients refuse a torrent of no bytes (libtorrent: "invalid length of
+  // torrent", Transmission: "Invalid metadata entry files"). Empty files
+  // among others are zero-length entries, which all of them accept.
+  if (files.every((f) => f.size === 0)) {
+    const what = files.length === 1 ? `/${files[0]!.rel} is empty` : 'every file is empty';
+    throw new PkgError('not-found', `${what}: a torrent needs at least one byte`);
   }
-  checkMultiFilePaths(files.map((f) => f.rel));
 }
 
 /**

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PkgError } from '../core/errors.js';
 import { globFiles, isGlob, parseGlob } from '../core/glob.js';
+import { inTurns } from '../core/limit.js';
 import { sha1 } from '../core/metainfo.js';
 import { checkRelPath, type MirrorFile } from '../core/root.js';
 import { baseUrlFor } from './base-url.js';
@@ -38,10 +39,22 @@ async function matchFiles(ctx: ServiceContext, rel: string, res: ServerResponse)
   const gone = new AbortController();
   res.once('close', () => gone.abort());
   const rels = await globFiles(ctx.root, glob, { max: ctx.limits.maxGlobMatches, skip: ctx.cacheRel, signal: gone.signal });
-  if (rels.length === 0) throw new PkgError('not-found', `/${rel}: no files match`);
-  if (rels.length > 1) checkMultiFilePaths(rels);
-  // Symlinks found by the glob are resolved like any path: outside the root is refused.
-  return resolveFiles(ctx.root, rels);
+  // Symlinks found by the glob are resolved like any path; one the root
+  // refuses (leading outside, into the cache) or that is no file (a link to
+  // a directory) is not a match, so one bad link does not spoil a glob.
+  const files = (
+    await inTurns(rels, 64, (r) => {
+      try {
+        return ctx.root.file(r);
+      } catch (e) {
+        if (e instanceof PkgError && (e.kind === 'forbidden' || e.kind === 'not-found')) return null;
+        throw e;
+      }
+    })
+  ).filter((f) => f !== null);
+  if (files.length === 0) throw new PkgError('not-found', `/${rel}: no files match`);
+  if (files.length > 1) checkMultiFilePaths(files.map((f) => f.rel));
+  return files;
 }
 
 /** A directory asked for as a file: say how to ask for what is in it. */

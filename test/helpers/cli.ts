@@ -58,7 +58,7 @@ export function nodeCommand(script: string, args: string[]): [string, string[]] 
  * override file permissions (still uid 0, so it can read the checkout
  * wherever CI cloned it, unlike running as nobody).
  */
-function asIfNotRoot(cmd: string, args: string[]): [string, string[]] {
+export function asIfNotRoot(cmd: string, args: string[]): [string, string[]] {
   if (process.getuid?.() !== 0) return [cmd, args];
   return ['setpriv', ['--bounding-set', '-dac_override,-dac_read_search', '--', cmd, ...args]];
 }

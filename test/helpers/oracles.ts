@@ -16,6 +16,7 @@ const PACKAGES: Record<string, string> = {
   groff: 'groff',
   stunnel4: 'stunnel4',
   openssl: 'openssl',
+  inotifywait: 'inotify-tools',
 };
 
 function available(tool: string): boolean {

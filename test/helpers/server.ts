@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { BIN, nodeCommand } from './cli.js';
+import { BIN, asIfNotRoot, nodeCommand } from './cli.js';
 
 const DIST_SERVE = fileURLToPath(new URL('../../dist/commands/serve.js', import.meta.url));
 
@@ -23,11 +23,15 @@ export interface ServeOptions {
   pieceLength?: string;
   /** Any further arguments, e.g. ['--trackers-interval', '0.2s', '--workers', '2']. */
   args?: string[];
+  /** File permissions apply even when the tests run as root (see asIfNotRoot). */
+  permissionsApply?: boolean;
 }
 
 export interface ServeProcess {
   /** "http://127.0.0.1:PORT", without a trailing slash. */
   url: string;
+  /** The serve process (for /proc). */
+  pid: number;
   /** Everything written to stderr so far (startup line, access log, build lines). */
   stderr(): string;
   /** Resolves once stderr matches, or rejects after timeoutMs. */
@@ -60,7 +64,8 @@ export async function startServe(t: Test | null, o: ServeOptions): Promise<Serve
     ...(o.files ? ['--files'] : []),
     ...(o.args ?? []),
   ];
-  const child = spawn(...nodeCommand(BIN, argv), {
+  const command = nodeCommand(BIN, argv);
+  const child = spawn(...(o.permissionsApply ? asIfNotRoot(...command) : command), {
     env: { ...process.env, PKGTORRENT_CONFIG: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -117,7 +122,7 @@ export async function startServe(t: Test | null, o: ServeOptions): Promise<Serve
     await stop();
     throw e;
   }
-  return { url: serving.exec(err)![1]!, stderr: () => err, waitFor, stop };
+  return { url: serving.exec(err)![1]!, pid: child.pid!, stderr: () => err, waitFor, stop };
 }
 
 export interface HttpResponse {

@@ -1,4 +1,4 @@
-// The service layout of SPEC section 4, checked against an independent
+// The service layout of pkgtorrent-service(8), TORRENT LAYOUT, checked against an independent
 // computation over the padded byte stream and against libtorrent.
 import t, { type Test } from 'tap';
 import bencode from 'bencode';

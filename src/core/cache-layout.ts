@@ -1,4 +1,4 @@
-// What the files under a cache dir are (SPEC section 5), and a walk over them
+// What the files under a cache dir are (pkgtorrent-service(8), CACHE LAYOUT), and a walk over them
 // that never leaves the cache dir. Shared by `cache clean` and `cache stats`
 // so both agree on what an entry is; anything we do not recognise is left
 // alone, because a later version (or an operator) may have put it there.

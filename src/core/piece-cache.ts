@@ -1,4 +1,4 @@
-// The piece cache of SPEC section 5: per file and piece length, the SHA-1 of
+// The piece cache of pkgtorrent-service(8), CACHE LAYOUT: per file and piece length, the SHA-1 of
 // every full piece plus, for a short last piece, its zero-padded and its plain
 // SHA-1. Valid while the source file's size and mtime are unchanged.
 //

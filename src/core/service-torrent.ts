@@ -1,4 +1,4 @@
-// The service layout of SPEC section 4: the torrent `serve` answers and
+// The service layout of pkgtorrent-service(8), TORRENT LAYOUT: the torrent `serve` answers and
 // `make --layout service` reproduces. Per-file cached piece hashes are laid
 // out with padding so every file starts on a piece boundary, which is what
 // lets one file's hashes be reused across every permutation of packages.

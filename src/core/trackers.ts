@@ -1,4 +1,4 @@
-// The trackers file (SPEC section 6) and the per-torrent tier order (section 4).
+// The trackers file (pkgtorrent-service(8), TRACKERS FILE) and the per-torrent tier order (TORRENT LAYOUT).
 // One reading of the file serves both the service (which skips bad lines)
 // and `trackers check` (which reports them, and warns about odd ones).
 import { readFile, stat } from 'node:fs/promises';

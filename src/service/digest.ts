@@ -1,4 +1,4 @@
-// Digest mode (SPEC 3.1), the yum-torrent conversation: GET answers a cached
+// Digest mode (pkgtorrent-service(8), "Digest mode"), the yum-torrent conversation: GET answers a cached
 // torrent or 412; POST carries the paths, checked against the digest.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PkgError } from '../core/errors.js';

@@ -1,4 +1,4 @@
-// Simple mode (SPEC 3.2): a path under the root, possibly a glob. One match
+// Simple mode (pkgtorrent-service(8), "Simple mode"): a path under the root, possibly a glob. One match
 // is a single-file torrent cached under `<sha1(path)>_s`; several make a
 // multi-file torrent cached under the digest a yum client would use for the
 // same paths, so both kinds of client share it.

@@ -1,4 +1,4 @@
-// The mirror's own files (--files, SPEC 3.5), so `serve --files` alone is a
+// The mirror's own files (--files, see pkgtorrent-service(8)), so `serve --files` alone is a
 // mirror whose web seeds work. `send` does Range, HEAD, ETag/Last-Modified
 // and conditional requests; we only decide which file, through MirrorRoot so
 // that `..`, NUL and symlinks leading outside the root never reach it.

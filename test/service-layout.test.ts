@@ -64,10 +64,15 @@ t.test('multi-file: padding entries, alignment, last-file rule, pieces', async (
   t.ok(info.infoHash.equals(sha1(info.bytes)), 'info hash is SHA-1 of the info bytes');
   t.ok(d.pieces.equals(want), 'pieces equal SHA-1 over the padded stream');
 
-  // Same pad size twice counts up k.
-  const { info: twice } = await buildServiceInfo(store, [await root.file('pub/f.rpm'), await root.file('pub/b.rpm'), await root.file('pub/a/tiny.rpm'), await root.file('pub/e.rpm')], 'multi', PL);
+  // Same pad size twice counts up k: f.rpm and g.rpm both end 7 bytes into a piece.
+  writeFileSync(join(dir, 'root/pub/g.rpm'), randomBytes(PL + 7));
+  const { info: twice } = await buildServiceInfo(store, ['pub/f.rpm', 'pub/b.rpm', 'pub/g.rpm', 'pub/a/tiny.rpm', 'pub/e.rpm'].map((p) => root.file(p)), 'multi', PL);
   const paths = decodeTorrent(twice.bytes).files.map((f: { path: string[] }) => f.path.join('/'));
-  t.ok(paths.includes('torrent_service/nullfile/16377_0'));
+  t.same(
+    paths,
+    ['f.rpm', 'torrent_service/nullfile/16377_0', 'b.rpm', 'g.rpm', 'torrent_service/nullfile/16377_1', 'a/tiny.rpm', 'torrent_service/nullfile/16379_0', 'e.rpm'],
+    'the second pad of the same size is _1, a pad of another size starts at _0',
+  );
 
   const torrent = serviceTorrent(info, 'http://mirror.example', ['http://t1.example/announce', 'udp://t2.example:6969']);
   const path = join(dir, 'multi.torrent');

@@ -98,7 +98,8 @@ async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> 
     const names = await fg(o.patterns.length ? o.patterns : ['**'], {
       cwd: o.root.real,
       onlyFiles: true,
-      dot: true,
+      // Hidden files are not part of the mirror unless the dotfiles setting says so (MirrorRoot refuses them too).
+      dot: o.root.dotfiles,
       ignore,
       suppressErrors: true,
     });

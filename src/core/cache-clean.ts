@@ -16,7 +16,7 @@
 // - Nothing outside the cache dir is touched: the walk never follows symlinks.
 import { lstat, readFile, rmdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { PkgError } from './errors.js';
+import { PkgError, errnoText } from './errors.js';
 import { walkCache, type CacheFileKind, type WalkedFile } from './cache-layout.js';
 import { isStaleLock, readInfoEntry } from './info-cache.js';
 import { decodeEntry, pieceEntrySource, sameStamp } from './piece-cache.js';
@@ -224,19 +224,7 @@ async function sourceVerdict(
 
 /** "cannot remove: permission denied" rather than Node's message with the absolute path in it. */
 function errnoMessage(what: string, e: unknown): string {
-  if (e instanceof PkgError) return e.message;
-  const err = e as NodeJS.ErrnoException;
-  switch (err?.code) {
-    case 'EACCES':
-    case 'EPERM':
-      return `${what}: permission denied`;
-    case 'EROFS':
-      return `${what}: read-only file system`;
-    case 'EIO':
-      return `${what}: I/O error`;
-    default:
-      return `${what}: ${err?.message ?? String(e)}`;
-  }
+  return e instanceof PkgError ? e.message : `${what}: ${errnoText(e)}`;
 }
 
 async function readIfPresent(path: string): Promise<Buffer | null> {

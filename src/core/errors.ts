@@ -49,24 +49,53 @@ export class PkgError extends Error {
 
 export const usageError = (message: string) => new PkgError('usage', message);
 
+/** What the system said, in the words a user reads; Node's own message (with an absolute path) only when we know no better. */
+const ERRNO_TEXT: Record<string, string> = {
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EISDIR: 'is a directory',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'name too long',
+  EROFS: 'read-only file system',
+  ENOSPC: 'no space left on device',
+  EDQUOT: 'disk quota exceeded',
+  EIO: 'I/O error',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files in the system',
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host not found (no such name)',
+  EAI_AGAIN: 'host not found (DNS not answering)',
+  ECONNRESET: 'connection reset',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'host unreachable',
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'no such local address',
+};
+
+/** The one errno-to-text rule: "permission denied" rather than "EACCES: permission denied, open '/abs/path'". */
+export function errnoText(err: unknown): string {
+  if (err instanceof PkgError) return err.message;
+  const e = err as NodeJS.ErrnoException | undefined;
+  return (e?.code !== undefined ? ERRNO_TEXT[e.code] : undefined) ?? e?.message ?? String(err);
+}
+
 /** Turns a Node file-system error into a one-line PkgError naming the path. */
 export function fsError(err: unknown, path: string): PkgError {
   if (err instanceof PkgError) return err;
-  const e = err as NodeJS.ErrnoException;
-  switch (e?.code) {
+  const text = `${path}: ${errnoText(err)}`;
+  switch ((err as NodeJS.ErrnoException)?.code) {
     case 'ENOENT':
     case 'ENOTDIR':
-      return new PkgError('not-found', `${path}: no such file or directory`);
+      return new PkgError('not-found', text);
     case 'EACCES':
     case 'EPERM':
-      return new PkgError('forbidden', `${path}: permission denied`);
-    case 'ENAMETOOLONG':
-      return new PkgError('bad-request', `${path}: name too long`);
-    case 'EISDIR':
-      return new PkgError('io', `${path}: is a directory`);
     case 'ELOOP':
-      return new PkgError('forbidden', `${path}: too many symbolic links`);
+      return new PkgError('forbidden', text);
+    case 'ENAMETOOLONG':
+      return new PkgError('bad-request', text);
     default:
-      return new PkgError('io', `${path}: ${e?.message ?? String(err)}`);
+      return new PkgError('io', text);
   }
 }

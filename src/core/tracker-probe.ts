@@ -14,6 +14,7 @@ import dgram from 'node:dgram';
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
+import { errnoText } from './errors.js';
 import { eachLimit } from './limit.js';
 import { CREATED_BY } from './version.js';
 
@@ -52,7 +53,7 @@ export async function probeTracker(url: string, timeoutMs: number): Promise<Prob
     return done(outcome.status, outcome.detail);
   } catch (e) {
     if (signal.aborted) return done('timeout', `no answer within ${formatMs(timeoutMs)}`);
-    return done('error', describeError(e));
+    return done('error', errnoText(e));
   }
 }
 
@@ -192,23 +193,6 @@ function snippet(body: Buffer, contentType: string): string {
   return ` (${contentType || 'no content type'}: "${t}${body.length > 40 ? '...' : ''}")`;
 }
 
-export function describeError(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  switch (err?.code) {
-    case 'ECONNREFUSED':
-      return 'connection refused';
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN':
-      return `host not found (${err.code === 'EAI_AGAIN' ? 'DNS not answering' : 'no such name'})`;
-    case 'ECONNRESET':
-      return 'connection reset';
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH':
-      return 'host unreachable';
-    default:
-      return err?.message ?? String(e);
-  }
-}
 
 function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;

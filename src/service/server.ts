@@ -3,7 +3,7 @@
 // workers end, no temp files left because every write is atomic).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PkgError } from '../core/errors.js';
+import { PkgError, errnoText } from '../core/errors.js';
 import { HashPool } from '../core/hasher.js';
 import { InfoCache } from '../core/info-cache.js';
 import { PieceCache } from '../core/piece-cache.js';
@@ -124,16 +124,16 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
 
 /** A listen failure as one line an operator can act on. */
 function listenError(err: NodeJS.ErrnoException, host: string, port: number): PkgError {
-  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const where = `cannot listen on ${host.includes(':') ? `[${host}]` : host}:${port}: ${errnoText(err)}`;
   switch (err.code) {
     case 'EADDRINUSE':
-      return new PkgError('io', `cannot listen on ${where}: address already in use (choose another --port)`);
+      return new PkgError('io', `${where} (choose another --port)`);
     case 'EACCES':
-      return new PkgError('io', `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`);
+      return new PkgError('io', `${where} (ports below 1024 need privileges)`);
     case 'EADDRNOTAVAIL':
     case 'ENOTFOUND':
-      return new PkgError('usage', `cannot listen on ${where}: no such local address (check --host)`);
+      return new PkgError('usage', `${where} (check --host)`);
     default:
-      return new PkgError('io', `cannot listen on ${where}: ${err.message}`);
+      return new PkgError('io', where);
   }
 }

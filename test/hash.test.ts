@@ -79,14 +79,18 @@ t.test('the cache dir inside the root is never hashed', async (t) => {
   t.equal(again.filesCached, 5);
 });
 
-t.test('a symlink leading outside the root is skipped with a warning', async (t) => {
+t.test('a symlink leading outside the root is skipped, said, and fails the run', async (t) => {
   const dir = t.testdir({ root: { pub: { 'ok.rpm': 'ok' } }, outside: { secret: 'secret' }, cache: {} });
   symlinkSync(join(dir, 'outside/secret'), join(dir, 'root/pub/leak.rpm'));
   const r = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json']);
-  t.equal(r.code, 0);
+  t.equal(r.code, 1, 'a skipped file is not a success');
   t.equal(JSON.parse(r.stdout).filesHashed, 1);
-  t.match(r.stderr, /skipping pub\/leak\.rpm: resolves outside the root/);
+  t.match(r.stderr, /skipping pub\/leak\.rpm: resolves outside the root \(--allow-outside DIR/);
   t.notOk(existsSync(join(dir, 'cache/pieces/pub/leak.rpm')));
+  const allowed = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--allow-outside', join(dir, 'outside'), '--json']);
+  t.equal(allowed.code, 0, allowed.stderr);
+  t.equal(JSON.parse(allowed.stdout).filesHashed, 1, 'with --allow-outside the link is followed and hashed');
+  t.ok(existsSync(join(dir, 'cache/pieces/pub/leak.rpm')));
 });
 
 t.test('an unreadable file is reported, not cached, and the run goes on to exit 1', async (t) => {

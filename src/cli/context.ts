@@ -12,6 +12,8 @@ export const GLOBAL_FLAGS: Array<[SettingKey | 'config', string, string]> = [
   ['root', '--root <dir>', 'mirror document root (default: current directory)'],
   ['cache-dir', '--cache-dir <dir>', 'cache dir (default /var/cache/torrent_service)'],
   ['trackers', '--trackers <file>', 'trackers file (default /var/lib/torrent_service/trackers)'],
+  ['allow-outside', '--allow-outside <dir>', 'a tree outside the root that symbolic links under it may lead to (repeatable)'],
+  ['dotfiles', '--dotfiles', 'hash and serve dot-files and dot-directories too'],
   ['piece-length', '--piece-length <size>', 'piece length: bytes with optional K/M suffix, power of two, at least 16K (default 1M)'],
   ['config', '--config <file>', 'config file (default /etc/pkgtorrent.conf if present)'],
 ];
@@ -38,11 +40,12 @@ export class Context {
   /** Global flags of the program, with a command's own flags of the same name. */
   async resolve(cmd: Command, extra: Partial<Record<SettingKey, string | number | boolean>> = {}): Promise<ResolvedSettings> {
     if (this.settings) return this.settings;
-    const opts = cmd.optsWithGlobals() as Record<string, string | undefined>;
+    const opts = cmd.optsWithGlobals() as Record<string, string | string[] | boolean | undefined>;
     const flags: Record<string, string | number | boolean> = {};
     for (const [key] of GLOBAL_FLAGS) {
       const v = opts[camel(key)];
-      if (v !== undefined) flags[key] = v;
+      // A repeated flag is a list, spelt as the config file spells one.
+      if (v !== undefined) flags[key] = Array.isArray(v) ? v.join(':') : v;
     }
     Object.assign(flags, Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)));
     const s = await resolveSettings(flags, this.env.vars, this.env.defaultConfigFile);
@@ -50,12 +53,14 @@ export class Context {
     s.values.root = resolve(this.env.cwd, s.values.root);
     s.values['cache-dir'] = resolve(this.env.cwd, s.values['cache-dir']);
     s.values.trackers = resolve(this.env.cwd, s.values.trackers);
+    s.values['allow-outside'] = s.values['allow-outside'].map((d) => resolve(this.env.cwd, d));
     this.settings = s;
     return s;
   }
 
   async root(cmd: Command): Promise<MirrorRoot> {
-    return MirrorRoot.open((await this.resolve(cmd)).values.root);
+    const s = (await this.resolve(cmd)).values;
+    return MirrorRoot.open(s.root, { allowOutside: s['allow-outside'], dotfiles: s.dotfiles });
   }
 
   async cacheDir(cmd: Command): Promise<string> {

@@ -4,7 +4,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { PkgError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { loadCommands, type Register } from '../commands/index.js';
-import { Context, GLOBAL_FLAGS } from './context.js';
+import { Context, GLOBAL_FLAGS, collect } from './context.js';
 import type { Env } from './env.js';
 
 export function buildProgram(ctx: Context, commands: readonly Register[]): Command {
@@ -20,7 +20,10 @@ export function buildProgram(ctx: Context, commands: readonly Register[]): Comma
       // Commander's own errors become our one-line form.
       outputError: (s, write) => write(`pkgtorrent: ${s.replace(/^error: /, '').trimEnd()}\n`),
     });
-  for (const [, flags, help] of GLOBAL_FLAGS) program.addOption(new Option(flags, help));
+  for (const [key, flags, help] of GLOBAL_FLAGS) {
+    const option = new Option(flags, help);
+    program.addOption(key === 'allow-outside' ? option.argParser(collect) : option);
+  }
   for (const register of commands) {
     const cmd = register(program, ctx);
     cmd.exitOverride().configureOutput(program.configureOutput());

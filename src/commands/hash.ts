@@ -114,8 +114,9 @@ async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> 
       try {
         file = o.root.file(name);
       } catch (e) {
-        if (e instanceof PkgError && e.kind === 'forbidden') ctx.warn(`skipping ${name}: resolves outside the root`);
-        else fail(name, (e as Error).message);
+        // Skipped, never silently: a link out of the root is the usual sign of symlinked storage.
+        const outside = e instanceof PkgError && /resolves outside the root/.test(e.message);
+        fail(name, `skipping ${(e as Error).message}${outside ? ' (--allow-outside DIR lets links lead into DIR)' : ''}`);
         return;
       }
       if (await store.cached(file, o.pieceLength)) filesCached++;

@@ -26,6 +26,11 @@ function parseInteger(min: number, max: number) {
 
 const str = (text: string): string => text;
 
+/** "a:b" (a config file or variable) or the repeated flag's values joined so; empty parts are dropped. */
+function parsePathList(text: string): string[] {
+  return text.split(':').filter((p) => p !== '');
+}
+
 /** How a value is shown by `pkgtorrent config`: in the syntax the config file takes. */
 export type ValueKind = 'text' | 'size' | 'duration';
 
@@ -74,6 +79,12 @@ export const SETTINGS = {
   'max-glob-matches': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
   'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most torrent builds waiting for hashing before 503' },
   'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
+  'allow-outside': {
+    parse: parsePathList,
+    default: (): string[] => [],
+    help: 'trees outside the root that symbolic links under it may lead to (the flag repeats; elsewhere a colon-separated list)',
+  },
+  dotfiles: { parse: parseBool, default: (): boolean => false, help: 'hash and serve dot-files and dot-directories too' },
   revalidate: {
     parse: (t: string) => parseDuration(t, 'revalidate interval'),
     default: (): number => 0,
@@ -245,6 +256,7 @@ function parseWith(key: SettingKey, text: string, where: string, alwaysName = fa
 export function formatValue(key: SettingKey, value: unknown): string {
   if (value === undefined || value === null) return '';
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
+  if (Array.isArray(value)) return value.join(':');
   if (typeof value === 'number') {
     const kind = valueKind(key);
     if (kind === 'duration') return formatUnits(value, [['w', 7 * 86400_000], ['d', 86400_000], ['h', 3600_000], ['m', 60_000], ['s', 1000]]) ?? `${value / 1000}s`;

@@ -105,11 +105,6 @@ export class MirrorRoot {
     return new MirrorRoot(this.dir, this.real, { ...this.trees, hidden: [...this.trees.hidden, real] }, this.dotfiles);
   }
 
-  /** True when an absolute, symlink-free path lies inside the root. */
-  contains(abs: string): boolean {
-    return isUnder(abs, this.real);
-  }
-
   /**
    * Whether an absolute, symlink-free path may be read as part of the mirror:
    * the tree it lies in (the root or an allowed outside tree), or why not.

@@ -73,6 +73,7 @@ t.test('hostile requests', async (t) => {
     root,
     cacheDir: join(dir, 'cache'),
     files: true,
+    inProcess: true,
     args: ['--max-paths', '3', '--max-body', '2K', '--max-glob-matches', '2'],
   });
   const answers: HttpResponse[] = [];
@@ -124,7 +125,7 @@ t.test('hostile requests', async (t) => {
 });
 
 t.test('--trust-proxy takes the host and scheme from X-Forwarded-*', async (t) => {
-  const srv = await startServe(t, { root, cacheDir: join(dir, 'cache'), args: ['--trust-proxy'] });
+  const srv = await startServe(t, { root, cacheDir: join(dir, 'cache'), args: ['--trust-proxy'], inProcess: true });
   const r = await request(srv.url, '/pub/torrent_service/simple/pub/x/ok.rpm', {
     headers: { 'X-Forwarded-Host': 'mirror.example', 'X-Forwarded-Proto': 'https' },
   });

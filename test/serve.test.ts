@@ -32,7 +32,7 @@ const root = join(dir, 'root');
 
 let srv: ServeProcess;
 t.before(async () => {
-  srv = await startServe(null, { root, cacheDir: join(dir, 'cache'), trackers: join(dir, 'trackers'), files: true });
+  srv = await startServe(null, { root, cacheDir: join(dir, 'cache'), trackers: join(dir, 'trackers'), files: true, inProcess: true });
 });
 t.teardown(() => srv?.stop());
 
@@ -241,7 +241,7 @@ t.test('a changed package gives a new torrent', async (t) => {
 });
 
 t.test('--revalidate lets a hot entry skip the stat check for that long', async (t) => {
-  const s0 = await startServe(t, { root, cacheDir: join(dir, 'cache'), args: ['--revalidate', '1s'] });
+  const s0 = await startServe(t, { root, cacheDir: join(dir, 'cache'), args: ['--revalidate', '1s'], inProcess: true });
   const paths = ['/pub/x/b.rpm'];
   const digest = digestOf(paths);
   const url = `/pub/torrent_service/digest/${digest}`;

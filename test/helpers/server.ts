@@ -3,7 +3,9 @@
 // exactly as given (fetch would normalise `..` and percent-encoding away).
 // Run `npm run build` first; the test script does.
 import { createHash } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { PassThrough } from 'node:stream';
+import { run } from '../../src/cli/main.js';
 import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +27,13 @@ export interface ServeOptions {
   args?: string[];
   /** File permissions apply even when the tests run as root (see asIfNotRoot). */
   permissionsApply?: boolean;
+  /**
+   * Run the whole serve command in this process through its injected
+   * environment (argv, streams, an abort signal for SIGTERM) rather than as a
+   * child: faster, and its code counts in coverage. Signals, --workers and
+   * process-wide measures need the child.
+   */
+  inProcess?: boolean;
 }
 
 export interface ServeProcess {
@@ -47,7 +56,18 @@ export interface ServeProcess {
  */
 export async function startServe(t: Test | null, o: ServeOptions): Promise<ServeProcess> {
   if (!existsSync(DIST_SERVE)) throw new Error('dist/ has no serve command: run `npm run build` first');
-  const argv = [
+  const argv = serveArgv(o);
+  if (o.inProcess) return startInProcess(t, argv);
+  const command = nodeCommand(BIN, argv);
+  const child = spawn(...(o.permissionsApply ? asIfNotRoot(...command) : command), {
+    env: { ...process.env, PKGTORRENT_CONFIG: '' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return childServe(t, child);
+}
+
+function serveArgv(o: ServeOptions): string[] {
+  return [
     'serve',
     '--host',
     '127.0.0.1',
@@ -64,11 +84,66 @@ export async function startServe(t: Test | null, o: ServeOptions): Promise<Serve
     ...(o.files ? ['--files'] : []),
     ...(o.args ?? []),
   ];
-  const command = nodeCommand(BIN, argv);
-  const child = spawn(...(o.permissionsApply ? asIfNotRoot(...command) : command), {
-    env: { ...process.env, PKGTORRENT_CONFIG: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+}
+
+/** serve run in-process by the CLI's own entry point, with an injected environment. */
+async function startInProcess(t: Test | null, argv: string[]): Promise<ServeProcess> {
+  const stop = new AbortController();
+  const stderr = new PassThrough();
+  let err = '';
+  const waiters = new Set<() => void>();
+  stderr.setEncoding('utf8');
+  stderr.on('data', (s: string) => {
+    err += s;
+    for (const w of waiters) w();
   });
+  let finished = false;
+  const exited = run({
+    argv,
+    cwd: process.cwd(),
+    vars: { HOME: process.env.HOME },
+    stdout: new PassThrough().resume(),
+    stderr,
+    signal: stop.signal,
+    defaultConfigFile: '/nonexistent/pkgtorrent.conf',
+  }).then((code) => {
+    finished = true;
+    for (const w of waiters) w();
+    return { code, signal: null };
+  });
+  const waitFor = (re: RegExp, timeoutMs = 10_000) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (re.test(err)) done(null);
+        else if (finished) done(new Error(`serve ended before ${re}: ${err}`));
+      };
+      const timer = setTimeout(() => done(new Error(`timed out waiting for ${re} in serve's stderr:\n${err}`)), timeoutMs);
+      const done = (e: Error | null) => {
+        clearTimeout(timer);
+        waiters.delete(check);
+        if (e) reject(e);
+        else resolve();
+      };
+      waiters.add(check);
+      check();
+    });
+  const halt = () => {
+    stop.abort();
+    return exited;
+  };
+  t?.teardown(() => halt().then(() => undefined));
+  const serving = /pkgtorrent: serving (http:\/\/\S+?)\/? /;
+  try {
+    await waitFor(serving, 20_000);
+  } catch (e) {
+    await halt();
+    throw e;
+  }
+  return { url: serving.exec(err)![1]!, pid: process.pid, stderr: () => err, waitFor, stop: halt };
+}
+
+/** The child's side: stderr collected, "serving" awaited, stop by signal. */
+async function childServe(t: Test | null, child: ChildProcess): Promise<ServeProcess> {
   let err = '';
   const waiters = new Set<() => void>();
   child.stderr!.setEncoding('utf8');

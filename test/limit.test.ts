@@ -1,7 +1,7 @@
 // The two ways of running per-item work: eachLimit (bounded concurrency) and
 // inTurns (batches between turns of the event loop).
 import t from 'tap';
-import { eachLimit, inTurns } from '../src/core/limit.js';
+import { Limiter, eachLimit, inTurns } from '../src/core/limit.js';
 
 t.test('inTurns: results in order, the event loop runs between batches', async (t) => {
   const order: string[] = [];
@@ -36,4 +36,28 @@ t.test('eachLimit: never more than the limit in flight', async (t) => {
     inFlight--;
   });
   t.equal(most, 3);
+});
+
+t.test('Limiter: never more than the limit at once, every task runs, in order of arrival', async (t) => {
+  const gate = new Limiter(2);
+  let active = 0;
+  let most = 0;
+  const started: number[] = [];
+  const results = await Promise.all(
+    [0, 1, 2, 3, 4].map((n) =>
+      gate.run(async () => {
+        started.push(n);
+        active++;
+        most = Math.max(most, active);
+        await new Promise((r) => setImmediate(r));
+        active--;
+        return n * 2;
+      }),
+    ),
+  );
+  t.same(results, [0, 2, 4, 6, 8]);
+  t.equal(most, 2, 'at most two at once');
+  t.same(started, [0, 1, 2, 3, 4], 'first come first served');
+  await t.rejects(gate.run(async () => Promise.reject(new Error('boom'))), /boom/);
+  t.equal(await gate.run(async () => 'after'), 'after', 'a failure frees its slot');
 });

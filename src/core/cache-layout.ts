@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { isTempName } from './atomic.js';
 import { INFO_DIR, isInfoKey, isLockName } from './info-cache.js';
 import { PIECES_DIR } from './piece-cache.js';
+import { Limiter } from './limit.js';
 
 // The top-level directories of a cache dir (PIECES_DIR, INFO_DIR) are never removed.
 
@@ -69,7 +70,7 @@ export interface WalkVisitor {
  * operator) is simply gone. File work runs at most `limit` at a time.
  */
 export async function walkCache(cacheDir: string, visitor: WalkVisitor, limit = 16): Promise<void> {
-  const gate = new Gate(limit);
+  const gate = new Limiter(limit);
 
   async function walkDir(abs: string, segments: string[]): Promise<boolean> {
     let names;
@@ -125,24 +126,5 @@ export async function walkCache(cacheDir: string, visitor: WalkVisitor, limit = 
       continue;
     }
     await walkDir(abs, [top]);
-  }
-}
-
-/** At most `limit` async tasks at once, first come first served. */
-class Gate {
-  private active = 0;
-  private waiting: Array<() => void> = [];
-  constructor(private readonly limit: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
   }
 }

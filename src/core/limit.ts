@@ -1,4 +1,27 @@
 /**
+ * At most `limit` async tasks at once, first come first served: for work
+ * whose items appear as it goes (a directory walk); eachLimit below is the
+ * same bound over a list known up front, without a promise per item.
+ */
+export class Limiter {
+  private active = 0;
+  private waiting: Array<() => void> = [];
+  constructor(private readonly limit: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}
+
+/**
  * Runs `fn` over items with at most `limit` calls in flight; resolves when
  * all are done, or rejects with the first failure (the calls already started
  * still run to their end).

@@ -3,10 +3,13 @@
 // option of the program and every setting must be documented.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { need } from './helpers/oracles.js';
+import { decodeTorrent } from './helpers/bencode.js';
+import { startServe } from './helpers/server.js';
 import { buildProgram } from '../src/cli/main.js';
 import { loadCommands } from '../src/commands/index.js';
 import { Context } from '../src/cli/context.js';
@@ -84,9 +87,74 @@ t.test('pkgtorrent-service.8 has the protocol, the cache layout and the deployme
   t.match(examples, /^ExecStart=\/usr\/bin\/pkgtorrent .*serve$/m);
   t.match(examples, /^[\d*]+ [\d*]+ \* \* [\d*]+ +\S+ +pkgtorrent .*hash/m, 'cron line for hash');
   t.match(examples, /^[\d*]+ [\d*]+ \* \* [\d*]+ +\S+ +pkgtorrent .*cache clean/m, 'cron line for cache clean');
-  t.match(examples, /^ProxyPass +"\/pub\/torrent_service\/" "http:\/\/127\.0\.0\.1:8080\/pub\/torrent_service\/"/m, 'Apache');
+  // The whole Apache and nginx snippets are checked against what test/frontends.test.ts runs.
+  t.match(examples, /^ProxyPassMatch "\^\/\(\[\^\/\]\+\)\/torrent.*" "http:\/\/127\.0\.0\.1:8080\/\$1\/torrent_service\/\$3" nocanon$/m, 'Apache, every prefix');
   t.match(examples, /^location ~ \^\/\[\^\/\]\+\/torrent_service\/ \{$/m, 'nginx location for every prefix');
   t.match(examples, /^ {4}proxy_pass http:\/\/127\.0\.0\.1:8080;$/m);
   for (const route of ['/digest/', '/simple/', '/nullfile/']) t.ok(page.includes(route), route);
   for (const status of ['200', '400', '403', '404', '405', '412', '413', '503']) t.match(page, new RegExp(`^\\.B ${status}$`, 'm'), `status ${status}`);
+});
+
+t.test('pkgtorrent-service.8 maps every setting of the original service to one of ours', async (t) => {
+  const page = source('man/pkgtorrent-service.8');
+  t.match(page, /^\.SH MIGRATION$/m);
+  const section = page.slice(page.indexOf('.SH MIGRATION'), page.indexOf('.SH EXAMPLES'));
+  // The original's name, and the setting of ours its entry must name.
+  const MAP: Array<[string, SettingKey]> = [
+    ['CACHEROOT', 'cache-dir'],
+    ['TRACKERS_LIST_PATH', 'trackers'],
+    ['TRACKERS_LIST_INTERVAL', 'trackers-interval'],
+    ['BLOCKSIZE', 'piece-length'],
+    ['INFOCACHEMAX', 'revalidate'],
+    ['INFOCACHEWAIT', 'request-timeout'],
+    ['WSGIScriptAliasMatch', 'root'],
+  ];
+  const entries = section.split(/^\.TP$/m).slice(1);
+  for (const [original, ours] of MAP) {
+    t.ok(ours in SETTINGS, `${ours} is a setting`);
+    const entry = entries.find((e) => e.startsWith(`\n.B ${original} `) || e.startsWith(`\n.BI "${original} `));
+    t.ok(entry, `an entry for ${original}`);
+    t.match(entry ?? '', new RegExp(`^\\.BR? ${roff(ours).replace(/\\/g, '\\\\')}( |$)`, 'm'), `${original}: names ${ours}`);
+  }
+  t.match(section, /ProxyPassMatch/, 'the Apache alias becomes the proxy line');
+});
+
+/** The shell text of a man page's .EX block: roff escapes undone. */
+function unroff(text: string): string {
+  return text.replace(/\\\(aq/g, "'").replace(/\\-/g, '-').replace(/\\e/g, '\\');
+}
+
+t.test("pkgtorrent-service.8's digest-by-hand example works as written, '+' in names included", async (t) => {
+  if (!need(t, 'curl')) return;
+  const page = source('man/pkgtorrent-service.8');
+  const start = page.indexOf('.EX\n', page.indexOf('A torrent by hand'));
+  const script = unroff(page.slice(start + 4, page.indexOf('.EE', start)));
+  t.match(script, /--data-urlencode/);
+  const dir = t.testdir({ cache: {}, work: {} });
+  const root = join(dir, 'root');
+  const files = { 'pub/isos/big.iso': 'an iso\n'.repeat(5000), 'pub/el9/gcc-c++-11.4.1.rpm': 'gcc\n'.repeat(9000), 'pub/el9/libstdc++-11.4.1.rpm': 'lib\n'.repeat(7000) };
+  for (const [rel, text] of Object.entries(files)) {
+    mkdirSync(join(root, rel, '..'), { recursive: true });
+    writeFileSync(join(root, rel), text);
+  }
+  const srv = await startServe(t, { root, cacheDir: join(dir, 'cache') });
+  const run = (text: string) =>
+    spawnSync('bash', ['-euo', 'pipefail', '-c', text.replaceAll('https://mirror.example', srv.url)], {
+      cwd: join(dir, 'work'),
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+  const r = run(script);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /^HTTP\/1\.1 412 /m, 'the GET before the POST');
+  const tor = decodeTorrent(readFileSync(join(dir, 'work/x.torrent')));
+  t.same(
+    tor.info.files.filter((f: { attr?: string }) => f.attr !== 'p').map((f: { path: string[] }) => f.path.join('/')),
+    ['el9/gcc-c++-11.4.1.rpm', 'el9/libstdc++-11.4.1.rpm'],
+    'x.torrent holds both packages',
+  );
+  t.equal(decodeTorrent(readFileSync(join(dir, 'work/big.iso.torrent'))).info.name, 'big.iso');
+  // What the page used to say: -d sends '+' as a space, so the digest no longer matches.
+  const old = run(script.replace(/--data-urlencode/g, '-d').replace('curl -o x.torrent', 'curl -s -w "%{http_code}" -o /dev/null'));
+  t.match(old.stdout, /400$/, '-d p=... is refused for a name with +');
 });

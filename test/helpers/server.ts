@@ -86,98 +86,94 @@ function serveArgv(o: ServeOptions): string[] {
   ];
 }
 
+/** serve's stderr as it arrives, and waits for a line in it that end when serve does. */
+class StderrWatch {
+  private text = '';
+  private ended = false;
+  private waiters = new Set<() => void>();
+
+  add(s: string): void {
+    this.text += s;
+    for (const w of this.waiters) w();
+  }
+
+  end(): void {
+    this.ended = true;
+    for (const w of this.waiters) w();
+  }
+
+  all = (): string => this.text;
+
+  waitFor = (re: RegExp, timeoutMs = 10_000): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (re.test(this.text)) done(null);
+        else if (this.ended) done(new Error(`serve ended before ${re}: ${this.text}`));
+      };
+      const timer = setTimeout(() => done(new Error(`timed out waiting for ${re} in serve's stderr:\n${this.text}`)), timeoutMs);
+      const done = (e: Error | null) => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        if (e) reject(e);
+        else resolve();
+      };
+      this.waiters.add(check);
+      check();
+    });
+}
+
+type Stop = ServeProcess['stop'];
+
+/** Waits for "pkgtorrent: serving URL", stopping serve if it never comes; stops it at the end of `t`. */
+async function serving(t: Test | null, watch: StderrWatch, pid: number, stop: Stop): Promise<ServeProcess> {
+  t?.teardown(() => stop().then(() => undefined));
+  const line = /pkgtorrent: serving (http:\/\/\S+?)\/? /;
+  try {
+    await watch.waitFor(line, 20_000);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { url: line.exec(watch.all())![1]!, pid, stderr: watch.all, waitFor: watch.waitFor, stop };
+}
+
 /** serve run in-process by the CLI's own entry point, with an injected environment. */
-async function startInProcess(t: Test | null, argv: string[]): Promise<ServeProcess> {
-  const stop = new AbortController();
+function startInProcess(t: Test | null, argv: string[]): Promise<ServeProcess> {
+  const abort = new AbortController();
+  const watch = new StderrWatch();
   const stderr = new PassThrough();
-  let err = '';
-  const waiters = new Set<() => void>();
-  stderr.setEncoding('utf8');
-  stderr.on('data', (s: string) => {
-    err += s;
-    for (const w of waiters) w();
-  });
-  let finished = false;
+  stderr.setEncoding('utf8').on('data', (s: string) => watch.add(s));
   const exited = run({
     argv,
     cwd: process.cwd(),
     vars: { HOME: process.env.HOME },
     stdout: new PassThrough().resume(),
     stderr,
-    signal: stop.signal,
+    signal: abort.signal,
     defaultConfigFile: '/nonexistent/pkgtorrent.conf',
   }).then((code) => {
-    finished = true;
-    for (const w of waiters) w();
+    watch.end();
     return { code, signal: null };
   });
-  const waitFor = (re: RegExp, timeoutMs = 10_000) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (re.test(err)) done(null);
-        else if (finished) done(new Error(`serve ended before ${re}: ${err}`));
-      };
-      const timer = setTimeout(() => done(new Error(`timed out waiting for ${re} in serve's stderr:\n${err}`)), timeoutMs);
-      const done = (e: Error | null) => {
-        clearTimeout(timer);
-        waiters.delete(check);
-        if (e) reject(e);
-        else resolve();
-      };
-      waiters.add(check);
-      check();
-    });
-  const halt = () => {
-    stop.abort();
+  return serving(t, watch, process.pid, () => {
+    abort.abort();
     return exited;
-  };
-  t?.teardown(() => halt().then(() => undefined));
-  const serving = /pkgtorrent: serving (http:\/\/\S+?)\/? /;
-  try {
-    await waitFor(serving, 20_000);
-  } catch (e) {
-    await halt();
-    throw e;
-  }
-  return { url: serving.exec(err)![1]!, pid: process.pid, stderr: () => err, waitFor, stop: halt };
+  });
 }
 
-/** The child's side: stderr collected, "serving" awaited, stop by signal. */
-async function childServe(t: Test | null, child: ChildProcess): Promise<ServeProcess> {
-  let err = '';
-  const waiters = new Set<() => void>();
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (s: string) => {
-    err += s;
-    for (const w of waiters) w();
-  });
+/** The child's side: stderr collected, stop by signal, SIGKILL if it will not go. */
+function childServe(t: Test | null, child: ChildProcess): Promise<ServeProcess> {
+  const watch = new StderrWatch();
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => watch.add(s));
   child.stdout!.resume();
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => {
       resolve({ code, signal });
-      for (const w of waiters) w();
+      watch.end();
     }),
   );
-
-  const waitFor = (re: RegExp, timeoutMs = 10_000) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (re.test(err)) done(null);
-        else if (child.exitCode !== null || child.signalCode !== null) done(new Error(`serve exited before ${re}: ${err}`));
-      };
-      const timer = setTimeout(() => done(new Error(`timed out waiting for ${re} in serve's stderr:\n${err}`)), timeoutMs);
-      const done = (e: Error | null) => {
-        clearTimeout(timer);
-        waiters.delete(check);
-        if (e) reject(e);
-        else resolve();
-      };
-      waiters.add(check);
-      check();
-    });
-
-  let stopping: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | null = null;
-  const stop = (signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 15_000) =>
+  let stopping: ReturnType<Stop> | null = null;
+  const stop: Stop = (signal = 'SIGTERM', timeoutMs = 15_000) =>
     (stopping ??= (async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill(signal);
@@ -188,16 +184,7 @@ async function childServe(t: Test | null, child: ChildProcess): Promise<ServePro
       }
       return exited;
     })());
-  t?.teardown(() => stop().then(() => undefined));
-
-  const serving = /pkgtorrent: serving (http:\/\/\S+?)\/? /;
-  try {
-    await waitFor(serving, 20_000);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { url: serving.exec(err)![1]!, pid: child.pid!, stderr: () => err, waitFor, stop };
+  return serving(t, watch, child.pid!, stop);
 }
 
 export interface HttpResponse {

@@ -52,6 +52,22 @@ export function handleNullfile(ctx: ServiceContext, req: IncomingMessage, res: S
   }
   const length = Math.max(0, end - start + 1);
   headers['Content-Length'] = length;
+  if (start === 0 && end === 0) {
+    // A body that is exactly byte 0 ends the connection. aria2 (1.36 and
+    // its current source) uses 0 as "no end byte known": it sends no Range
+    // for a one-byte file and reads a response ending at byte 0 as an
+    // open-ended stream, so after a one-byte pad (`1_k`, common: a file one
+    // byte short of a piece boundary) it waits on the kept-alive connection
+    // for bytes of the next piece that never come, until the idle timeout
+    // closes it (5 s here, 75 s behind a default nginx). Closing right after
+    // the response makes that wait end at once, and is correct HTTP for
+    // every client: a server may close after any response it marks with
+    // `Connection: close`, and the cost is one new connection per such
+    // response, which has a one-byte body. The answer itself stays what the
+    // request asked for (200 to an unranged request: a 206 is only for a
+    // Range, and would end at byte 0 all the same).
+    headers.Connection = 'close';
+  }
   writeHead(res, status, headers);
   res.end(req.method === 'HEAD' ? undefined : zeroBytes(length));
 }

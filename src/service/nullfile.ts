@@ -59,13 +59,15 @@ export function handleNullfile(ctx: ServiceContext, req: IncomingMessage, res: S
     // open-ended stream, so after a one-byte pad (`1_k`, common: a file one
     // byte short of a piece boundary) it waits on the kept-alive connection
     // for bytes of the next piece that never come, until the idle timeout
-    // closes it (5 s here, 75 s behind a default nginx). Closing right after
-    // the response makes that wait end at once, and is correct HTTP for
-    // every client: a server may close after any response it marks with
-    // `Connection: close`, and the cost is one new connection per such
-    // response, which has a one-byte body. The answer itself stays what the
-    // request asked for (200 to an unranged request: a 206 is only for a
-    // Range, and would end at byte 0 all the same).
+    // closes it (5 s per pad with node's default). Closing right after the
+    // response ends that wait at once, and is correct HTTP for every client:
+    // a server may close after any response it marks with `Connection:
+    // close`; the cost is one new connection per such response, whose body
+    // is one byte. The answer itself stays what the request asked for (200
+    // to an unranged request: a 206 is only for a Range, and would end at
+    // byte 0 all the same). A front server (nginx, Apache) keeps its client
+    // connection open whatever we say, so it needs keep-alive off for these
+    // URLs itself: see the deployment examples in pkgtorrent-service(8).
     headers.Connection = 'close';
   }
   writeHead(res, status, headers);

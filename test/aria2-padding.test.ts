@@ -9,7 +9,8 @@
 // server whose idle timeout is long (nginx: 75 s), so a client that relies on
 // an idle close never completes, whatever the machine's speed. Every byte on
 // disk is compared with the mirror, and the proxy's record shows what aria2
-// was answered on each connection.
+// was answered on each connection. The same holds for a one-byte file served
+// by --files that ends a piece (a torrent without padding).
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { join } from 'node:path';
 import { need } from './helpers/oracles.js';
 import { decodeTorrent } from './helpers/bencode.js';
 import { startServe, request } from './helpers/server.js';
+import { bin } from './helpers/cli.js';
 import { aria2Download, scratch } from './helpers/clients.js';
 
 const PL = 16384;
@@ -139,6 +141,59 @@ async function recordingProxy(t: Test, target: URL): Promise<{ url: string; conn
   return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, connections };
 }
 
+/** A torrent entry, with its path on disk under the download dir and in the mirror. */
+interface Entry {
+  path: string[];
+  length: number;
+  pad: boolean;
+}
+
+/**
+ * Downloads `torrent` with aria2c through `proxy` and checks every byte on
+ * disk against `mirrorOf` (pads: zeros). Returns the connections aria2 made.
+ */
+async function downloadThroughProxy(
+  t: Test,
+  proxy: { connections: Connection[] },
+  torrent: string,
+  dl: string,
+  mirrorOf: (e: Entry) => string,
+): Promise<{ conns: Connection[]; entries: Entry[] }> {
+  const meta = decodeTorrent(readFileSync(torrent));
+  const entries: Entry[] = meta.info.files.map((f: { path: string[]; length: number; attr?: string }) => ({
+    path: [meta.info.name, ...f.path],
+    length: f.length,
+    pad: f.attr === 'p',
+  }));
+  const before = proxy.connections.length;
+  const r = await aria2Download(t, torrent, dl, { timeoutMs: 30_000 });
+  t.ok(r.ok, 'aria2c completes (it would wait forever on an idle connection here)', { diagnostic: !r.ok, detail: r.detail });
+  for (const e of entries) {
+    const what = e.path.join('/');
+    const onDisk = join(dl, ...e.path);
+    if (!existsSync(onDisk)) {
+      t.fail(`${what}: not on disk`);
+      continue;
+    }
+    const b = readFileSync(onDisk);
+    if (e.pad) t.ok(b.length === e.length && b.every((x) => x === 0), `${what}: ${e.length} zero bytes`);
+    else t.ok(b.length === e.length && b.equals(readFileSync(mirrorOf(e))), `${what}: equals the mirror`);
+  }
+  return { conns: proxy.connections.slice(before), entries };
+}
+
+/** Every exchange of these connections, with whether it was the last on its connection. */
+const exchangesOf = (conns: Connection[]) => conns.flatMap((c) => c.exchanges.map((e, i) => ({ e, c, last: i === c.exchanges.length - 1 })));
+
+/** What a one-byte file (aria2 asks without Range) must have been answered, and what became of its connection. */
+function checkOneByte(t: Test, { e, c, last }: ReturnType<typeof exchangesOf>[number]): void {
+  const what = `${e.path} (${e.headers?.['content-range'] ?? 'no range'})`;
+  t.equal(e.status, 200, `${what}: 200`);
+  t.equal(e.headers?.['content-length'], '1', `${what}: one byte`);
+  t.equal(e.headers?.connection?.toLowerCase(), 'close', `${what}: Connection: close`);
+  t.ok(last && c.serverClosed && !c.hidden, `${what}: the last exchange on its connection, which the server ended with it`);
+}
+
 t.test('aria2 downloads a torrent with one-byte pads through the web seed without waiting for an idle close', async (t) => {
   if (!need(t, 'aria2c')) return;
   const dir = scratch(t, 'aria2pad');
@@ -155,76 +210,79 @@ t.test('aria2 downloads a torrent with one-byte pads through the web seed withou
   if (got.status !== 200) return;
   const torrent = join(dir, 'pads.torrent');
   writeFileSync(torrent, got.body);
-  const info = decodeTorrent(got.body).info;
   t.same(decodeTorrent(got.body)['url-list'], [`${proxy.url}/`], 'the web seed is the proxy');
-  const entries: Array<{ path: string[]; length: number; attr?: string }> = info.files;
-  const pads = entries.filter((e) => e.attr === 'p');
-  const onePads = pads.filter((e) => e.length === 1);
-  t.equal(onePads.length, 4, 'four one-byte pads');
+
+  const { conns, entries } = await downloadThroughProxy(t, proxy, torrent, join(dir, 'dl'), (e) => join(root, ...e.path));
+  const pads = entries.filter((e) => e.pad);
+  t.equal(pads.filter((e) => e.length === 1).length, 4, 'the torrent has four one-byte pads');
   t.same(
     pads.filter((e) => e.length > 1).map((e) => e.length).sort((a, b) => a - b),
     [2, 100, PL - 1],
     'and pads of 2, 100 and PL-1 bytes',
   );
-  const before = proxy.connections.length;
 
-  const dl = join(dir, 'dl');
-  const r = await aria2Download(t, torrent, dl, { timeoutMs: 30_000 });
-  t.ok(r.ok, 'aria2c completes (it would wait forever on an idle connection here)', { diagnostic: !r.ok, detail: r.detail });
-
-  // Every byte: real files equal the mirror, pads are zeros of their length.
-  for (const e of entries) {
-    const onDisk = join(dl, info.name, ...e.path);
-    if (!existsSync(onDisk)) {
-      t.fail(`${e.path.join('/')}: not on disk`);
-      continue;
-    }
-    const b = readFileSync(onDisk);
-    if (e.attr === 'p') t.ok(b.length === e.length && b.every((x) => x === 0), `${e.path.join('/')}: ${e.length} zero bytes`);
-    else t.ok(b.equals(readFileSync(join(root, 'pub', ...e.path))), `${e.path.join('/')}: equals the mirror`);
-  }
-
-  const conns = proxy.connections.slice(before);
-  const nullPath = (e: Exchange) => /\/nullfile\/(\d+)_\d+$/.exec(decodeURIComponent(e.path));
-  const padExchanges = conns.flatMap((c) => c.exchanges.map((e, i) => ({ e, c, last: i === c.exchanges.length - 1 }))).filter((x) => nullPath(x.e));
+  const nullSize = (path: string) => /\/nullfile\/(\d+)_\d+$/.exec(decodeURIComponent(path))?.[1];
+  const padExchanges = exchangesOf(conns).filter((x) => nullSize(x.e.path));
   t.same(
     [...new Set(padExchanges.map((x) => decodeURIComponent(x.e.path).replace(/^.*\/nullfile\//, '')))].sort(),
-    pads.map((e) => e.path[2]).sort(),
+    pads.map((e) => e.path.at(-1)).sort(),
     'aria2 fetched every pad from the nullfile route',
   );
-  for (const { e, c, last } of padExchanges) {
-    const size = Number(nullPath(e)![1]);
-    const what = `${e.path} (${e.headers?.['content-range'] ?? 'no range'})`;
-    if (size === 1) {
-      // aria2 sends no Range for one byte: the whole body, which ends at byte 0.
-      t.equal(e.status, 200, `${what}: 200`);
-      t.equal(e.headers?.['content-length'], '1', `${what}: one byte`);
-      t.equal(e.headers?.connection?.toLowerCase(), 'close', `${what}: Connection: close`);
-      t.ok(last && c.serverClosed && !c.hidden, `${what}: the last exchange on its connection, which the server ended with it`);
-    } else {
-      t.equal(e.status, 206, `${what}: 206 to aria2's Range`);
-      t.not(e.headers?.connection?.toLowerCase(), 'close', `${what}: the connection stays open for the next request`);
+  for (const x of padExchanges) {
+    if (nullSize(x.e.path) === '1') checkOneByte(t, x);
+    else {
+      const what = `${x.e.path} (${x.e.headers?.['content-range'] ?? 'no range'})`;
+      t.equal(x.e.status, 206, `${what}: 206 to aria2's Range`);
+      t.not(x.e.headers?.connection?.toLowerCase(), 'close', `${what}: the connection stays open for the next request`);
     }
   }
-  // The stall, as the proxy sees it: a connection the server closed without
-  // saying so while aria2 still held it. After one-byte pads there is none;
-  // an idle pooled connection may still be closed so, which aria2 never
-  // waits on (it reuses or drops it), so this is a diagnostic, not a check.
-  const hiddenAfterPad = conns.filter((c) => c.hidden && c.exchanges.some((e) => nullPath(e)?.[1] === '1'));
+  // The stall, as the proxy sees it: a connection that carried a one-byte
+  // pad closed by the server without saying so while aria2 still held it.
+  // (An idle pooled connection may be closed so; aria2 never waits on one.)
   t.same(
-    hiddenAfterPad.map((c) => c.exchanges.map((e) => e.path)),
+    conns.filter((c) => c.hidden && c.exchanges.some((e) => nullSize(e.path) === '1')).map((c) => c.exchanges.map((e) => e.path)),
     [],
     'no connection that carried a one-byte pad was left to an idle close',
   );
-  const log = server.stderr();
-  const aborted = log.split('\n').filter((l) => l.includes('/nullfile/') && / \d{3}! /.test(l));
+  const aborted = server
+    .stderr()
+    .split('\n')
+    .filter((l) => l.includes('/nullfile/') && / \d{3}! /.test(l));
   t.same(aborted, [], 'no nullfile response was cut off (access log)');
+});
+
+t.test('aria2 downloads a mktorrent-layout torrent whose pieces end in one-byte files (serve --files)', async (t) => {
+  if (!need(t, 'aria2c')) return;
+  const dir = scratch(t, 'aria2pad-make');
+  const root = join(dir, 'root');
+  mkdirSync(join(root, 'm'), { recursive: true });
+  // Unpadded, by path: pieces [a b] [c d] [e]; b and d are each the last byte of a piece.
+  const sizes: Record<string, number> = { 'a.bin': PL - 1, 'b.bin': 1, 'c.bin': PL - 1, 'd.bin': 1, 'e.bin': 5000 };
+  for (const [name, size] of Object.entries(sizes)) writeFileSync(join(root, 'm', name), randomBytes(size));
+  const server = await startServe(t, { root, cacheDir: join(dir, 'cache'), files: true, pieceLength: '16K' });
+  const proxy = await recordingProxy(t, new URL(server.url));
+  const torrent = join(dir, 'm.torrent');
+  const made = await bin(['make', '-l', '16K', '-w', `${proxy.url}/`, '-o', torrent, join(root, 'm')], { timeoutMs: 30_000 });
+  t.equal(made.code, 0, 'make exits 0', { diagnostic: made.code !== 0, stderr: made.stderr });
+  if (made.code !== 0) return;
+
+  const { conns, entries } = await downloadThroughProxy(t, proxy, torrent, join(dir, 'dl'), (e) => join(root, ...e.path));
+  t.same(
+    entries.map((e) => e.length),
+    Object.values(sizes),
+    'no padding: the files as they are',
+  );
+  const oneByte = exchangesOf(conns).filter((x) => /\/m\/[bd]\.bin$/.test(x.e.path));
+  t.same([...new Set(oneByte.map((x) => x.e.path))].sort(), ['/m/b.bin', '/m/d.bin'], 'aria2 fetched both one-byte files');
+  for (const x of oneByte) checkOneByte(t, x);
 });
 
 t.test('which responses close the connection: exactly those whose body is byte 0', async (t) => {
   const dir = scratch(t, 'aria2pad-raw');
   mkdirSync(join(dir, 'root/pub'), { recursive: true });
-  const server = await startServe(t, { root: join(dir, 'root'), cacheDir: join(dir, 'cache') });
+  const content: Record<string, Buffer> = { '/pub/one.bin': randomBytes(1), '/pub/two.bin': randomBytes(2), '/pub/five.bin': randomBytes(5) };
+  for (const [p, b] of Object.entries(content)) writeFileSync(join(dir, 'root', p), b);
+  const server = await startServe(t, { root: join(dir, 'root'), cacheDir: join(dir, 'cache'), files: true });
   const { port } = new URL(server.url);
 
   /**
@@ -272,13 +330,22 @@ t.test('which responses close the connection: exactly those whose body is byte 0
     ['GET', nf('5_0'), { Range: 'bytes=1-1' }, 206, '1', false],
     ['GET', nf('2_0'), {}, 200, '2', false],
     ['GET', nf('2_0'), { Range: 'bytes=0-1' }, 206, '2', false],
+    // The mirror's own files (--files), by the same rule.
+    ['GET', '/pub/one.bin', {}, 200, '1', true],
+    ['GET', '/pub/five.bin', { Range: 'bytes=0-0' }, 206, '1', true],
+    ['GET', '/pub/five.bin', { Range: 'bytes=4-4' }, 206, '1', false],
+    ['GET', '/pub/two.bin', {}, 200, '2', false],
   ];
   for (const [method, path, headers, status, length, closes] of cases) {
     const r = await exchange(method, path, headers);
     const what = `${method} ${path}${headers.Range ? ` ${headers.Range}` : ''}`;
     t.equal(r.head.line.split(' ')[1], String(status), `${what}: ${status}`);
     t.equal(r.head.headers['content-length'], length, `${what}: Content-Length ${length}`);
-    if (method === 'GET') t.ok(r.body.length === Number(length) && r.body.every((x) => x === 0), `${what}: zeros`);
+    if (method === 'GET') {
+      const file = content[path];
+      const want = file ? file.subarray(...(headers.Range ? headers.Range.slice(6).split('-').map((n, i) => Number(n) + i) : [0])) : Buffer.alloc(Number(length));
+      t.ok(r.body.equals(want), `${what}: ${file ? 'the file' : 'zeros'}`);
+    }
     if (closes) {
       t.equal(r.head.headers.connection?.toLowerCase(), 'close', `${what}: Connection: close`);
       t.notOk(r.secondAnswered, `${what}: the server really closed the connection`);

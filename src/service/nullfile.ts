@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import parseRange from 'range-parser';
 import { PkgError } from '../core/errors.js';
+import { isByteZero } from './byte-zero.js';
 import type { ServiceContext } from './context.js';
 import { allowMethods, writeHead } from './respond.js';
 
@@ -52,24 +53,8 @@ export function handleNullfile(ctx: ServiceContext, req: IncomingMessage, res: S
   }
   const length = Math.max(0, end - start + 1);
   headers['Content-Length'] = length;
-  if (start === 0 && end === 0) {
-    // A body that is exactly byte 0 ends the connection. aria2 (1.36 and
-    // its current source) uses 0 as "no end byte known": it sends no Range
-    // for a one-byte file and reads a response ending at byte 0 as an
-    // open-ended stream, so after a one-byte pad (`1_k`, common: a file one
-    // byte short of a piece boundary) it waits on the kept-alive connection
-    // for bytes of the next piece that never come, until the idle timeout
-    // closes it (5 s per pad with node's default). Closing right after the
-    // response ends that wait at once, and is correct HTTP for every client:
-    // a server may close after any response it marks with `Connection:
-    // close`; the cost is one new connection per such response, whose body
-    // is one byte. The answer itself stays what the request asked for (200
-    // to an unranged request: a 206 is only for a Range, and would end at
-    // byte 0 all the same). A front server (nginx, Apache) keeps its client
-    // connection open whatever we say, so it needs keep-alive off for these
-    // URLs itself: see the deployment examples in pkgtorrent-service(8).
-    headers.Connection = 'close';
-  }
+  // aria2 would otherwise wait for the idle timeout after a one-byte pad.
+  if (isByteZero(status, length, headers['Content-Range'])) headers.Connection = 'close';
   writeHead(res, status, headers);
   res.end(req.method === 'HEAD' ? undefined : zeroBytes(length));
 }

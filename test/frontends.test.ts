@@ -23,10 +23,16 @@ const APACHE_SNIPPET = [
   'AllowEncodedSlashes NoDecode',
   'ProxyTimeout 130',
   'ProxyPassMatch "^/([^/]+)/torrent(_|%5[Ff])service/(.*)$" "http://127.0.0.1:8080/$1/torrent_service/$3" nocanon',
+  'SetEnvIf Request_URI "/torrent(_|%5[Ff])service/nullfile/1(_|%5[Ff])[0-9]+$" nokeepalive',
 ];
 
 /** nginx, in the server block that serves the mirror. */
 const NGINX_SNIPPET = [
+  'location ~ ^/[^/]+/torrent_service/nullfile/1_[0-9]+$ {',
+  '    keepalive_timeout 0;',
+  '    proxy_pass http://127.0.0.1:8080;',
+  '    proxy_set_header Host $http_host;',
+  '}',
   'location ~ ^/[^/]+/torrent_service/ {',
   '    proxy_pass http://127.0.0.1:8080;',
   '    proxy_set_header Host $http_host;',
@@ -179,6 +185,7 @@ function apacheConfig(dir: string, root: string, port: number, backend: string):
     mod('authz_core', 'authz_core'),
     mod('proxy', 'proxy'),
     mod('proxy_http', 'proxy_http'),
+    mod('setenvif', 'setenvif'),
     `DocumentRoot "${root}"`,
     `<Directory "${root}">`,
     '    Require all granted',
@@ -286,6 +293,16 @@ for (const fe of FRONT_ENDS) {
     t.equal(range.status, 206, 'nullfile Range');
     t.equal(range.headers['content-range'], 'bytes 10-19/1000');
     t.same(range.body, Buffer.alloc(10));
+
+    // One-byte pads end the client connection at the front end too (aria2
+    // would wait out the idle timeout); a two-byte one keeps it alive.
+    for (const path of ['/pub/torrent_service/nullfile/1_0', '/pub/torrent%5Fservice/nullfile/1%5F3']) {
+      const one = await request(base, path, { headers: { Connection: 'keep-alive' } });
+      t.equal(one.status, 200, `${path}: answered`);
+      t.equal(one.headers.connection, 'close', `${path}: the front end closes after byte 0`);
+    }
+    const two = await request(base, '/pub/torrent_service/nullfile/2_0', { headers: { Connection: 'keep-alive' } });
+    t.not(two.headers.connection, 'close', 'a two-byte pad keeps the connection');
 
     // Encoded paths: the service name and a package name with '+'.
     const enc = await request(base, '/pub/torrent%5Fservice/simple/pub/x/a%2B1.rpm');

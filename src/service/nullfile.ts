@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import parseRange from 'range-parser';
 import { PkgError } from '../core/errors.js';
+import { isByteZero } from './byte-zero.js';
 import type { ServiceContext } from './context.js';
 import { allowMethods, writeHead } from './respond.js';
 
@@ -52,6 +53,8 @@ export function handleNullfile(ctx: ServiceContext, req: IncomingMessage, res: S
   }
   const length = Math.max(0, end - start + 1);
   headers['Content-Length'] = length;
+  // aria2 would otherwise wait for the idle timeout after a one-byte pad.
+  if (isByteZero(status, length, headers['Content-Range'])) headers.Connection = 'close';
   writeHead(res, status, headers);
   res.end(req.method === 'HEAD' ? undefined : zeroBytes(length));
 }

@@ -14,6 +14,7 @@ import { contentType } from 'mime-types';
 import send from 'send';
 import { PkgError } from '../core/errors.js';
 import { PROC_FD, canLocateOpenFiles } from '../core/open-inside.js';
+import { isByteZero } from './byte-zero.js';
 import type { ServiceContext } from './context.js';
 import { ClientHttpError, allowMethods } from './respond.js';
 import { resolveFiles } from './resolve-paths.js';
@@ -46,6 +47,11 @@ export async function handleFile(ctx: ServiceContext, req: IncomingMessage, res:
     });
     stream.on('error', (err: Error & { status?: number; headers?: Record<string, string> }) => reject(sendFailure(path, err)));
     stream.on('directory', () => reject(new PkgError('not-found', `${path}: is a directory`)));
+    // Headers are set, not yet sent. aria2 would otherwise wait for the idle
+    // timeout after a one-byte file that ends a piece (see byte-zero.ts).
+    stream.on('stream', () => {
+      if (isByteZero(res.statusCode, Number(res.getHeader('Content-Length')), res.getHeader('Content-Range'))) res.setHeader('Connection', 'close');
+    });
     stream.on('end', () => resolve());
     res.on('close', () => resolve());
     stream.pipe(res);

@@ -5,7 +5,8 @@
 // PieceMemo.get -> PieceStore.get -> HashPool.
 import { BoundedMap } from '../core/bounded-map.js';
 import { PkgError } from '../core/errors.js';
-import { entryMatches, type InfoCache, type InfoEntry } from '../core/info-cache.js';
+import type { InfoCache } from '../core/info-cache.js';
+import { entryMatches, type InfoEntry } from '../core/info-entry.js';
 import { sameStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';

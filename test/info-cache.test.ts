@@ -1,0 +1,33 @@
+// InfoCache bookkeeping that requests never see directly.
+import t from 'tap';
+import { statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { InfoCache } from '../src/core/info-cache.js';
+import { until } from './helpers/poll.js';
+
+const DAY = 86400_000;
+
+t.test('the per-key use-time memo is bounded: a forgotten key is simply checked again', async (t) => {
+  const dir = t.testdir({});
+  const cache = new InfoCache(dir, { waitMs: 1000, memoryEntries: 4 });
+  const keys = Array.from({ length: 6 }, (_, i) => String(i).repeat(40));
+  mkdirSync(join(dir, 'info'));
+  const old = new Date(Date.now() - 3 * DAY);
+  const entry = join(dir, 'info', keys[0]!);
+  writeFileSync(entry, 'x');
+  const refreshed = () => until(5000, () => Date.now() - statSync(entry).mtimeMs < DAY);
+
+  utimesSync(entry, old, old);
+  cache.used(keys[0]!);
+  t.ok(await refreshed(), 'a first use refreshes an old use time');
+
+  utimesSync(entry, old, old);
+  cache.used(keys[0]!);
+  await new Promise((r) => setTimeout(r, 200));
+  t.ok(Date.now() - statSync(entry).mtimeMs > DAY, 'a second use within the hour asks nothing');
+
+  // Four other keys push the first out of the memo; then its use is checked again.
+  for (const k of keys.slice(1, 5)) cache.used(k);
+  cache.used(keys[0]!);
+  t.ok(await refreshed(), 'after being forgotten, the key is checked (and refreshed) again');
+});

@@ -2,6 +2,7 @@
 import t from 'tap';
 import { statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { CacheWrites } from '../src/core/cache-writes.js';
 import { InfoCache } from '../src/core/info-cache.js';
 import { until } from './helpers/poll.js';
 
@@ -9,7 +10,7 @@ const DAY = 86400_000;
 
 t.test('the per-key use-time memo is bounded: a forgotten key is simply checked again', async (t) => {
   const dir = t.testdir({});
-  const cache = new InfoCache(dir, { waitMs: 1000, memoryEntries: 4 });
+  const cache = new InfoCache(dir, { waitMs: 1000, memoryEntries: 4, writes: new CacheWrites(dir, (l) => t.fail(l)) });
   const keys = Array.from({ length: 6 }, (_, i) => String(i).repeat(40));
   mkdirSync(join(dir, 'info'));
   const old = new Date(Date.now() - 3 * DAY);

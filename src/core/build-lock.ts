@@ -5,12 +5,12 @@
 // why stale-lock recovery may be simple: a lock whose holder stopped
 // refreshing it for LOCK_STALE_MS, or whose holder process on this host is
 // gone, is removed.
-import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { utimes } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { TEMP_MARKER } from './atomic.js';
+import { mkdirsSync, TEMP_MARKER } from './atomic.js';
 
 /** Suffix of lock files beside entries: `<cache>/info/<key>.lock`. */
 export const LOCK_SUFFIX = '.lock';
@@ -72,9 +72,10 @@ export function tryLock(entryPath: string): BuildLock | null {
   // linked into place (link fails with EEXIST atomically), so nobody ever
   // reads an empty lock and mistakes it for garbage.
   const tmp = `${path}${TEMP_MARKER}${process.pid}-${token}`;
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(tmp, body, { mode: 0o644 });
   try {
+    mkdirsSync(dirname(path));
+    // Inside the try: on a full file system the file is created, then the write fails.
+    writeFileSync(tmp, body, { mode: 0o644 });
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         linkSync(tmp, path);
@@ -94,7 +95,11 @@ export function tryLock(entryPath: string): BuildLock | null {
     }
     return null;
   } finally {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // The file system went read-only under us; `cache clean` removes leftovers.
+    }
   }
 }
 

@@ -3,7 +3,8 @@
 // requests in this process (one promise per key) and across processes (a
 // build lock per key, build-lock.ts).
 import { BoundedMap } from './bounded-map.js';
-import { tryLock } from './build-lock.js';
+import { LOCK_SUFFIX, tryLock } from './build-lock.js';
+import type { CacheWrites } from './cache-writes.js';
 import { PkgError } from './errors.js';
 import { infoEntryPath, readInfoEntry, writeInfoEntry, type InfoEntry } from './info-entry.js';
 import { refreshUseTime } from './piece-cache.js';
@@ -16,6 +17,8 @@ export interface InfoCacheOptions {
   waitMs: number;
   /** Most entries kept decoded in memory. */
   memoryEntries?: number;
+  /** Every write (locks, entries) goes through this: a cache that cannot be written never fails a build. */
+  writes: CacheWrites;
 }
 
 /**
@@ -83,8 +86,9 @@ export class InfoCache {
   /**
    * The entry for `key` for which `valid` holds, building it at most once:
    * requests in this process share one promise, processes share the lock file.
-   * `build` runs only while holding the lock. Waiting for another process is
-   * bounded by `waitMs` (then 'busy').
+   * `build` runs only while holding the lock, or without one when the cache
+   * cannot be written (then the entry is not stored either). Waiting for
+   * another process is bounded by `waitMs` (then 'busy').
    */
   obtain(key: string, valid: (e: InfoEntry) => boolean, build: () => Promise<InfoEntry>): Promise<InfoEntry> {
     let p = this.inflight.get(key);
@@ -102,18 +106,20 @@ export class InfoCache {
     for (;;) {
       const found = this.reload(key);
       if (found && valid(found)) return found;
-      const lock = tryLock(path);
-      if (lock) {
+      // null: another builder holds it. undefined: no lock can be had (the
+      // cache cannot be written), so build here, sharing only in-process.
+      const lock = this.opts.writes.attempt(`${key}${LOCK_SUFFIX}`, () => tryLock(path), false);
+      if (lock !== null) {
         try {
           // Someone may have finished between our read and our lock.
-          const again = this.reload(key);
+          const again = lock && this.reload(key);
           if (again && valid(again)) return again;
           const entry = await build();
-          writeInfoEntry(path, entry);
+          this.opts.writes.attempt(key, () => writeInfoEntry(path, entry));
           this.remember(key, entry);
           return entry;
         } finally {
-          lock.release();
+          lock?.release();
         }
       }
       if (Date.now() >= deadline) throw new PkgError('busy', 'another process is still building this torrent');

@@ -3,7 +3,7 @@
 // requests in this process (one promise per key) and across processes (a
 // build lock per key, build-lock.ts).
 import { BoundedMap } from './bounded-map.js';
-import { LOCK_SUFFIX, tryLock } from './build-lock.js';
+import { BuildLocks, LOCK_SUFFIX } from './build-lock.js';
 import type { CacheWrites } from './cache-writes.js';
 import { PkgError } from './errors.js';
 import { infoEntryPath, readInfoEntry, writeInfoEntry, type InfoEntry } from './info-entry.js';
@@ -19,6 +19,8 @@ export interface InfoCacheOptions {
   memoryEntries?: number;
   /** Every write (locks, entries) goes through this: a cache that cannot be written never fails a build. */
   writes: CacheWrites;
+  /** Cross-process build locks; default: judged by this process's clock and /proc. */
+  locks?: BuildLocks;
 }
 
 /**
@@ -30,6 +32,7 @@ export class InfoCache {
   /** When each key's use time was last asked about; bounded like memory (a forgotten key only costs one more stat). */
   private touched: BoundedMap<string, number>;
   private inflight = new Map<string, Promise<InfoEntry>>();
+  private locks: BuildLocks;
 
   constructor(
     readonly cacheDir: string,
@@ -37,6 +40,7 @@ export class InfoCache {
   ) {
     this.memory = new BoundedMap(opts.memoryEntries ?? 4096);
     this.touched = new BoundedMap(opts.memoryEntries ?? 4096);
+    this.locks = opts.locks ?? new BuildLocks();
   }
 
   path(key: string): string {
@@ -108,7 +112,7 @@ export class InfoCache {
       if (found && valid(found)) return found;
       // null: another builder holds it. undefined: no lock can be had (the
       // cache cannot be written), so build here, sharing only in-process.
-      const lock = this.opts.writes.attempt(`${key}${LOCK_SUFFIX}`, () => tryLock(path), false);
+      const lock = this.opts.writes.attempt(`${key}${LOCK_SUFFIX}`, () => this.locks.tryLock(path), false);
       if (lock !== null) {
         try {
           // Someone may have finished between our read and our lock.

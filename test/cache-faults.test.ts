@@ -6,9 +6,10 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { openCacheDir } from '../src/core/cache-dir.js';
 import { CacheWrites } from '../src/core/cache-writes.js';
 import { MirrorRoot } from '../src/core/root.js';
 import { startServer, type RunningServer } from '../src/service/server.js';
@@ -241,4 +242,24 @@ t.test('CacheWrites: skips writes while unavailable, tries again after retryMs, 
   t.equal(w.attempt('pub/x.rpm', odd), undefined, 'an error about one entry is not a request failure either');
   t.ok(w.available, 'and does not make the cache unavailable');
   t.match(log[2], /^pub\/x\.rpm: cannot write cache entry: ENAMETOOLONG/);
+});
+
+t.test('openCacheDir: a read-only dir is kept only for a caller that can use it, the default one only when populated', async (t) => {
+  const ro = tmpfs(t, '1m');
+  if (!ro) return;
+  const home = t.testdir({});
+  const env = { HOME: home, XDG_CACHE_HOME: join(home, 'xdg') };
+  const fallback = join(home, 'xdg', 'pkgtorrent');
+  const warnings: string[] = [];
+  const warn = (m: string) => warnings.push(m);
+  remount(ro, 'ro');
+  await t.rejects(openCacheDir(ro, false, env, warn), { message: /cannot be created or written/ }, 'make, hash, clean: an explicit read-only dir is an error');
+  t.equal(await openCacheDir(ro, false, env, warn, { readOnlyOk: true }), ro, 'serve: an explicit read-only dir is kept');
+  t.equal(await openCacheDir(ro, true, env, warn, { readOnlyOk: true }), fallback, 'serve: the default dir, empty and read-only, falls back');
+  t.match(warnings, [/is not writable; using/], 'saying so');
+  remount(ro, 'rw');
+  mkdirSync(join(ro, 'info'));
+  remount(ro, 'ro');
+  t.equal(await openCacheDir(ro, true, env, warn, { readOnlyOk: true }), ro, 'serve: the default dir, populated and read-only, is kept');
+  t.equal(await openCacheDir(ro, true, env, warn), fallback, 'make: the same dir falls back');
 });

@@ -65,13 +65,14 @@ export class InfoCache {
   /**
    * Records a use of the entry: refreshes its mtime at most once per grain.
    * Asking refreshUseTime (a stat) at most hourly per key keeps that off the
-   * path of every cached GET.
+   * path of every cached GET. Returns the refresh when one was asked for
+   * (callers need not wait for it; tests do).
    */
-  used(key: string, now = Date.now()): void {
+  used(key: string, now = Date.now()): Promise<void> | null {
     const last = this.touched.get(key) ?? 0;
-    if (now - last < USED_CHECK_MS) return;
+    if (now - last < USED_CHECK_MS) return null;
     this.touched.set(key, now);
-    void refreshUseTime(this.path(key), undefined, now);
+    return refreshUseTime(this.path(key), undefined, now);
   }
 
   private remember(key: string, entry: InfoEntry): void {

@@ -124,7 +124,7 @@ export class Torrents {
 
   /** Records a use; `checkedAt` when the files were checked, starting then. */
   private hit(key: string, e: InfoEntry, checkedAt?: number): InfoEntry {
-    this.o.infoCache.used(key);
+    void this.o.infoCache.used(key);
     if (checkedAt !== undefined) {
       const prev = this.checked.get(key);
       this.checked.set(key, { entry: e, at: checkedAt, torrent: prev?.entry === e ? prev.torrent : undefined });

@@ -7,7 +7,7 @@ import { join, relative } from 'node:path';
 import { bin, cli } from './helpers/cli.js';
 import { decodeEntry, PieceCache } from '../src/core/piece-cache.js';
 import { MirrorRoot } from '../src/core/root.js';
-import { encodeInfoEntry, readInfoEntry } from '../src/core/info-cache.js';
+import { encodeInfoEntry, readInfoEntry } from '../src/core/info-entry.js';
 import { sha1 } from '../src/core/metainfo.js';
 import { TEMP_MARKER } from '../src/core/atomic.js';
 

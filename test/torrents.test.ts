@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { utimesSync } from 'node:fs';
 import { join } from 'node:path';
+import { CacheWrites } from '../src/core/cache-writes.js';
 import { HashPool } from '../src/core/hasher.js';
 import { InfoCache } from '../src/core/info-cache.js';
 import { PieceCache } from '../src/core/piece-cache.js';
@@ -24,7 +25,7 @@ async function setup(t: Test, revalidateMs = 0) {
   const torrents = new Torrents({
     root,
     pieces: new PieceMemo(new PieceStore(new PieceCache(join(dir, 'cache')), pool)),
-    infoCache: new InfoCache(join(dir, 'cache'), { waitMs: 5000 }),
+    infoCache: new InfoCache(join(dir, 'cache'), { waitMs: 5000, writes: new CacheWrites(join(dir, 'cache'), (l) => t.fail(l)) }),
     pieceLength: 65536,
     serviceName: 'torrent_service',
     queueLimit: 4,

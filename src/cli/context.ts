@@ -18,6 +18,11 @@ export const GLOBAL_FLAGS: Array<[SettingKey | 'config', string, string]> = [
   ['config', '--config <file>', 'config file (default /etc/pkgtorrent.conf if present)'],
 ];
 
+// Commands that can work from a cache they cannot write: serve answers hits
+// from it and builds the rest in memory. hash and cache clean exist to write
+// it, and make falls back to a user's own cache like any shell tool.
+const READ_ONLY_CACHE_OK = new Set(['serve']);
+
 export class Context {
   /** Set by a command whose work failed in part; a thrown error overrides it. */
   exitCode = 0;
@@ -65,7 +70,8 @@ export class Context {
 
   async cacheDir(cmd: Command): Promise<string> {
     const s = await this.resolve(cmd);
-    return openCacheDir(s.values['cache-dir'], s.sources['cache-dir'] === 'default', this.env.vars, (m) => this.warn(m));
+    const readOnlyOk = READ_ONLY_CACHE_OK.has(cmd.name());
+    return openCacheDir(s.values['cache-dir'], s.sources['cache-dir'] === 'default', this.env.vars, (m) => this.warn(m), { readOnlyOk });
   }
 }
 

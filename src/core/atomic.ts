@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { link, mkdir, open, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -55,11 +55,37 @@ function writeAll(fd: number, data: Uint8Array): void {
 function openInFreshDir(path: string, mode: number): number {
   for (let attempt = 1; ; attempt++) {
     try {
-      mkdirSync(dirname(path), { recursive: true });
+      mkdirsSync(dirname(path));
       return openSync(path, 'wx', mode);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 5) throw e;
     }
+  }
+}
+
+/**
+ * mkdir -p that reports the real reason. Node's recursive mkdir turns an
+ * error it does not expect (EROFS on a read-only mount, EDQUOT) into ENOENT
+ * when the directory is missing; the caller must tell a cache that cannot be
+ * written from a directory that vanished, so the levels are then made one by
+ * one, which fails with the file system's own error.
+ */
+export function mkdirsSync(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    mkdirEach(dir);
+  }
+}
+
+function mkdirEach(dir: string): void {
+  const parent = dirname(dir);
+  if (parent !== dir && !existsSync(parent)) mkdirEach(parent);
+  try {
+    mkdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
   }
 }
 

@@ -18,7 +18,8 @@ import { lstat, readFile, rmdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { PkgError, errnoText } from './errors.js';
 import { walkCache, type CacheFileKind, type WalkedFile } from './cache-layout.js';
-import { isStaleLock, readInfoEntry } from './info-cache.js';
+import { isStaleLock } from './build-lock.js';
+import { readInfoEntry } from './info-entry.js';
 import { decodeEntry, pieceEntrySource, sameStamp } from './piece-cache.js';
 import type { MirrorRoot } from './root.js';
 
@@ -165,7 +166,7 @@ async function judge(f: WalkedFile, o: CleanOptions, now: number): Promise<{ rea
       return age > o.leftoverAgeMs ? { reason: 'leftover' } : null;
     case 'lock':
       // A live builder refreshes its lock every few seconds, so an old one is
-      // dead; asking info-cache too keeps one rule for what stale means.
+      // dead; asking build-lock too keeps one rule for what stale means.
       return age > o.leftoverAgeMs && isStaleLock(f.abs, now) ? { reason: 'leftover' } : null;
     case 'piece':
       return judgePiece(f, o, age);

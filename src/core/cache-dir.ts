@@ -1,8 +1,10 @@
-import { access, mkdir } from 'node:fs/promises';
+import { access, mkdir, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { PkgError } from './errors.js';
+import { INFO_DIR } from './info-entry.js';
+import { PIECES_DIR } from './piece-cache.js';
 
 async function writable(dir: string): Promise<boolean> {
   try {
@@ -12,6 +14,22 @@ async function writable(dir: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** A directory that exists and can be read: its entries can answer requests. */
+async function readable(dir: string): Promise<boolean> {
+  try {
+    await access(dir, constants.R_OK | constants.X_OK);
+    return (await stat(dir)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Holds cache entries already (not merely an empty or foreign directory). */
+async function populated(dir: string): Promise<boolean> {
+  for (const sub of [PIECES_DIR, INFO_DIR]) if (await readable(join(dir, sub))) return true;
+  return false;
 }
 
 /** Where a user's cache goes when the default one cannot be used. */
@@ -30,8 +48,15 @@ export async function openCacheDir(
   isDefault: boolean,
   env: Record<string, string | undefined>,
   warn: (msg: string) => void,
+  opts: { readOnlyOk?: boolean } = {},
 ): Promise<string> {
   if (await writable(dir)) return dir;
+  // A caller that can answer from entries without writing (serve) keeps a
+  // read-only cache rather than trading its hits for an empty fallback; it
+  // reports the condition itself (CacheWrites.probe). The default dir is
+  // kept only when it holds entries, otherwise the fallback is the better
+  // cache.
+  if (opts.readOnlyOk && (await readable(dir)) && (!isDefault || (await populated(dir)))) return dir;
   if (!isDefault) throw new PkgError('io', `cache dir ${dir}: cannot be created or written`);
   const fallback = fallbackCacheDir(env);
   if (!(await writable(fallback))) throw new PkgError('io', `cache dir ${dir} and fallback ${fallback}: cannot be created or written`);

@@ -6,7 +6,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { isTempName } from './atomic.js';
-import { INFO_DIR, isInfoKey, isLockName } from './info-cache.js';
+import { INFO_DIR, isInfoKey, isLockName } from './info-entry.js';
 import { PIECES_DIR } from './piece-cache.js';
 import { Limiter } from './limit.js';
 

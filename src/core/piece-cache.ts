@@ -148,6 +148,11 @@ export class PieceCache {
 
   /** Stores an entry atomically. Failure to cache is reported, never fatal to the caller's result. */
   async put(relPath: string, pieces: FilePieces): Promise<void> {
+    this.write(relPath, pieces);
+  }
+
+  /** put, synchronously: it throws what the write throws. */
+  write(relPath: string, pieces: FilePieces): void {
     writeFileAtomic(this.entryPath(relPath, pieces.pieceLength), encodeEntry(pieces));
   }
 }

@@ -1,6 +1,7 @@
 // Piece hashes for mirror files: from the piece cache when it has a valid
 // entry, else hashed on the pool and stored. Concurrent requests for the same
 // file share one hashing run.
+import type { CacheWrites } from './cache-writes.js';
 import { HASH_LEN, type HashPool } from './hasher.js';
 import { PkgError } from './errors.js';
 import { PieceCache, fullPieceCount, sameStamp, type FilePieces } from './piece-cache.js';
@@ -15,6 +16,11 @@ export interface PiecesResult {
 export interface PieceStoreOptions {
   /** Called when an entry could not be written; the hashes are still returned. */
   onCacheError?: (rel: string, err: Error) => void;
+  /**
+   * The service's gate for cache writes (instead of onCacheError): skips
+   * them while the cache cannot be written, and reports that once.
+   */
+  writes?: CacheWrites;
 }
 
 export class PieceStore {
@@ -45,9 +51,9 @@ export class PieceStore {
     const hit = await this.cached(file, pieceLength);
     if (hit) return { pieces: hit, hashed: false };
     const pieces = await hashFile(this.pool, file, pieceLength, onProgress);
-    if (this.cache) {
-      await this.cache.put(file.rel, pieces).catch((err: Error) => this.opts.onCacheError?.(file.rel, err));
-    }
+    const cache = this.cache;
+    if (cache && this.opts.writes) this.opts.writes.attempt(file.rel, () => cache.write(file.rel, pieces));
+    else if (cache) await cache.put(file.rel, pieces).catch((err: Error) => this.opts.onCacheError?.(file.rel, err));
     return { pieces, hashed: true };
   }
 }

@@ -4,6 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PkgError, errnoText } from '../core/errors.js';
+import { CacheWrites } from '../core/cache-writes.js';
 import { HashPool } from '../core/hasher.js';
 import { InfoCache } from '../core/info-cache.js';
 import { PieceCache } from '../core/piece-cache.js';
@@ -36,6 +37,8 @@ export interface ServeOptions {
   requestTimeoutMs: number;
   /** See TorrentsOptions.revalidateMs. */
   revalidateMs: number;
+  /** While the cache cannot be written, how often a write is tried again (default CACHE_RETRY_MS). */
+  cacheRetryMs?: number;
   /** Operator messages (warnings, builds, internal errors), one line each. */
   log: (line: string) => void;
   /** Access log lines, newline included. */
@@ -54,10 +57,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   // The cache is never part of the mirror, by whatever path or link a request reaches it.
   const root = o.root.hiding(o.cacheDir);
   const pool = new HashPool(o.jobs);
-  const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
-    onCacheError: (rel, err) => o.log(`${rel}: cannot write piece cache entry: ${err.message}`),
-  });
-  const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs });
+  // One gate for both caches: they share the dir, and so its file system.
+  const writes = new CacheWrites(o.cacheDir, o.log, { retryMs: o.cacheRetryMs });
+  writes.probe();
+  const store = new PieceStore(new PieceCache(o.cacheDir), pool, { writes });
+  const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs, writes });
   const torrents = new Torrents({
     root,
     pieces: new PieceMemo(store),

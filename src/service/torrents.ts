@@ -5,7 +5,8 @@
 // PieceMemo.get -> PieceStore.get -> HashPool.
 import { BoundedMap } from '../core/bounded-map.js';
 import { PkgError } from '../core/errors.js';
-import { entryMatches, type InfoCache, type InfoEntry } from '../core/info-cache.js';
+import type { InfoCache } from '../core/info-cache.js';
+import { entryMatches, type InfoEntry } from '../core/info-entry.js';
 import { sameStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
@@ -123,7 +124,7 @@ export class Torrents {
 
   /** Records a use; `checkedAt` when the files were checked, starting then. */
   private hit(key: string, e: InfoEntry, checkedAt?: number): InfoEntry {
-    this.o.infoCache.used(key);
+    void this.o.infoCache.used(key);
     if (checkedAt !== undefined) {
       const prev = this.checked.get(key);
       this.checked.set(key, { entry: e, at: checkedAt, torrent: prev?.entry === e ? prev.torrent : undefined });

@@ -13,7 +13,7 @@ const USAGE = `
 Answers /<prefix>/<service name>/digest/<sha1> (the yum-torrent client),
 /<prefix>/<service name>/simple/<path or glob> and .../nullfile/<size>_<n>.
 Prints "pkgtorrent: serving URL" on stderr when ready, then one access log
-line per request. SIGINT or SIGTERM stops it after in-flight requests.
+line per request. SIGINT or SIGTERM stops it; requests in flight get 10 s.
 
 Examples:
   pkgtorrent serve --root /srv/mirror --trackers /etc/pkgtorrent/trackers

@@ -174,16 +174,15 @@ export function stopRequested(signal: AbortSignal | undefined, link: PrimaryLink
 
 /** node:cluster behind ClusterEnv. */
 export const nodeCluster: ClusterEnv = {
-  get link(): PrimaryLink | null {
-    if (!cluster.isWorker) return null;
-    return {
-      onMessage: (fn) => void process.on('message', fn),
-      send: (m) => void process.send?.(m),
-      // cluster's own disconnect: a bare process.disconnect() makes the
-      // worker exit at once, before files being written are closed.
-      disconnect: () => void cluster.worker?.disconnect(),
-    };
-  },
+  link: cluster.isWorker
+    ? {
+        onMessage: (fn) => void process.on('message', fn),
+        send: (m) => void process.send?.(m),
+        // cluster's own disconnect: a bare process.disconnect() makes the
+        // worker exit at once, before files being written are closed.
+        disconnect: () => void cluster.worker?.disconnect(),
+      }
+    : null,
   primary(exec, args, vars) {
     cluster.setupPrimary({ exec, args, silent: false });
     return {

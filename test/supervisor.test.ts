@@ -219,6 +219,20 @@ t.test('a worker failing to start stops the others and fails, instead of forking
   t.equal(s.cluster.forks.length, 3, 'no worker forked again');
 });
 
+t.test('a worker killed by a signal while starting is replaced: the group may be stopping', async (t) => {
+  const s = start(2);
+  const [a, b] = s.cluster.forks;
+  a!.ready();
+  // SIGTERM to the whole group (systemd, Ctrl-C) can end a starting worker
+  // before it handles signals, and before the primary hears its own.
+  b!.exit(null, 'SIGTERM');
+  t.equal(s.cluster.forks.length, 3, 'replaced, not taken for a failed start');
+  s.controller.abort();
+  s.cluster.forks[2]!.ready();
+  await s.done;
+  t.equal(s.outcome(), 'resolved');
+});
+
 t.test('messages other than READY are ignored, and READY counts once', async (t) => {
   const s = start(1);
   const [a] = s.cluster.forks;

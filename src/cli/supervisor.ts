@@ -85,11 +85,11 @@ const realAfter = (ms: number, fn: () => void) => {
 };
 
 /**
- * Forks the workers, replaces one that dies while serving, and on the
- * signal stops them all: resolves once none is left. A worker that exits
- * before it was ready is a start-up failure (its own error line is already
- * on stderr, e.g. the port is in use): the others are stopped and this
- * rejects, instead of forking the same failure forever.
+ * Forks the workers, replaces one that dies, and on the signal stops them
+ * all: resolves once none is left. A worker that exits non-zero before it
+ * was ready is a start-up failure (its own error line is already on stderr,
+ * e.g. the port is in use): the others are stopped and this rejects,
+ * instead of forking the same failure forever.
  */
 export function supervise(o: SuperviseOptions): Promise<void> {
   const graceMs = o.graceMs ?? STOP_GRACE_MS;
@@ -139,7 +139,10 @@ export function supervise(o: SuperviseOptions): Promise<void> {
         exit(code, sig) {
           if (!live.delete(worker)) return;
           const how = sig ?? `exit ${code}`;
-          if (!stopping && !state.ready) {
+          // Only an exit status tells of a failed start: a signal may be the
+          // one the whole process group got (systemd, Ctrl-C), and is then
+          // on its way to this process too.
+          if (!stopping && !state.ready && code !== null && code !== 0) {
             failure = new PkgError('io', `worker ${worker.pid} failed to start (${how}): stopping`);
             stop();
           } else if (!stopping) {

@@ -121,7 +121,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       // Then builds still hashing fail as "service is stopping", so their
       // clients get a 503 with Retry-After instead of a cut connection;
       // whatever is still open a moment later is cut.
-      const hashing = pool.close.bind(pool, STOPPING);
+      let poolClosed: Promise<void> | undefined;
+      const hashing = () => (poolClosed ??= pool.close(STOPPING));
       let cut: NodeJS.Timeout | undefined;
       const force = setTimeout(() => {
         void hashing();

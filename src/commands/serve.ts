@@ -1,11 +1,11 @@
-// `pkgtorrent serve`: the HTTP torrent service (SPEC section 3), a thin
-// node:http wrapper over the core. This module only reads flags, starts one
-// server or a cluster of them, and stops on SIGINT/SIGTERM.
-import cluster from 'node:cluster';
+// `pkgtorrent serve`: the HTTP torrent service (pkgtorrent-service(8)), a
+// thin node:http wrapper over the core. This module only reads flags, starts
+// one server or a cluster of them (supervisor.ts), and stops on SIGINT/SIGTERM.
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { camel, type Context } from '../cli/context.js';
+import { nodeCluster, stopRequested, supervise, type ClusterEnv } from '../cli/supervisor.js';
 import type { SettingKey } from '../core/config.js';
 import { startServer } from '../service/server.js';
 
@@ -13,7 +13,7 @@ const USAGE = `
 Answers /<prefix>/<service name>/digest/<sha1> (the yum-torrent client),
 /<prefix>/<service name>/simple/<path or glob> and .../nullfile/<size>_<n>.
 Prints "pkgtorrent: serving URL" on stderr when ready, then one access log
-line per request. SIGINT or SIGTERM stops it after in-flight requests.
+line per request. SIGINT or SIGTERM stops it; requests in flight get 10 s.
 
 Examples:
   pkgtorrent serve --root /srv/mirror --trackers /etc/pkgtorrent/trackers
@@ -22,7 +22,6 @@ Examples:
 
 // The launcher a cluster worker runs: the same binary and arguments.
 const BIN = fileURLToPath(new URL('../../bin/pkgtorrent', import.meta.url));
-const STOP_MESSAGE = 'pkgtorrent:stop';
 
 /** Settings that serve also takes as its own flags, named as the settings. */
 const SERVE_SETTINGS = [
@@ -43,7 +42,7 @@ const SERVE_SETTINGS = [
   'revalidate',
 ] as const satisfies readonly SettingKey[];
 
-export function register(program: Command, ctx: Context): Command {
+export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): Command {
   return program
     .command('serve')
     .description('run the HTTP torrent service')
@@ -67,93 +66,66 @@ export function register(program: Command, ctx: Context): Command {
     )
     .addHelpText('after', USAGE)
     .action(async (opts: Record<string, string | boolean | undefined>, cmd: Command) => {
-      const flags = Object.fromEntries(SERVE_SETTINGS.map((key) => [key, opts[camel(key)]]));
-      const s = (await ctx.resolve(cmd, flags)).values;
-      const root = await ctx.root(cmd);
-      const cacheDir = await ctx.cacheDir(cmd);
-      const signal = ctx.env.signal;
-
-      if (s.workers > 1 && cluster.isPrimary) {
-        await runPrimary(ctx, s.workers, `(root ${root.dir}, ${s.workers} workers)`);
-        return;
+      const link = clusterEnv.link;
+      try {
+        await serve(ctx, cmd, opts, clusterEnv);
+      } finally {
+        // A worker's channel would keep it alive, also after a failed start.
+        link?.disconnect();
       }
-
-      const stderr = ctx.env.stderr;
-      const server = await startServer({
-        root,
-        cacheDir,
-        trackersFile: s.trackers,
-        trackersIntervalMs: s['trackers-interval'],
-        pieceLength: s['piece-length'],
-        serviceName: s['service-name'],
-        host: s.host,
-        port: s.port,
-        baseUrl: s['base-url'],
-        trustProxy: s['trust-proxy'],
-        files: s.files,
-        // Workers share the cores: each hashes on its share of them.
-        jobs: s.jobs || Math.max(1, Math.ceil(availableParallelism() / s.workers)),
-        maxBody: s['max-body'],
-        maxPaths: s['max-paths'],
-        maxGlobMatches: s['max-glob-matches'],
-        queueLimit: s['queue-limit'],
-        requestTimeoutMs: s['request-timeout'],
-        revalidateMs: s.revalidate,
-        log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
-        accessLog: (line) => stderr.write(line),
-      });
-      if (cluster.isPrimary) stderr.write(`pkgtorrent: serving ${server.url}/ (root ${root.dir})\n`);
-
-      await new Promise<void>((resolve) => {
-        if (signal?.aborted) return resolve();
-        signal?.addEventListener('abort', () => resolve(), { once: true });
-        // A cluster worker stops when the primary says so (a second signal would kill it at once).
-        if (cluster.isWorker) process.on('message', (m) => m === STOP_MESSAGE && resolve());
-      });
-      await server.close();
-      if (cluster.isWorker) process.disconnect();
     });
 }
 
-/**
- * The cluster primary: forks the workers (which share the listening socket),
- * replaces a worker that dies, prints the URL once the first one listens, and
- * on a signal asks every worker to stop and waits for them.
- */
-async function runPrimary(ctx: Context, workers: number, what: string): Promise<void> {
+async function serve(ctx: Context, cmd: Command, opts: Record<string, string | boolean | undefined>, clusterEnv: ClusterEnv): Promise<void> {
+  const flags = Object.fromEntries(SERVE_SETTINGS.map((key) => [key, opts[camel(key)]]));
+  const s = (await ctx.resolve(cmd, flags)).values;
+  const root = await ctx.root(cmd);
+  const cacheDir = await ctx.cacheDir(cmd);
+  const signal = ctx.env.signal;
   const stderr = ctx.env.stderr;
-  let stopping = false;
-  let announced = false;
-  cluster.setupPrimary({ exec: BIN, args: ctx.env.argv, silent: false });
-  const vars = Object.fromEntries(Object.entries(ctx.env.vars).filter(([, v]) => v !== undefined)) as Record<string, string>;
-  const fork = () => cluster.fork(vars);
-  cluster.on('listening', (_w, addr) => {
-    if (announced) return;
-    announced = true;
-    const host = addr.addressType === 6 ? `[${addr.address}]` : addr.address;
-    stderr.write(`pkgtorrent: serving http://${host}:${addr.port}/ ${what}\n`);
+  const log = (line: string) => stderr.write(`pkgtorrent: ${line}\n`);
+  const link = clusterEnv.link;
+
+  if (s.workers > 1 && !link) {
+    const vars = Object.fromEntries(Object.entries(ctx.env.vars).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    await supervise({
+      cluster: clusterEnv.primary(BIN, ctx.env.argv, vars),
+      workers: s.workers,
+      signal,
+      log,
+      onListening: (addr) => {
+        const host = addr.addressType === 6 ? `[${addr.address}]` : addr.address;
+        log(`serving http://${host}:${addr.port}/ (root ${root.dir}, ${s.workers} workers)`);
+      },
+    });
+    return;
+  }
+
+  const server = await startServer({
+    root,
+    cacheDir,
+    trackersFile: s.trackers,
+    trackersIntervalMs: s['trackers-interval'],
+    pieceLength: s['piece-length'],
+    serviceName: s['service-name'],
+    host: s.host,
+    port: s.port,
+    baseUrl: s['base-url'],
+    trustProxy: s['trust-proxy'],
+    files: s.files,
+    // Workers share the cores: each hashes on its share of them.
+    jobs: s.jobs || Math.max(1, Math.ceil(availableParallelism() / s.workers)),
+    maxBody: s['max-body'],
+    maxPaths: s['max-paths'],
+    maxGlobMatches: s['max-glob-matches'],
+    queueLimit: s['queue-limit'],
+    requestTimeoutMs: s['request-timeout'],
+    revalidateMs: s.revalidate,
+    log,
+    accessLog: (line) => stderr.write(line),
   });
-  cluster.on('exit', (w, code, sig) => {
-    if (stopping) return;
-    stderr.write(`pkgtorrent: worker ${w.process.pid} exited (${sig ?? code}); starting another\n`);
-    fork();
-  });
-  for (let i = 0; i < workers; i++) fork();
-  await new Promise<void>((resolve) => {
-    const signal = ctx.env.signal;
-    if (signal?.aborted) return resolve();
-    signal?.addEventListener('abort', () => resolve(), { once: true });
-  });
-  stopping = true;
-  const all = Object.values(cluster.workers ?? {}).filter((w) => w !== undefined);
-  await Promise.all(
-    all.map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          if (w.isDead()) return resolve();
-          w.once('exit', () => resolve());
-          if (w.isConnected()) w.send(STOP_MESSAGE);
-        }),
-    ),
-  );
+  if (!link) log(`serving ${server.url}/ (root ${root.dir})`);
+  // A cluster worker also stops when the primary says so (a second signal would kill it at once).
+  await stopRequested(signal, link);
+  await server.close();
 }

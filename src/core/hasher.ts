@@ -61,7 +61,8 @@ export class HashPool {
   private workers = new Map<Worker, Job[]>();
   private queue: Job[] = [];
   private nextId = 1;
-  private closed = false;
+  /** Set by close(): what every later or unfinished job fails with. */
+  private closed: PkgError | null = null;
   /** The inline lane: absent when the pool has none, else its scratch buffer and whether it is hashing. */
   private inline: { busy: boolean; buffer: Buffer | null } | null;
 
@@ -101,7 +102,7 @@ export class HashPool {
   }
 
   private run(task: HashTask, onProgress?: (bytes: number) => void) {
-    if (this.closed) return Promise.reject(new Error('hash pool is closed'));
+    if (this.closed) return Promise.reject(this.closed);
     return new Promise<{ pieces: Uint8Array; paddedTail: Uint8Array | null }>((resolve, reject) => {
       this.queue.push({ task, onProgress, resolve, reject });
       this.dispatch();
@@ -196,12 +197,18 @@ export class HashPool {
     if (!this.closed) this.dispatch();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const job of this.queue.splice(0)) job.reject(new Error('hash pool is closed'));
-    const workers = [...this.workers.keys()];
+  /**
+   * Ends the workers. Every job not done fails with `reason`, those being
+   * hashed too: a caller waiting for one (a torrent build holding its lock)
+   * must hear of it rather than wait forever. A typed error, because
+   * stopping under load is normal: serve answers it as a 503 "try again".
+   */
+  async close(reason = new PkgError('busy', 'hashing was stopped')): Promise<void> {
+    this.closed ??= reason;
+    const workers = [...this.workers];
     this.workers.clear();
-    await Promise.all(workers.map((w) => w.terminate()));
+    for (const job of [...this.queue.splice(0), ...workers.flatMap(([, jobs]) => jobs)]) job.reject(this.closed);
+    await Promise.all(workers.map(([w]) => w.terminate()));
   }
 }
 

@@ -17,6 +17,11 @@ import type { ServiceContext } from './context.js';
 import { PieceMemo } from './piece-memo.js';
 import { Torrents } from './torrents.js';
 
+/** What a request whose build is cut short by a stop is told (a 503 with Retry-After). */
+const STOPPING = new PkgError('busy', 'service is stopping');
+/** After the grace period, how long the 503s of cut-short builds get to be written. */
+const LAST_WORDS_MS = 1000;
+
 export interface ServeOptions {
   root: MirrorRoot;
   cacheDir: string;
@@ -49,7 +54,11 @@ export interface RunningServer {
   server: Server;
   /** "http://127.0.0.1:8080" */
   url: string;
-  /** Stops accepting, lets in-flight requests finish (at most graceMs), ends the hash workers. */
+  /**
+   * Stops accepting, lets in-flight requests finish (at most graceMs, then
+   * builds still hashing answer 503 and remaining connections are cut), ends
+   * the hash workers.
+   */
   close(graceMs?: number): Promise<void>;
 }
 
@@ -114,12 +123,23 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Keep-alive connections go as soon as they are idle; busy ones get graceMs.
       const idle = setInterval(() => server.closeIdleConnections(), 50);
-      const force = setTimeout(() => server.closeAllConnections(), graceMs);
       server.closeIdleConnections();
+      // Then builds still hashing fail as "service is stopping", so their
+      // clients get a 503 with Retry-After instead of a cut connection;
+      // whatever is still open a moment later is cut.
+      let poolClosed: Promise<void> | undefined;
+      const hashing = () => (poolClosed ??= pool.close(STOPPING));
+      let cut: NodeJS.Timeout | undefined;
+      const force = setTimeout(() => {
+        void hashing();
+        cut = setTimeout(() => server.closeAllConnections(), LAST_WORDS_MS);
+      }, graceMs);
       await closed;
       clearInterval(idle);
       clearTimeout(force);
-      await pool.close();
+      clearTimeout(cut);
+      // Builds that outlived their request (answered 503 at its timeout) end here, quietly.
+      await hashing();
       accessLog.flush();
     })());
 

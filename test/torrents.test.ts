@@ -17,7 +17,7 @@ import { Torrents } from '../src/service/torrents.js';
 const RELS = ['pub/p/a.rpm', 'pub/p/b.rpm', 'pub/p/c.rpm'];
 const KEY = 'a1'.repeat(20);
 
-async function setup(t: Test, revalidateMs = 0) {
+async function setup(t: Test, revalidateMs = 0, now?: () => number) {
   const dir = t.testdir({ root: { pub: { p: { 'a.rpm': randomBytes(30_000), 'b.rpm': randomBytes(70_000), 'c.rpm': randomBytes(5) } } }, cache: {} });
   const root = await MirrorRoot.open(join(dir, 'root'));
   const pool = new HashPool(1);
@@ -31,8 +31,9 @@ async function setup(t: Test, revalidateMs = 0) {
     queueLimit: 4,
     revalidateMs,
     log: () => {},
+    ...(now ? { now } : {}),
   });
-  const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS), 'multi', performance.now());
+  const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS), 'multi', torrents.now());
   // A new mtime (whole seconds later) that every filesystem can record.
   const touch = (rel: string) => {
     const later = new Date(Date.now() + 5000);
@@ -74,4 +75,16 @@ t.test('--revalidate: within the window a hot entry is not re-checked', async (t
   t.equal(await torrents.cached(KEY), built);
   touch(RELS[0]!);
   t.equal(await torrents.cached(KEY), built, 'the operator accepted up to a minute of staleness');
+});
+
+t.test('the default 1 s window: a changed file is answered at most until the window ends, on the injected clock', async (t) => {
+  let clock = 1_000_000;
+  const { torrents, built, touch } = await setup(t, 1000, () => clock);
+  t.equal(await torrents.cached(KEY), built, 'checked at t=0');
+  touch(RELS[0]!);
+  clock += 999;
+  t.equal(await torrents.cached(KEY), built, '999 ms later, still inside the window');
+  clock += 2;
+  t.equal(await torrents.cached(KEY), null, '1001 ms after the check, the change is seen');
+  t.equal(await torrents.cached(KEY), null, 'and stays seen');
 });

@@ -8,6 +8,7 @@ import type { CacheWrites } from './cache-writes.js';
 import { PkgError } from './errors.js';
 import { infoEntryPath, readInfoEntry, writeInfoEntry, type InfoEntry } from './info-entry.js';
 import { refreshUseTime } from './piece-cache.js';
+import { SharedRuns } from './shared-runs.js';
 
 /** How often, per key, a use asks whether the entry's use time needs refreshing. */
 const USED_CHECK_MS = 3600_000;
@@ -31,7 +32,7 @@ export class InfoCache {
   private memory: BoundedMap<string, InfoEntry>;
   /** When each key's use time was last asked about; bounded like memory (a forgotten key only costs one more stat). */
   private touched: BoundedMap<string, number>;
-  private inflight = new Map<string, Promise<InfoEntry>>();
+  private inflight = new SharedRuns<string, InfoEntry>();
   private locks: BuildLocks;
 
   constructor(
@@ -96,12 +97,7 @@ export class InfoCache {
    * another process is bounded by `waitMs` (then 'busy').
    */
   obtain(key: string, valid: (e: InfoEntry) => boolean, build: () => Promise<InfoEntry>): Promise<InfoEntry> {
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = this.obtainShared(key, valid, build).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
-    }
-    return p;
+    return this.inflight.run(key, () => this.obtainShared(key, valid, build));
   }
 
   private async obtainShared(key: string, valid: (e: InfoEntry) => boolean, build: () => Promise<InfoEntry>): Promise<InfoEntry> {

@@ -6,6 +6,7 @@ import { HASH_LEN, type HashPool } from './hasher.js';
 import { PkgError } from './errors.js';
 import { PieceCache, fullPieceCount, sameStamp, type FilePieces } from './piece-cache.js';
 import { currentStamp, type MirrorFile } from './root.js';
+import { SharedRuns } from './shared-runs.js';
 
 export interface PiecesResult {
   pieces: FilePieces;
@@ -24,7 +25,7 @@ export interface PieceStoreOptions {
 }
 
 export class PieceStore {
-  private inflight = new Map<string, Promise<PiecesResult>>();
+  private inflight = new SharedRuns<string, PiecesResult>();
 
   constructor(
     readonly cache: PieceCache | null,
@@ -39,12 +40,7 @@ export class PieceStore {
 
   get(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
     const key = `${pieceLength}\0${file.size}\0${file.mtimeNs}\0${file.abs}\0${file.rel}`;
-    let p = this.inflight.get(key);
-    if (!p) {
-      p = this.load(file, pieceLength, onProgress).finally(() => this.inflight.delete(key));
-      this.inflight.set(key, p);
-    }
-    return p;
+    return this.inflight.run(key, () => this.load(file, pieceLength, onProgress));
   }
 
   private async load(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {

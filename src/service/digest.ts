@@ -12,7 +12,7 @@ import { checkMultiFilePaths } from '../core/service-torrent.js';
 import { resolveFiles, urlPathToRel } from './resolve-paths.js';
 
 export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, digest: string): Promise<void> {
-  const arrivedAt = performance.now();
+  const arrivedAt = ctx.torrents.now();
   allowMethods(req, ['GET', 'HEAD', 'POST']);
   // Validate the host before any work: its answer goes into the torrent.
   const base = baseUrlFor(req, ctx.baseUrl);

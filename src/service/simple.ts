@@ -20,7 +20,7 @@ export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, re
   const base = baseUrlFor(req, ctx.baseUrl);
   armBuildTimeout(ctx, req, res);
   const rel = checkRelPath(path);
-  const statedAt = performance.now();
+  const statedAt = ctx.torrents.now();
   const files = await matchFiles(ctx, rel, res);
   const key =
     files.length === 1 ? `${sha1('/' + files[0]!.rel).toString('hex')}_s` : sha1(files.map((f) => '/' + f.rel).join('\n')).toString('hex');

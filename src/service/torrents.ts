@@ -11,6 +11,7 @@ import { sameStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
 import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-torrent.js';
+import { SharedRuns } from '../core/shared-runs.js';
 
 export interface TorrentsOptions {
   root: MirrorRoot;
@@ -31,6 +32,8 @@ export interface TorrentsOptions {
   revalidateMs: number;
   /** One line per build, for the operator (and tests counting hashing). */
   log: (line: string) => void;
+  /** The clock of check times, in ms (performance.now); a test moves it by hand. */
+  now?: () => number;
 }
 
 /** The last check of an entry against the files, and the last torrent made of it. */
@@ -50,9 +53,13 @@ export class Torrents {
   /** Bounded like the info cache's memory. */
   private checked = new BoundedMap<string, Checked>(4096);
   /** Stat checks scheduled for the end of this event-loop turn, by key. */
-  private pending = new Map<string, Promise<InfoEntry | null>>();
+  private pending = new SharedRuns<string, InfoEntry | null>();
+  /** When a request arrived or a check began, on one clock. */
+  readonly now: () => number;
 
-  constructor(private readonly o: TorrentsOptions) {}
+  constructor(private readonly o: TorrentsOptions) {
+    this.now = o.now ?? (() => performance.now());
+  }
 
   /** Same piece length and service name as this service: otherwise the entry describes another torrent. */
   private ours(e: InfoEntry): boolean {
@@ -73,14 +80,14 @@ export class Torrents {
    * another process may have rebuilt it.
    *
    * Every answer rests on a stat check of the files made after the request
-   * arrived (`arrivedAt`, performance.now()): concurrent requests for a hot
+   * arrived (`arrivedAt`, on `now`): concurrent requests for a hot
    * digest share one check instead of 40 stats each, and none of them can be
    * answered from a check older than itself. `revalidateMs` (default 0) lets
    * an operator trade that for a window of staleness.
    */
-  async cached(key: string, arrivedAt = performance.now()): Promise<InfoEntry | null> {
+  async cached(key: string, arrivedAt = this.now()): Promise<InfoEntry | null> {
     const recent = this.checked.get(key);
-    const fresh = recent && (recent.at >= arrivedAt || performance.now() - recent.at < this.o.revalidateMs);
+    const fresh = recent && (recent.at >= arrivedAt || this.now() - recent.at < this.o.revalidateMs);
     if (fresh && this.o.infoCache.load(key) === recent.entry) return this.hit(key, recent.entry);
     return this.check(key);
   }
@@ -92,26 +99,12 @@ export class Torrents {
    * one check serves every connection that asked in the same turn.
    */
   private check(key: string): Promise<InfoEntry | null> {
-    let p = this.pending.get(key);
-    if (!p) {
-      p = new Promise((resolve, reject) =>
-        setImmediate(() => {
-          this.pending.delete(key);
-          try {
-            resolve(this.checkNow(key));
-          } catch (e) {
-            reject(e);
-          }
-        }),
-      );
-      this.pending.set(key, p);
-    }
-    return p;
+    return this.pending.run(key, () => new Promise((resolve) => setImmediate(() => resolve(this.checkNow(key)))));
   }
 
   private checkNow(key: string): InfoEntry | null {
     // Taken before any stat: the answer holds for requests that arrived by now.
-    const at = performance.now();
+    const at = this.now();
     const c = this.o.infoCache;
     let e = c.load(key);
     if (e && this.ours(e) && this.unchanged(e)) return this.hit(key, e, at);

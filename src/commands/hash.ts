@@ -1,16 +1,11 @@
 // `pkgtorrent hash [PATTERN...]`: the cron job that pre-fills the piece cache,
 // so the service rarely hashes on a request.
 import { Command, Option } from 'commander';
-import fg from 'fast-glob';
 import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
 import { plural } from '../cli/text.js';
-import { PkgError } from '../core/errors.js';
-import { HashPool, defaultJobs } from '../core/hasher.js';
-import { eachLimit } from '../core/limit.js';
-import { PieceCache } from '../core/piece-cache.js';
-import { PieceStore } from '../core/piece-store.js';
-import { MirrorRoot, type MirrorFile } from '../core/root.js';
+import { defaultJobs } from '../core/hasher.js';
+import { hashTree, type HashSummary } from '../core/hash-tree.js';
 import { formatBytes } from '../core/size.js';
 
 const USAGE = `
@@ -26,15 +21,6 @@ Examples:
   # cron, every night: quiet unless something failed
   15 3 * * *  pkgtorrent hash --root /srv/mirror --quiet`;
 
-export interface HashSummary {
-  filesHashed: number;
-  filesCached: number;
-  bytesHashed: number;
-  seconds: number;
-  bytesPerSecond: number;
-  errors: Array<{ path: string; message: string }>;
-}
-
 export function register(program: Command, ctx: Context): Command {
   return program
     .command('hash')
@@ -49,13 +35,16 @@ export function register(program: Command, ctx: Context): Command {
       const settings = await ctx.resolve(cmd, { jobs: opts.jobs });
       const root = await ctx.root(cmd);
       const cacheDir = await ctx.cacheDir(cmd);
-      const summary = await hashTree(ctx, {
+      const summary = await hashTree({
         root,
         cacheDir,
         pieceLength: settings.values['piece-length'],
         jobs: settings.values.jobs || defaultJobs(),
         patterns,
         exclude: opts.exclude,
+        signal: ctx.env.signal,
+        warn: (line) => ctx.warn(line),
+        progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
       });
       if (opts.json) ctx.out(JSON.stringify(summary));
       else if (!opts.quiet || summary.errors.length) ctx.out(summaryLine(summary));
@@ -69,78 +58,4 @@ export function summaryLine(s: HashSummary): string {
     `${formatBytes(s.bytesHashed)} in ${s.seconds.toFixed(1)}s (${formatBytes(s.bytesPerSecond)}/s), ` +
     plural(s.errors.length, 'error')
   );
-}
-
-interface HashTreeOptions {
-  root: MirrorRoot;
-  cacheDir: string;
-  pieceLength: number;
-  jobs: number;
-  patterns: string[];
-  exclude: string[];
-}
-
-async function hashTree(ctx: Context, o: HashTreeOptions): Promise<HashSummary> {
-  const started = Date.now();
-  const errors: HashSummary['errors'] = [];
-  const fail = (path: string, message: string) => {
-    errors.push({ path, message });
-    ctx.warn(message);
-  };
-  const pool = new HashPool(o.jobs, { inline: true });
-  const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
-    onCacheError: (rel, err) => fail(rel, `${rel}: cannot write cache entry: ${err.message}`),
-  });
-  try {
-    // Never hash our own cache when it lives under the root.
-    const cacheRel = await o.root.relativeInside(o.cacheDir);
-    const ignore = cacheRel === null ? o.exclude : [...o.exclude, `${cacheRel}/**`];
-    const names = await fg(o.patterns.length ? o.patterns : ['**'], {
-      cwd: o.root.real,
-      onlyFiles: true,
-      dot: true,
-      ignore,
-      suppressErrors: true,
-    });
-    if (o.patterns.length && names.length === 0) throw new PkgError('not-found', `no files match ${o.patterns.join(' ')} under ${o.root.dir}`);
-    names.sort();
-
-    // First pass: what is stale, so the bar knows the total.
-    const todo: MirrorFile[] = [];
-    let filesCached = 0;
-    await eachLimit(names, 16, async (name) => {
-      let file: MirrorFile;
-      try {
-        file = o.root.file(name);
-      } catch (e) {
-        if (e instanceof PkgError && e.kind === 'forbidden') ctx.warn(`skipping ${name}: resolves outside the root`);
-        else fail(name, (e as Error).message);
-        return;
-      }
-      if (await store.cached(file, o.pieceLength)) filesCached++;
-      else todo.push(file);
-    });
-
-    const total = todo.reduce((s, f) => s + f.size, 0);
-    const bar = byteProgress(ctx.env.stderr, total, 'hashing');
-    let filesHashed = 0;
-    let bytesHashed = 0;
-    // Enough files in flight to keep every worker busy with small packages.
-    await eachLimit(todo, o.jobs * 4, async (file) => {
-      if (ctx.env.signal?.aborted) return;
-      try {
-        await store.get(file, o.pieceLength, (n) => bar.add(n));
-        filesHashed++;
-        bytesHashed += file.size;
-      } catch (e) {
-        fail(file.rel, (e as Error).message);
-      }
-    });
-    bar.stop();
-    if (ctx.env.signal?.aborted) throw new PkgError('io', 'interrupted');
-    const seconds = (Date.now() - started) / 1000;
-    return { filesHashed, filesCached, bytesHashed, seconds, bytesPerSecond: bytesHashed / Math.max(seconds, 0.001), errors };
-  } finally {
-    await pool.close();
-  }
 }

@@ -2,20 +2,18 @@
 // info dictionary is byte for byte the one mktorrent builds for the same input
 // and piece length; `--layout service` builds the torrent `serve` would answer.
 import { Command, Option } from 'commander';
-import { lstat, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
 import { plural } from '../cli/text.js';
-import { writeOutput } from '../core/atomic.js';
-import { PkgError, usageError } from '../core/errors.js';
-import { fileId, hashContent, listContent, torrentNameFor } from '../core/file-list.js';
-import { HashPool, HASH_LEN, defaultJobs } from '../core/hasher.js';
-import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type InfoSpec } from '../core/metainfo.js';
-import { PieceCache } from '../core/piece-cache.js';
-import { PieceStore } from '../core/piece-store.js';
-import { buildServiceInfo, serviceTorrent } from '../core/service-torrent.js';
-import { formatBytes, parsePieceLength } from '../core/size.js';
+import { usageError } from '../core/errors.js';
+import { torrentNameFor } from '../core/file-list.js';
+import { defaultJobs } from '../core/hasher.js';
+import { makeServiceTorrent } from '../core/make-service.js';
+import { MKTORRENT_PIECE_LENGTH, parseTorrentPieceLength, type PieceLengthSpec } from '../core/piece-length.js';
+import { announceTiers, checkTorrentName, makePlainTorrent, webSeeds, type MadeTorrent } from '../core/plain-torrent.js';
+import { formatBytes } from '../core/size.js';
+import { checkOutputFree, writeTorrentOutput } from '../core/torrent-output.js';
 import { TrackerList } from '../core/trackers.js';
 
 const USAGE = `
@@ -61,11 +59,6 @@ Examples:
   pkgtorrent make --layout service --root /srv/mirror -w https://mirror.example \\
       /pub/fedora/a.rpm /pub/fedora/b.rpm`;
 
-/** mktorrent's default, 2^18. */
-export const MKTORRENT_PIECE_LENGTH = 256 * 1024;
-const AUTO_MIN = 16 * 1024;
-const AUTO_MAX = 16 * 1024 * 1024;
-
 interface MakeOptions {
   announce?: string[];
   webSeed?: string[];
@@ -84,15 +77,8 @@ interface MakeOptions {
 }
 
 /** What `make` reports, on stdout or as --json. */
-export interface MakeResult {
-  infoHash: string;
-  magnet: string;
+export interface MakeResult extends Omit<MadeTorrent, 'bytes'> {
   output: string;
-  name: string;
-  size: number;
-  pieceLength: number;
-  files: number;
-  pieces: number;
   layout: 'mktorrent' | 'service';
   /** Service layout: files hashed now and files whose hashes came from the piece cache. */
   filesHashed?: number;
@@ -123,68 +109,10 @@ export function register(program: Command, ctx: Context): Command {
       // `make --piece-length X` is taken by the global flag of the same name;
       // both mean the piece length of this torrent, -l winning.
       const requested = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string } | undefined)?.pieceLength;
-      const spec = requested === undefined ? undefined : parseMakePieceLength(requested);
+      const spec = requested === undefined ? undefined : parseTorrentPieceLength(requested);
       const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
       report(ctx, result, opts);
     });
-}
-
-// No default array: commander would print "(default: [])" in --help.
-/** Parses -l: "auto", mktorrent's exponent (14..28) or a size. */
-export function parseMakePieceLength(text: string): number | 'auto' {
-  const t = text.trim();
-  if (t.toLowerCase() === 'auto') return 'auto';
-  // A bare number this small cannot be a valid size in bytes, so it is
-  // unambiguously mktorrent's exponent.
-  if (/^\d{1,2}$/.test(t)) {
-    const n = Number(t);
-    if (n < 14 || n > 28) throw usageError(`invalid piece length '${text}': as an exponent it must be from 14 (16K) to 28 (256M)`);
-    return 2 ** n;
-  }
-  return parsePieceLength(t);
-}
-
-/** imdl's piece length for a total size; see USAGE. */
-export function autoPieceLength(totalSize: number): number {
-  let e = 0;
-  while (2 ** e < Math.max(totalSize, 1)) e++;
-  return Math.min(AUTO_MAX, Math.max(AUTO_MIN, 2 ** (Math.floor(e / 2) + 4)));
-}
-
-/** -a values as tiers: each flag a tier, commas separating URLs of one tier. */
-export function announceTiers(values: readonly string[]): string[][] {
-  const tiers = values.map((v) => splitUrls(v, '-a'));
-  for (const url of tiers.flat()) checkUrl(url, '-a', ['http:', 'https:', 'udp:', 'ws:', 'wss:']);
-  return tiers.filter((t) => t.length);
-}
-
-export function webSeeds(values: readonly string[]): string[] {
-  const urls = values.flatMap((v) => splitUrls(v, '-w'));
-  for (const url of urls) checkUrl(url, '-w', ['http:', 'https:', 'ftp:']);
-  return urls;
-}
-
-function splitUrls(value: string, flag: string): string[] {
-  const urls = value.split(',').map((u) => u.trim());
-  if (urls.some((u) => u === '')) throw usageError(`${flag} '${value}': empty URL`);
-  return urls;
-}
-
-function checkUrl(url: string, flag: string, schemes: string[]): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw usageError(`${flag} '${url}': not a URL`);
-  }
-  if (!schemes.includes(u.protocol)) throw usageError(`${flag} '${url}': unsupported scheme (use ${schemes.map((s) => s.slice(0, -1)).join(', ')})`);
-}
-
-function checkName(name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw usageError(`invalid name '${name}': it becomes a file or directory name on every client`);
-  }
-  return name;
 }
 
 /** Where the torrent goes, absolute, or '-'. */
@@ -193,55 +121,14 @@ function outputPath(ctx: Context, opts: MakeOptions, name: string): string {
   return resolve(ctx.env.cwd, opts.output ?? `${name}.torrent`);
 }
 
-/** Fails before hashing, rather than after, when the output exists. */
-async function checkOutputFree(path: string, force: boolean | undefined): Promise<void> {
-  if (path === '-' || force) return;
-  const exists = await lstat(path).then(
-    () => true,
-    () => false,
-  );
-  if (exists) throw new PkgError('exists', `${path}: already exists (use --force to replace it)`);
-}
-
-async function writeTorrent(ctx: Context, path: string, bytes: Buffer, force: boolean | undefined): Promise<void> {
-  try {
-    await writeOutput(path, bytes, { force: Boolean(force), stdout: ctx.env.stdout });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EEXIST') throw new PkgError('exists', `${path}: already exists (use --force to replace it)`);
-    if (e instanceof PkgError) throw e;
-    throw new PkgError('io', `cannot write ${path}: ${err.message}`);
-  }
-}
-
-/**
- * A hash pool for one make, closed however it ends. This thread hashes too
- * and starts at once; workers start only when there is more than one task,
- * so a small make never waits for one to boot and then to be terminated.
- */
-async function withPool<T>(ctx: Context, jobs: number, fn: (pool: HashPool) => Promise<T>): Promise<T> {
-  const pool = new HashPool(jobs, { inline: true });
-  const onAbort = () => void pool.close();
-  ctx.env.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await fn(pool);
-  } catch (e) {
-    if (ctx.env.signal?.aborted) throw new PkgError('io', 'interrupted');
-    throw e;
-  } finally {
-    ctx.env.signal?.removeEventListener('abort', onAbort);
-    await pool.close();
-  }
-}
-
-async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: number | 'auto' | undefined): Promise<MakeResult> {
+async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   if (paths.length !== 1) {
     throw usageError(`make takes one PATH, a file or a directory (got ${paths.length}); to combine files, put them in a directory or use --layout service`);
   }
   if (opts.baseUrl !== undefined) throw usageError('--base-url is for --layout service; use -w for web seeds');
   const tiers = announceTiers(opts.announce ?? []);
   const seeds = webSeeds(opts.webSeed ?? []);
-  const name = opts.name === undefined ? undefined : checkName(opts.name);
+  const name = opts.name === undefined ? undefined : checkTorrentName(opts.name);
   const target = resolve(ctx.env.cwd, paths[0]!);
 
   const torrentName = name ?? (await torrentNameFor(paths[0]!, target));
@@ -250,55 +137,27 @@ async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: 
   // The piece length setting is the service's; it is passed here only so the
   // raw -l text ("auto", "18") is not parsed as one.
   const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': typeof spec === 'number' ? spec : MKTORRENT_PIECE_LENGTH });
-  const jobs = settings.values.jobs || defaultJobs();
-
-  const { content, pieceLength, pieces } = await withPool(ctx, jobs, async (pool) => {
-    // The output may lie inside the directory (`make -o x.torrent .`); with
-    // --force the old torrent must not become part of the new one.
-    const excludeIds = new Set<string>();
-    const old = output === '-' ? null : await stat(output).catch(() => null);
-    if (old) excludeIds.add(fileId(old));
-    const content = await listContent(target, { display: paths[0]!, excludeIds });
-    const pieceLength = spec === 'auto' ? autoPieceLength(content.totalSize) : (spec ?? MKTORRENT_PIECE_LENGTH);
-    const bar = byteProgress(ctx.env.stderr, content.totalSize, 'hashing');
-    try {
-      return { content, pieceLength, pieces: await hashContent(pool, content, pieceLength, (n) => bar.add(n)) };
-    } finally {
-      bar.stop();
-    }
-  });
-
-  const common = { name: torrentName, pieceLength, pieces, private: Boolean(opts.private), source: opts.source };
-  const infoSpec: InfoSpec =
-    content.kind === 'single'
-      ? { ...common, kind: 'single', length: content.totalSize }
-      : { ...common, kind: 'multi', files: content.files.map((f) => ({ length: f.size, path: f.path })) };
-  const info = encodeInfo(infoSpec);
-  const flat = tiers.flat();
-  const bytes = encodeTorrent(info.bytes, {
-    announce: flat[0],
-    // As mktorrent: a lone tracker goes in `announce` only.
-    announceList: flat.length > 1 ? tiers : undefined,
-    urlList: seeds,
-    comment: opts.comment,
-    createdBy: CREATED_BY,
-    creationDate: opts.date ? Math.floor(Date.now() / 1000) : undefined,
-  });
-  await writeTorrent(ctx, output, bytes, opts.force);
-  return {
-    infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, torrentName, flat),
+  const { bytes, ...summary } = await makePlainTorrent({
+    target,
+    display: paths[0]!,
     output,
     name: torrentName,
-    size: content.totalSize,
-    pieceLength,
-    files: content.files.length,
-    pieces: pieces.length / HASH_LEN,
-    layout: 'mktorrent',
-  };
+    pieceLength: spec,
+    private: opts.private,
+    source: opts.source,
+    tiers,
+    webSeeds: seeds,
+    comment: opts.comment,
+    creationDate: opts.date ? Math.floor(Date.now() / 1000) : undefined,
+    jobs: settings.values.jobs || defaultJobs(),
+    signal: ctx.env.signal,
+    progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
+  });
+  await writeTorrentOutput(output, bytes, opts.force, ctx.env.stdout);
+  return { ...summary, output, layout: 'mktorrent' };
 }
 
-async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: number | 'auto' | undefined): Promise<MakeResult> {
+async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   for (const [flag, given] of [
     ['-n', opts.name],
     ['-c', opts.comment],
@@ -324,38 +183,20 @@ async function makeService(ctx: Context, cmd: Command, paths: string[], opts: Ma
   const cacheDir = await ctx.cacheDir(cmd);
   const trackers = tiers.length ? tiers.flat() : await new TrackerList(settings.values.trackers, { warn: (m) => ctx.warn(m) }).current();
 
-  const jobs = settings.values.jobs || defaultJobs();
-  const { info, hashed } = await withPool(ctx, jobs, async (pool) => {
-    const store = new PieceStore(new PieceCache(cacheDir), pool, {
-      onCacheError: (rel, err) => ctx.warn(`${rel}: cannot write cache entry: ${err.message}`),
-    });
-    const bar = byteProgress(ctx.env.stderr, files.reduce((s, f) => s + f.size, 0), 'hashing');
-    try {
-      const kind = files.length === 1 ? 'single' : 'multi';
-      return await buildServiceInfo(store, files, kind, pieceLength, settings.values['service-name'], (n) => bar.add(n));
-    } finally {
-      bar.stop();
-    }
-  });
-  await writeTorrent(ctx, output, serviceTorrent(info, baseUrl, trackers), opts.force);
-  return {
-    infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, info.name, trackers),
-    output,
-    name: info.name,
-    size: files.reduce((s, f) => s + f.size, 0),
+  const { bytes, hashed, ...summary } = await makeServiceTorrent({
+    files,
+    cacheDir,
     pieceLength,
-    files: files.length,
-    pieces: servicePieceCount(files.map((f) => f.size), pieceLength),
-    layout: 'service',
-    filesHashed: hashed,
-    filesCached: files.length - hashed,
-  };
-}
-
-// Every file of a service torrent starts on a piece boundary.
-function servicePieceCount(sizes: number[], pieceLength: number): number {
-  return sizes.reduce((n, size) => n + Math.ceil(size / pieceLength), 0);
+    serviceName: settings.values['service-name'],
+    baseUrl,
+    trackers,
+    jobs: settings.values.jobs || defaultJobs(),
+    signal: ctx.env.signal,
+    warn: (m) => ctx.warn(m),
+    progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
+  });
+  await writeTorrentOutput(output, bytes, opts.force, ctx.env.stdout);
+  return { ...summary, output, layout: 'service', filesHashed: hashed, filesCached: files.length - hashed };
 }
 
 function report(ctx: Context, r: MakeResult, opts: MakeOptions): void {

@@ -99,3 +99,9 @@ export function magnetLink(infoHash: Buffer, name: string, trackers: string[] = 
   for (const tr of trackers) uri += `&tr=${encodeURIComponent(tr)}`;
   return uri;
 }
+
+/** How many pieces an encoded info dictionary has, read from its own `pieces`. */
+export function pieceCount(info: Uint8Array): number {
+  const d = bencode.decode(info) as { pieces: Uint8Array };
+  return d.pieces.length / 20;
+}

@@ -1,0 +1,97 @@
+// The cron job's work: walk the root (or the files matching globs), find the
+// files whose piece cache entry is missing or stale, and hash them, going on
+// past a file that fails. Printing is the caller's.
+import fg from 'fast-glob';
+import { PkgError } from './errors.js';
+import { HashPool } from './hasher.js';
+import { eachLimit } from './limit.js';
+import { PieceCache } from './piece-cache.js';
+import { PieceStore } from './piece-store.js';
+import type { MirrorFile, MirrorRoot } from './root.js';
+
+export interface HashSummary {
+  filesHashed: number;
+  filesCached: number;
+  bytesHashed: number;
+  seconds: number;
+  bytesPerSecond: number;
+  errors: Array<{ path: string; message: string }>;
+}
+
+export interface HashTreeOptions {
+  root: MirrorRoot;
+  cacheDir: string;
+  pieceLength: number;
+  jobs: number;
+  patterns: string[];
+  exclude: string[];
+  signal?: AbortSignal;
+  /** A line worth telling the user (a skipped file, a failure). */
+  warn: (line: string) => void;
+  /** Given the bytes to hash once they are known; returns where progress goes. */
+  progress: (totalBytes: number) => { add(bytes: number): void; stop(): void };
+}
+
+export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
+  const started = Date.now();
+  const errors: HashSummary['errors'] = [];
+  const fail = (path: string, message: string) => {
+    errors.push({ path, message });
+    o.warn(message);
+  };
+  const pool = new HashPool(o.jobs, { inline: true });
+  const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
+    onCacheError: (rel, err) => fail(rel, `${rel}: cannot write cache entry: ${err.message}`),
+  });
+  try {
+    // Never hash our own cache when it lives under the root.
+    const cacheRel = await o.root.relativeInside(o.cacheDir);
+    const ignore = cacheRel === null ? o.exclude : [...o.exclude, `${cacheRel}/**`];
+    const names = await fg(o.patterns.length ? o.patterns : ['**'], {
+      cwd: o.root.real,
+      onlyFiles: true,
+      dot: true,
+      ignore,
+      suppressErrors: true,
+    });
+    if (o.patterns.length && names.length === 0) throw new PkgError('not-found', `no files match ${o.patterns.join(' ')} under ${o.root.dir}`);
+    names.sort();
+
+    // First pass: what is stale, so the bar knows the total.
+    const todo: MirrorFile[] = [];
+    let filesCached = 0;
+    await eachLimit(names, 16, async (name) => {
+      let file: MirrorFile;
+      try {
+        file = o.root.file(name);
+      } catch (e) {
+        if (e instanceof PkgError && e.kind === 'forbidden') o.warn(`skipping ${name}: resolves outside the root`);
+        else fail(name, (e as Error).message);
+        return;
+      }
+      if (await store.cached(file, o.pieceLength)) filesCached++;
+      else todo.push(file);
+    });
+
+    const bar = o.progress(todo.reduce((s, f) => s + f.size, 0));
+    let filesHashed = 0;
+    let bytesHashed = 0;
+    // Enough files in flight to keep every worker busy with small packages.
+    await eachLimit(todo, o.jobs * 4, async (file) => {
+      if (o.signal?.aborted) return;
+      try {
+        await store.get(file, o.pieceLength, (n) => bar.add(n));
+        filesHashed++;
+        bytesHashed += file.size;
+      } catch (e) {
+        fail(file.rel, (e as Error).message);
+      }
+    });
+    bar.stop();
+    if (o.signal?.aborted) throw new PkgError('io', 'interrupted');
+    const seconds = (Date.now() - started) / 1000;
+    return { filesHashed, filesCached, bytesHashed, seconds, bytesPerSecond: bytesHashed / Math.max(seconds, 0.001), errors };
+  } finally {
+    await pool.close();
+  }
+}

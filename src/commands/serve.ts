@@ -63,7 +63,7 @@ export function register(program: Command, ctx: Context): Command {
     .option('--request-timeout <duration>', 'longest a request may take (default 120s)')
     .option(
       '--revalidate <duration>',
-      "let a cached torrent's stat check of its files hold this long for GETs (default 0: check on every request, so a replaced package never yields its old torrent)",
+      "let a cached torrent's stat check of its files hold this long for GETs, as nginx's open_file_cache_valid (default 1s; 0: check on every request, so a replaced package never yields its old torrent)",
     )
     .addHelpText('after', USAGE)
     .action(async (opts: Record<string, string | boolean | undefined>, cmd: Command) => {

@@ -76,7 +76,9 @@ export const SETTINGS = {
   'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
   revalidate: {
     parse: (t: string) => parseDuration(t, 'revalidate interval'),
-    default: (): number => 0,
+    // Bounded staleness, as nginx's open_file_cache_valid: mirrors replace
+    // files by rename, so a second is far inside any sync.
+    default: (): number => 1000,
     help: "how long serve trusts a cached torrent's check of its files for GETs (0: check on every request)",
     kind: 'duration',
   },

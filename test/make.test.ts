@@ -177,11 +177,12 @@ t.test('a progress bar on a terminal', async (t) => {
 
 t.test('-l forms: size, mktorrent exponent, auto', async (t) => {
   t.equal(parseTorrentPieceLength('18'), 256 * K);
-  t.equal(parseTorrentPieceLength('14'), 16 * K);
+  t.equal(parseTorrentPieceLength('15'), 32 * K);
+  t.throws(() => parseTorrentPieceLength('14'), /from 15 \(32K\) to 28/, "below mktorrent's exponents");
   t.equal(parseTorrentPieceLength('1M'), 1024 * K);
   t.equal(parseTorrentPieceLength('262144'), 256 * K);
   t.equal(parseTorrentPieceLength('auto'), 'auto');
-  t.throws(() => parseTorrentPieceLength('13'), /from 14 \(16K\) to 28/);
+  t.equal(parseTorrentPieceLength('16K'), 16 * K, 'as a size, 16K is allowed');
   t.throws(() => parseTorrentPieceLength('100K'), /power of two/);
   t.throws(() => parseTorrentPieceLength('8K'), /at least 16K/);
   // imdl's table: 2^(ceil(log2 size)/2 + 4), 16K..16M.

@@ -9,8 +9,8 @@ import { hashTree, type HashSummary } from '../core/hash-tree.js';
 import { formatBytes } from '../core/size.js';
 
 const USAGE = `
-Walks the root (or the files matching PATTERNs, globs relative to the root)
-and hashes every file whose piece cache entry is missing or stale. A second
+Walks the root (or the files matching PATTERNs, globs relative to the root;
+/pub/x.iso, as serve and make write paths, is under the root too) and hashes every file whose piece cache entry is missing or stale. A second
 run over an unchanged tree hashes nothing. A file that cannot be read or
 changes while it is hashed is reported, not cached; the run goes on and exits
 1 at the end.
@@ -27,9 +27,9 @@ export function register(program: Command, ctx: Context): Command {
     .description('fill the piece cache for the mirror (cron job)')
     .argument('[pattern...]', 'globs relative to the root (default: every file)')
     .option('--exclude <pattern>', 'skip files matching this glob (repeatable)', collect, [])
-    .addOption(new Option('-j, --jobs <n>', 'hash worker threads (default: one per core)'))
+    .addOption(new Option('-j, --jobs <n>', 'hash worker threads, 0 for one per core (default)'))
     .option('--json', 'print the summary as JSON')
-    .option('-q, --quiet', 'print nothing unless a file failed')
+    .addOption(new Option('-q, --quiet', 'print nothing unless a file failed').conflicts('json'))
     .addHelpText('after', USAGE)
     .action(async (patterns: string[], opts: { exclude: string[]; jobs?: string; json?: boolean; quiet?: boolean }, cmd: Command) => {
       const settings = await ctx.resolve(cmd, { jobs: opts.jobs });

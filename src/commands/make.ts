@@ -9,8 +9,9 @@ import { plural } from '../cli/text.js';
 import { usageError } from '../core/errors.js';
 import { torrentNameFor } from '../core/file-list.js';
 import { defaultJobs } from '../core/hasher.js';
-import { makeServiceTorrent } from '../core/make-service.js';
+import { makeServiceTorrent, resolveServicePaths } from '../core/make-service.js';
 import { MKTORRENT_PIECE_LENGTH, parseTorrentPieceLength, type PieceLengthSpec } from '../core/piece-length.js';
+import type { SettingKey } from '../core/config.js';
 import { announceTiers, checkTorrentName, makePlainTorrent, webSeeds, type MadeTorrent } from '../core/plain-torrent.js';
 import { formatBytes } from '../core/size.js';
 import { checkOutputFree, writeTorrentOutput } from '../core/torrent-output.js';
@@ -23,40 +24,47 @@ Layouts:
                        hidden and empty files included, symlinks followed,
                        sorted by byte order of the path). The info dictionary
                        and info hash are those mktorrent 1.1 gives for the same
-                       PATH, piece length, -n, -p and -s. Differences: an
-                       unreadable file is an error (mktorrent leaves it out),
-                       and "." is named after the real directory. One PATH
-                       only, as for mktorrent: put files in a directory, or
-                       use the service layout, to combine them.
-  service              PATHs are root-relative (/pub/x.rpm, under --root); the
-                       output is exactly the torrent 'pkgtorrent serve' answers
-                       for them: one PATH gives a single-file torrent, several a
-                       multi-file torrent with BEP 47 padding. The piece cache
-                       is read and filled. Needs the mirror's base URL (-w URL
-                       or --base-url); trackers come from -a, else the trackers
-                       file. -n, -c, -p and -s are not available.
+                       PATH, piece length, -n, -p and -s, and mktorrent's
+                       command line works unchanged (-d, -t N, -v included).
+                       Differences: an unreadable file is an error (mktorrent
+                       leaves it out), and "." is named after the real
+                       directory. One PATH only, as for mktorrent.
+  service              PATHs are URL paths under --root (/pub/x.rpm),
+                       percent-decoded as serve decodes them; no directories or
+                       globs. The output is exactly the torrent 'pkgtorrent
+                       serve' answers for them: one PATH gives a single-file
+                       torrent, several a multi-file torrent with BEP 47
+                       padding. The piece cache is read and filled. Needs
+                       --base-url (the mirror's scheme and host; the web seed is
+                       made from it as serve makes it, so -w is refused);
+                       trackers come from -a, else the trackers file. -n, -c,
+                       -p and -s are not available.
 
-Piece length (-l):
+Piece length (-l, also spelt --piece-length after make):
   SIZE     bytes with an optional K or M suffix (256K, 1M), a power of two
            from 16K to 256M
-  N        14 to 28: 2^N bytes, as mktorrent's -l (18 = 256K)
+  N        15 to 28: 2^N bytes, as mktorrent's -l (18 = 256K)
   auto     imdl's rule: 2^(E/2 + 4) bytes, E = ceil(log2(total size)), E/2
            rounded down, kept between 16K and 16M: 100 MiB -> 128K,
            1 GiB -> 512K, 4.7 GB -> 1M, 50 GiB -> 4M
-  Default: 256K (mktorrent's default) in the mktorrent layout; the
-  --piece-length setting (default 1M) in the service layout.
+  --piece-length, before or after make, is the same. Default: the
+  piece-length setting from PKGTORRENT_PIECE_LENGTH or the config file (a
+  SIZE), else 256K (mktorrent's) in the mktorrent layout and 1M in the
+  service layout.
 
 Trackers (-a) and web seeds (-w) as in mktorrent: each -a is a tier of
 announce-list and a comma separates URLs of the same tier; the first URL is
-'announce'. The torrent goes to NAME.torrent in the current directory unless
--o says otherwise ('-o -' writes it to stdout, and the info hash and magnet
-link to stderr). An existing file is never replaced without --force, and no
-partial file is ever left behind.
+'announce'. The magnet link carries every tracker (tr=) and web seed (ws=).
+The torrent goes to NAME.torrent in the current directory unless -o says
+otherwise; its directory must exist. '-o -' writes it to stdout (not to a
+terminal without --force), and the info hash and magnet link to stderr. An
+existing file is never replaced without --force, and no partial file is ever
+left behind.
 
 Examples:
   pkgtorrent make -a udp://tracker.example:6969/announce isos/
   pkgtorrent make -l auto -w https://mirror.example/pub/ -o big.torrent big.iso
-  pkgtorrent make --layout service --root /srv/mirror -w https://mirror.example \\
+  pkgtorrent make --layout service --root /srv/mirror --base-url https://mirror.example \\
       /pub/fedora/a.rpm /pub/fedora/b.rpm`;
 
 interface MakeOptions {
@@ -70,6 +78,8 @@ interface MakeOptions {
   pieceLength?: string;
   date: boolean;
   jobs?: string;
+  threads?: string;
+  verbose?: boolean;
   json?: boolean;
   force?: boolean;
   layout: 'mktorrent' | 'service';
@@ -77,7 +87,7 @@ interface MakeOptions {
 }
 
 /** What `make` reports, on stdout or as --json. */
-export interface MakeResult extends Omit<MadeTorrent, 'bytes'> {
+export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
   output: string;
   layout: 'mktorrent' | 'service';
   /** Service layout: files hashed now and files whose hashes came from the piece cache. */
@@ -98,21 +108,32 @@ export function register(program: Command, ctx: Context): Command {
     .option('-p, --private', 'set the private flag (inside info: changes the info hash)')
     .option('-s, --source <text>', 'source string (inside info: changes the info hash)')
     .option('-l, --piece-length <size>', 'SIZE (256K, 1M), N for 2^N as mktorrent, or auto; see below')
-    .option('--no-date', 'leave out the creation date')
-    .addOption(new Option('-j, --jobs <n>', 'hash worker threads (default: one per core)'))
+    .option('-d, --no-date', 'leave out the creation date')
+    .addOption(new Option('-j, --jobs <n>', 'hash worker threads, 0 for one per core (default)').conflicts('threads'))
+    .option('-t, --threads <n>', "the same as -j (mktorrent's name)")
+    .addOption(new Option('-v, --verbose', 'also list the files put into the torrent').conflicts('json'))
     .addOption(new Option('--layout <layout>', 'torrent layout').choices(['mktorrent', 'service']).default('mktorrent'))
-    .option('--base-url <url>', 'service layout: scheme and host of the mirror (instead of -w)')
+    .option('--base-url <url>', 'service layout: scheme and host of the mirror, as for serve')
     .option('--json', 'print the result as JSON')
     .option('--force', 'replace an existing output file')
     .addHelpText('after', USAGE)
     .action(async (paths: string[], opts: MakeOptions, cmd: Command) => {
-      // `make --piece-length X` is taken by the global flag of the same name;
-      // both mean the piece length of this torrent, -l winning.
-      const requested = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string } | undefined)?.pieceLength;
-      const spec = requested === undefined ? undefined : parseTorrentPieceLength(requested);
+      // --piece-length is -l's long name; commander hands it to the program
+      // wherever it stands, so both places are read.
+      const text = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string }).pieceLength;
+      const spec = text === undefined ? undefined : parseTorrentPieceLength(text);
       const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
       report(ctx, result, opts);
     });
+}
+
+/**
+ * The settings, with -l (already parsed: it also takes N and auto, which the
+ * setting does not) in place of the piece-length setting.
+ */
+function pieceSettings(ctx: Context, cmd: Command, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
+  const given = spec === undefined ? {} : { 'piece-length': spec === 'auto' ? MKTORRENT_PIECE_LENGTH : spec };
+  return ctx.resolve(cmd, { ...extra, ...given, jobs: opts.jobs ?? opts.threads });
 }
 
 /** Where the torrent goes, absolute, or '-'. */
@@ -133,16 +154,16 @@ async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: 
 
   const torrentName = name ?? (await torrentNameFor(paths[0]!, target));
   const output = outputPath(ctx, opts, torrentName);
-  await checkOutputFree(output, opts.force);
-  // The piece length setting is the service's; it is passed here only so the
-  // raw -l text ("auto", "18") is not parsed as one.
-  const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': typeof spec === 'number' ? spec : MKTORRENT_PIECE_LENGTH });
-  const { bytes, ...summary } = await makePlainTorrent({
+  await checkOutputFree(output, opts.force, ctx.env.stdout);
+  const settings = await pieceSettings(ctx, cmd, opts, spec);
+  // The piece-length setting from the environment or config file counts as for every command; unset, mktorrent's default.
+  const pieceLength = spec ?? (settings.sources['piece-length'] === 'default' ? undefined : settings.values['piece-length']);
+  const { bytes, listing, ...summary } = await makePlainTorrent({
     target,
     display: paths[0]!,
     output,
     name: torrentName,
-    pieceLength: spec,
+    pieceLength,
     private: opts.private,
     source: opts.source,
     tiers,
@@ -154,6 +175,7 @@ async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: 
     progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
   });
   await writeTorrentOutput(output, bytes, opts.force, ctx.env.stdout);
+  if (opts.verbose) for (const f of listing ?? []) ctx.env.stderr.write(`  ${f.path}  ${formatBytes(f.size)}\n`);
   return { ...summary, output, layout: 'mktorrent' };
 }
 
@@ -167,19 +189,18 @@ async function makeService(ctx: Context, cmd: Command, paths: string[], opts: Ma
     if (given !== undefined) throw usageError(`${flag} is not available with --layout service: the service torrent is fixed by its files`);
   }
   if (spec === 'auto') throw usageError('-l auto is not available with --layout service: it uses the service piece length (--piece-length, 1M by default)');
-  const seeds = webSeeds(opts.webSeed ?? []);
-  if (seeds.length > 1) throw usageError('--layout service takes one -w, the base URL of the mirror');
-  if (seeds.length && opts.baseUrl !== undefined) throw usageError('give the base URL once: -w or --base-url');
+  // -w would be the whole web seed elsewhere but only its base here: refused rather than guessed.
+  if (opts.webSeed) throw usageError('-w is not taken with --layout service: give the mirror with --base-url URL; the web seed is made from it and the paths');
   const tiers = announceTiers(opts.announce ?? []);
 
-  const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': spec, 'base-url': seeds[0] ?? opts.baseUrl });
+  const settings = await pieceSettings(ctx, cmd, opts, spec, { 'base-url': opts.baseUrl });
   const baseUrl = settings.values['base-url'];
-  if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: -w https://mirror.example (or --base-url)');
+  if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: --base-url https://mirror.example');
   const pieceLength = settings.values['piece-length'];
   const root = await ctx.root(cmd);
-  const files = paths.map((p) => root.file(p));
+  const files = resolveServicePaths(root, paths);
   const output = outputPath(ctx, opts, files.length === 1 ? files[0]!.rel.split('/').pop()! : files[0]!.rel.split('/')[0]!);
-  await checkOutputFree(output, opts.force);
+  await checkOutputFree(output, opts.force, ctx.env.stdout);
   const cacheDir = await ctx.cacheDir(cmd);
   const trackers = tiers.length ? tiers.flat() : await new TrackerList(settings.values.trackers, { warn: (m) => ctx.warn(m) }).current();
 

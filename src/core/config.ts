@@ -34,7 +34,7 @@ export const SETTINGS = {
   root: { parse: str, default: (): string => '.', help: 'mirror document root' },
   'cache-dir': { parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
   trackers: { parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
-  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length of service torrents', kind: 'size' },
+  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', kind: 'size' },
   'service-name': {
     parse: (t: string) => {
       if (!/^[A-Za-z0-9._~-]+$/.test(t)) throw new PkgError('usage', `invalid service name '${t}'`);
@@ -62,7 +62,7 @@ export const SETTINGS = {
   'trust-proxy': { parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
   files: { parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
   workers: { parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
-  jobs: { parse: parseInteger(1, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
+  jobs: { parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
   'trackers-interval': {
     parse: (t: string) => parseDuration(t, 'interval'),
     default: (): number => 60_000,

@@ -3,7 +3,7 @@
 // past a file that fails. Printing is the caller's.
 import fg from 'fast-glob';
 import { PkgError } from './errors.js';
-import { HashPool } from './hasher.js';
+import { withHashPool } from './hash-pool-run.js';
 import { eachLimit } from './limit.js';
 import { PieceCache } from './piece-cache.js';
 import { PieceStore } from './piece-store.js';
@@ -32,22 +32,28 @@ export interface HashTreeOptions {
   progress: (totalBytes: number) => { add(bytes: number): void; stop(): void };
 }
 
+// Paths are relative to the root; "/pub/x.iso", as serve and make write them, means the same.
+const underRoot = (pattern: string) => pattern.replace(/^\/+/, '');
+
 export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
   const started = Date.now();
   const errors: HashSummary['errors'] = [];
   const fail = (path: string, message: string) => {
+    // After an interrupt, what failed is only the pool closing.
+    if (o.signal?.aborted) return;
     errors.push({ path, message });
     o.warn(message);
   };
-  const pool = new HashPool(o.jobs, { inline: true });
-  const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
-    onCacheError: (rel, err) => fail(rel, `${rel}: cannot write cache entry: ${err.message}`),
-  });
-  try {
+  // An interrupt closes the pool, so a large file in flight stops too.
+  return withHashPool(o.jobs, o.signal, async (pool) => {
+    const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
+      onCacheError: (rel, err) => fail(rel, `${rel}: cannot write cache entry: ${err.message}`),
+    });
     // Never hash our own cache when it lives under the root.
     const cacheRel = await o.root.relativeInside(o.cacheDir);
-    const ignore = cacheRel === null ? o.exclude : [...o.exclude, `${cacheRel}/**`];
-    const names = await fg(o.patterns.length ? o.patterns : ['**'], {
+    const exclude = o.exclude.map(underRoot);
+    const ignore = cacheRel === null ? exclude : [...exclude, `${cacheRel}/**`];
+    const names = await fg(o.patterns.length ? o.patterns.map(underRoot) : ['**'], {
       cwd: o.root.real,
       onlyFiles: true,
       dot: true,
@@ -88,10 +94,7 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
       }
     });
     bar.stop();
-    if (o.signal?.aborted) throw new PkgError('io', 'interrupted');
     const seconds = (Date.now() - started) / 1000;
     return { filesHashed, filesCached, bytesHashed, seconds, bytesPerSecond: bytesHashed / Math.max(seconds, 0.001), errors };
-  } finally {
-    await pool.close();
-  }
+  });
 }

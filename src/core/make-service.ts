@@ -3,8 +3,11 @@
 import { withHashPool } from './hash-pool-run.js';
 import { PieceCache } from './piece-cache.js';
 import { PieceStore } from './piece-store.js';
-import type { MirrorFile } from './root.js';
-import { buildServiceInfo, serviceTorrent } from './service-torrent.js';
+import fg from 'fast-glob';
+import { PkgError, usageError } from './errors.js';
+import type { MirrorFile, MirrorRoot } from './root.js';
+import { urlPathToRel } from './url-path.js';
+import { buildServiceInfo, serviceTorrent, serviceWebSeed } from './service-torrent.js';
 import { magnetLink, pieceCount } from './metainfo.js';
 import type { MadeTorrent } from './plain-torrent.js';
 
@@ -38,7 +41,7 @@ export async function makeServiceTorrent(o: MakeServiceOptions): Promise<MadeTor
   return {
     bytes: serviceTorrent(info, o.baseUrl, o.trackers),
     infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, info.name, o.trackers),
+    magnet: magnetLink(info.infoHash, info.name, o.trackers, [serviceWebSeed(info, o.baseUrl)]),
     name: info.name,
     size: o.files.reduce((s, f) => s + f.size, 0),
     pieceLength: o.pieceLength,
@@ -46,4 +49,35 @@ export async function makeServiceTorrent(o: MakeServiceOptions): Promise<MadeTor
     pieces: pieceCount(info.bytes),
     hashed,
   };
+}
+
+/**
+ * The files for PATHs as `serve` reads them: URL paths under the root,
+ * percent-decoded by the same rule. Messages name the path as given, with its
+ * leading slash, and the root it is under.
+ */
+export function resolveServicePaths(root: MirrorRoot, paths: readonly string[]): MirrorFile[] {
+  return paths.map((path) => {
+    const shown = path.startsWith('/') ? path : `/${path}`;
+    const where = `${shown} (under root ${root.dir})`;
+    if (fg.isDynamicPattern(path)) {
+      throw usageError(`${shown}: --layout service takes file paths, not globs (a name with * ? [ or { in it is written percent-encoded: %2A)`);
+    }
+    let rel: string;
+    try {
+      rel = urlPathToRel(shown);
+    } catch (e) {
+      // Malformed text is bad usage here; '..' and the like stay 'forbidden'.
+      if (e instanceof PkgError && e.kind === 'bad-request') throw usageError(e.message);
+      throw e;
+    }
+    try {
+      return root.file(rel);
+    } catch (e) {
+      if (!(e instanceof PkgError)) throw e;
+      const reason = e.message.startsWith(`${rel}: `) ? e.message.slice(rel.length + 2) : e.message;
+      if (reason === 'not a regular file') throw usageError(`${where}: not a regular file; --layout service takes files, not directories`);
+      throw new PkgError(e.kind, `${where}: ${reason}`);
+    }
+  });
 }

@@ -10,7 +10,7 @@ const AUTO_MAX = 16 * 1024 * 1024;
 
 export type PieceLengthSpec = number | 'auto';
 
-/** Parses make's -l: "auto", mktorrent's exponent (14..28) or a size. */
+/** Parses make's -l: "auto", mktorrent's exponent (15..28, as mktorrent takes it) or a size. */
 export function parseTorrentPieceLength(text: string): PieceLengthSpec {
   const t = text.trim();
   if (t.toLowerCase() === 'auto') return 'auto';
@@ -18,7 +18,7 @@ export function parseTorrentPieceLength(text: string): PieceLengthSpec {
   // unambiguously mktorrent's exponent.
   if (/^\d{1,2}$/.test(t)) {
     const n = Number(t);
-    if (n < 14 || n > 28) throw usageError(`invalid piece length '${text}': as an exponent it must be from 14 (16K) to 28 (256M)`);
+    if (n < 15 || n > 28) throw usageError(`invalid piece length '${text}': as an exponent it must be from 15 (32K) to 28 (256M), as for mktorrent; or give a size (16K)`);
     return 2 ** n;
   }
   return parsePieceLength(t);

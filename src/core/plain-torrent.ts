@@ -3,7 +3,8 @@
 // dictionary and outer keys as mktorrent writes them, so the info hash is
 // mktorrent's own for the same input and piece length.
 import { stat } from 'node:fs/promises';
-import { usageError } from './errors.js';
+import fg from 'fast-glob';
+import { PkgError, usageError } from './errors.js';
 import { fileId, hashContent, listContent, type Content } from './file-list.js';
 import { withHashPool } from './hash-pool-run.js';
 import { HASH_LEN } from './hasher.js';
@@ -106,6 +107,8 @@ export interface MadeTorrent {
   pieceLength: number;
   files: number;
   pieces: number;
+  /** The files as the user names them, for -v; only the mktorrent layout lists a tree. */
+  listing?: Array<{ path: string; size: number }>;
 }
 
 /** Lists and hashes the content, then lays out the torrent as mktorrent does. */
@@ -116,7 +119,13 @@ export async function makePlainTorrent(o: MakePlainOptions): Promise<MadeTorrent
     const excludeIds = new Set<string>();
     const old = o.output === '-' ? null : await stat(o.output).catch(() => null);
     if (old) excludeIds.add(fileId(old));
-    const content = await listContent(o.target, { display: o.display, excludeIds });
+    const content = await listContent(o.target, { display: o.display, excludeIds }).catch((e: unknown) => {
+      // `make '*.iso'`: the shell did not expand it, and neither do we.
+      if (e instanceof PkgError && e.kind === 'not-found' && fg.isDynamicPattern(o.display)) {
+        throw usageError(`${o.display}: no such file or directory; make takes one file or directory, not a glob`);
+      }
+      throw e;
+    });
     const pieceLength = resolvePieceLength(o.pieceLength, content.totalSize);
     const bar = o.progress(content.totalSize);
     try {
@@ -129,7 +138,8 @@ export async function makePlainTorrent(o: MakePlainOptions): Promise<MadeTorrent
   return {
     bytes,
     infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, o.name, o.tiers.flat()),
+    magnet: magnetLink(info.infoHash, o.name, o.tiers.flat(), o.webSeeds),
+    listing: content.files.map((f) => ({ path: f.display, size: f.size })),
     name: o.name,
     size: content.totalSize,
     pieceLength,

@@ -4,20 +4,10 @@
 // outside the root.
 import { PkgError } from '../core/errors.js';
 import { inTurns } from '../core/limit.js';
-import { checkRelPath, type MirrorFile, type MirrorRoot } from '../core/root.js';
+import type { MirrorFile, MirrorRoot } from '../core/root.js';
 
-/** URL path as the client sent it ("/pub/a%2B1.rpm") to a root-relative file path ("pub/a+1.rpm"). */
-export function urlPathToRel(urlPath: string): string {
-  if (!urlPath.startsWith('/')) throw new PkgError('bad-request', `'${urlPath}': paths must start with /`);
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(urlPath);
-  } catch {
-    throw new PkgError('bad-request', `'${urlPath}': malformed percent-encoding`);
-  }
-  return checkRelPath(decoded);
-}
-
+// The rule is shared with `make --layout service`, so it lives in core.
+export { urlPathToRel } from '../core/url-path.js';
 
 /** Resolves paths, 64 per event-loop turn; the first failure wins. */
 export function resolveFiles(root: MirrorRoot, rels: readonly string[], cacheRel: string | null): Promise<MirrorFile[]> {

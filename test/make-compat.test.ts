@@ -149,3 +149,21 @@ t.test('help lists the global flags a command honours', async (t) => {
   t.same(await help(['cache', 'clean']), ['--debug', '--root', '--cache-dir', '--config']);
   t.same(await help(['config']), ['--debug', '--root', '--cache-dir', '--trackers', '--piece-length', '--config']);
 });
+
+t.test('flags that exclude each other, and a duration message that names the units help names', async (t) => {
+  const dir = t.testdir({ trackers: 'http://t.example/announce\n' });
+  for (const argv of [
+    ['cache', 'clean', '--quiet', '--verbose'],
+    ['cache', 'clean', '--quiet', '--json'],
+    ['hash', '--quiet', '--json'],
+  ]) {
+    const r = await cli(argv, { cwd: dir });
+    t.equal(r.code, 2, argv.join(' '));
+    t.match(r.stderr, /^pkgtorrent: option '-q, --quiet' cannot be used with option '(-v, --verbose|--json)'\n$/);
+  }
+  const help = await cli(['trackers', 'check', '--help']);
+  t.match(help.stdout, /--timeout <duration> +how long to wait for each tracker \(ms, s, m\)/);
+  const bad = await cli(['--trackers', 'trackers', 'trackers', 'check', '--offline', '--timeout', 'abc'], { cwd: dir });
+  t.equal(bad.code, 2);
+  t.equal(bad.stderr, "pkgtorrent: invalid --timeout 'abc': expected a number with a unit: ms, s, m, h, d or w (300ms, 5s, 30d)\n");
+});

@@ -97,7 +97,7 @@ t.test('every bad config file is one line naming file, line and key; exit 2', as
     ['port = 70000\n', ":1: port: expected a number from 0 to 65535, got '70000'"],
     ['files = maybe\n', ":1: files: expected yes or no, got 'maybe'"],
     ['base-url = ftp://mirror/\n', ":1: base-url: invalid base URL 'ftp://mirror/': use http or https"],
-    ['request-timeout = soon\n', ":1: request-timeout: invalid timeout 'soon': expected a number with s, m, h, d or w"],
+    ['request-timeout = soon\n', ":1: request-timeout: invalid timeout 'soon': expected a number with a unit: ms, s, m, h, d or w (300ms, 5s, 30d)"],
     ['root = /a\nhost = ::\nroot = /b\n', ':3: root: set twice (first on line 1)'],
     ['root =\n', ':1: root: no value (remove the line to use the default)'],
     ['root = ""\n', ':1: root: no value (remove the line to use the default)'],

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readdirSync, utimesSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, bin } from './helpers/cli.js';
+import { summaryLine } from '../src/commands/hash.js';
 import { PieceCache } from '../src/core/piece-cache.js';
 import { MirrorRoot } from '../src/core/root.js';
 
@@ -114,6 +115,7 @@ t.test('bad usage exits 2 with one line', async (t) => {
     [['hash', '--root', join(dir, 'root'), '--piece-length', '8K'], /at least 16K/],
     [['hash', '--root', join(dir, 'root'), '-j', 'zero'], /jobs/],
     [['hash', '--frobnicate'], /unknown option/],
+    [['hash', '--root', join(dir, 'root'), '--quiet', '--json'], /option '-q, --quiet' cannot be used with option '--json'/],
   ] as const) {
     const r = await bin([...args, '--cache-dir', join(dir, 'cache')]);
     t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
@@ -143,4 +145,20 @@ t.test('a progress bar on a terminal, with bytes, rate and ETA', async (t) => {
   t.equal(r.code, 0, r.stderr);
   t.match(r.stderr, /hashing .* 100% \| [\d.]+ KiB\/[\d.]+ KiB \| .*\/s \| ETA/);
   t.match(r.stdout, /^hashed 5 files/, 'the summary still goes to stdout');
+});
+
+t.test('paths with a leading slash, as serve and make write them, are under the root', async (t) => {
+  const dir = tree(t);
+  const base = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json'];
+  const rel = '/fedora/a.rpm';
+  const r = await cli([...base, rel]);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).filesHashed, 1, `${rel} hashed`);
+  const again = await cli([...base, rel, '--exclude', rel]);
+  t.equal(again.code, 1, 'an exclude with a leading slash applies too');
+  t.match(again.stderr, /no files match/);
+});
+
+t.test('rates are whole bytes below 1 KiB/s', async (t) => {
+  t.equal(summaryLine({ filesHashed: 1, filesCached: 0, bytesHashed: 6, seconds: 0.011, bytesPerSecond: 545.4545454545455, errors: [] }), 'hashed 1 file, 0 already cached, 6 B in 0.0s (545 B/s), 0 errors');
 });

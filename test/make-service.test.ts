@@ -36,8 +36,8 @@ function fixture(t: Test) {
     join(dir, 'trackers'),
     '--piece-length',
     '16K',
-    '-w',
-    'http://mirror.example/',
+    '--base-url',
+    'http://mirror.example',
     '--json',
     ...extra,
   ];
@@ -124,9 +124,9 @@ t.test('one path: a single-file torrent whose web seed is the directory', async 
   t.same(lt.trackers, [{ url: 'http://only.example/announce', tier: 0 }]);
 });
 
-t.test('the base URL can come from --base-url, and is required', async (t) => {
+t.test('the base URL comes from --base-url, and is required', async (t) => {
   const { dir, args } = fixture(t);
-  const noSeed = args(['/pub/fedora/a.rpm']).filter((a) => a !== '-w' && a !== 'http://mirror.example/');
+  const noSeed = args(['/pub/fedora/a.rpm']).filter((a) => a !== '--base-url' && a !== 'http://mirror.example');
   const missing = await cli(noSeed, { cwd: dir });
   t.equal(missing.code, 2);
   t.match(missing.stderr, /^pkgtorrent: --layout service needs the base URL of the mirror/);
@@ -143,7 +143,8 @@ t.test('flags that would change the service torrent are refused', async (t) => {
     [['-s', 'x'], /-s is not available/],
     [['-c', 'x'], /-c is not available/],
     [['-l', 'auto'], /-l auto is not available/],
-    [['-w', 'http://other.example/'], /takes one -w/],
+    // -w is the whole web seed elsewhere: here it would be silently wrong (http://h/pub/pub/).
+    [['-w', 'http://mirror.example/pub/'], /^pkgtorrent: -w is not taken with --layout service: give the mirror with --base-url URL/],
   ] as const) {
     const r = await cli(args([...extra, '/pub/fedora/a.rpm']), { cwd: dir });
     t.equal(r.code, 2, extra.join(' '));

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { cli } from './helpers/cli.js';
 import { need, ltInfo, mktorrentHash } from './helpers/oracles.js';
 import { decodeTorrent, pieceHashes } from './helpers/bencode.js';
-import { autoPieceLength, parseMakePieceLength } from '../src/commands/make.js';
+import { autoPieceLength, parseTorrentPieceLength } from '../src/core/piece-length.js';
 
 const K = 1024;
 
@@ -176,14 +176,15 @@ t.test('a progress bar on a terminal', async (t) => {
 });
 
 t.test('-l forms: size, mktorrent exponent, auto', async (t) => {
-  t.equal(parseMakePieceLength('18'), 256 * K);
-  t.equal(parseMakePieceLength('14'), 16 * K);
-  t.equal(parseMakePieceLength('1M'), 1024 * K);
-  t.equal(parseMakePieceLength('262144'), 256 * K);
-  t.equal(parseMakePieceLength('auto'), 'auto');
-  t.throws(() => parseMakePieceLength('13'), /from 14 \(16K\) to 28/);
-  t.throws(() => parseMakePieceLength('100K'), /power of two/);
-  t.throws(() => parseMakePieceLength('8K'), /at least 16K/);
+  t.equal(parseTorrentPieceLength('18'), 256 * K);
+  t.equal(parseTorrentPieceLength('15'), 32 * K);
+  t.throws(() => parseTorrentPieceLength('14'), /from 15 \(32K\) to 28/, "below mktorrent's exponents");
+  t.equal(parseTorrentPieceLength('1M'), 1024 * K);
+  t.equal(parseTorrentPieceLength('262144'), 256 * K);
+  t.equal(parseTorrentPieceLength('auto'), 'auto');
+  t.equal(parseTorrentPieceLength('16K'), 16 * K, 'as a size, 16K is allowed');
+  t.throws(() => parseTorrentPieceLength('100K'), /power of two/);
+  t.throws(() => parseTorrentPieceLength('8K'), /at least 16K/);
   // imdl's table: 2^(ceil(log2 size)/2 + 4), 16K..16M.
   t.equal(autoPieceLength(1), 16 * K);
   t.equal(autoPieceLength(100 * 1024 * K), 128 * K);

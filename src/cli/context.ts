@@ -14,7 +14,7 @@ export const GLOBAL_FLAGS: Array<[SettingKey | 'config', string, string]> = [
   ['trackers', '--trackers <file>', 'trackers file (default /var/lib/torrent_service/trackers)'],
   ['allow-outside', '--allow-outside <dir>', 'a tree outside the root that symbolic links under it may lead to (repeatable)'],
   ['dotfiles', '--dotfiles', 'hash and serve dot-files and dot-directories too'],
-  ['piece-length', '--piece-length <size>', 'piece length: bytes with optional K/M suffix, power of two, at least 16K (default 1M)'],
+  ['piece-length', '--piece-length <size>', 'piece length: bytes with optional K/M suffix (256K, 1M), power of two, 16K to 256M; make also takes N (2^N) and auto (default 1M; make: 256K)'],
   ['config', '--config <file>', 'config file (default /etc/pkgtorrent.conf if present)'],
 ];
 
@@ -53,6 +53,8 @@ export class Context {
       if (v !== undefined) flags[key] = Array.isArray(v) ? v.join(':') : v;
     }
     Object.assign(flags, Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)));
+    // Like every path flag, --config is relative to the command's cwd.
+    if (typeof flags.config === 'string') flags.config = resolve(this.env.cwd, flags.config);
     const s = await resolveSettings(flags, this.env.vars, this.env.defaultConfigFile);
     // Paths from flags are relative to the command's cwd, not the process's.
     s.values.root = resolve(this.env.cwd, s.values.root);

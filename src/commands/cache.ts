@@ -53,7 +53,7 @@ export function register(program: Command, ctx: Context): Command {
     .option('-n, --dry-run', 'list what would be removed, remove nothing')
     .option('--json', 'print the result as JSON')
     .option('-v, --verbose', 'list every removed file')
-    .option('-q, --quiet', 'print nothing unless something failed')
+    .addOption(new Option('-q, --quiet', 'print nothing unless something failed').conflicts(['json', 'verbose']))
     .addHelpText('after', CLEAN_USAGE)
     .action(async (opts: CleanOpts, cmd: Command) => {
       const olderThanMs = parseDuration(opts.olderThan, '--older-than');

@@ -8,27 +8,39 @@ import type { Context } from '../cli/context.js';
 
 export type Register = (program: Command, ctx: Context) => Command;
 
+/** A global flag by the name of its setting (see GLOBAL_FLAGS). */
+export type GlobalFlag = 'root' | 'cache-dir' | 'trackers' | 'piece-length' | 'config';
+
 export interface CommandEntry {
   name: string;
   load: () => Promise<{ register: Register }>;
+  /** The global flags the command honours: its --help lists these and no others. */
+  globals: readonly GlobalFlag[];
 }
 
+const ALL: readonly GlobalFlag[] = ['root', 'allow-outside', 'dotfiles', 'cache-dir', 'trackers', 'piece-length', 'config'];
+
 export const COMMANDS: CommandEntry[] = [
-  { name: 'hash', load: () => import('./hash.js') },
-  { name: 'make', load: () => import('./make.js') },
-  { name: 'cache', load: () => import('./cache.js') },
-  { name: 'trackers', load: () => import('./trackers.js') },
-  { name: 'config', load: () => import('./config.js') },
-  { name: 'serve', load: () => import('./serve.js') },
+  { name: 'hash', load: () => import('./hash.js'), globals: ['root', 'allow-outside', 'dotfiles', 'cache-dir', 'piece-length', 'config'] },
+  { name: 'make', load: () => import('./make.js'), globals: ALL },
+  { name: 'cache', load: () => import('./cache.js'), globals: ['root', 'allow-outside', 'dotfiles', 'cache-dir', 'config'] },
+  { name: 'trackers', load: () => import('./trackers.js'), globals: ['trackers', 'config'] },
+  { name: 'config', load: () => import('./config.js'), globals: ALL },
+  { name: 'serve', load: () => import('./serve.js'), globals: ALL },
 ];
+
+export interface LoadedCommand {
+  register: Register;
+  globals: readonly GlobalFlag[];
+}
 
 /**
  * The commands a command line may run: those named anywhere in it (an
  * option value that happens to be a command name only loads one more
  * module), or all of them when none is named, for the program's help.
  */
-export async function loadCommands(argv: readonly string[]): Promise<Register[]> {
+export async function loadCommands(argv: readonly string[]): Promise<LoadedCommand[]> {
   const named = COMMANDS.filter((c) => argv.includes(c.name));
   const chosen = named.length ? named : COMMANDS;
-  return Promise.all(chosen.map(async (c) => (await c.load()).register));
+  return Promise.all(chosen.map(async (c) => ({ register: (await c.load()).register, globals: c.globals })));
 }

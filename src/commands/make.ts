@@ -2,20 +2,19 @@
 // info dictionary is byte for byte the one mktorrent builds for the same input
 // and piece length; `--layout service` builds the torrent `serve` would answer.
 import { Command, Option } from 'commander';
-import { lstat, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { collect, type Context } from '../cli/context.js';
 import { byteProgress } from '../cli/progress.js';
 import { plural } from '../cli/text.js';
-import { writeOutput } from '../core/atomic.js';
-import { PkgError, usageError } from '../core/errors.js';
-import { fileId, hashContent, listContent, torrentNameFor } from '../core/file-list.js';
-import { HashPool, HASH_LEN, defaultJobs } from '../core/hasher.js';
-import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type InfoSpec } from '../core/metainfo.js';
-import { PieceCache } from '../core/piece-cache.js';
-import { PieceStore } from '../core/piece-store.js';
-import { buildServiceInfo, serviceTorrent } from '../core/service-torrent.js';
-import { formatBytes, parsePieceLength } from '../core/size.js';
+import { usageError } from '../core/errors.js';
+import { torrentNameFor } from '../core/file-list.js';
+import { defaultJobs } from '../core/hasher.js';
+import { makeServiceTorrent, resolveServicePaths } from '../core/make-service.js';
+import { MKTORRENT_PIECE_LENGTH, parseTorrentPieceLength, type PieceLengthSpec } from '../core/piece-length.js';
+import type { SettingKey } from '../core/config.js';
+import { announceTiers, checkTorrentName, makePlainTorrent, webSeeds, type MadeTorrent } from '../core/plain-torrent.js';
+import { formatBytes } from '../core/size.js';
+import { checkOutputFree, writeTorrentOutput } from '../core/torrent-output.js';
 import { TrackerList } from '../core/trackers.js';
 
 const USAGE = `
@@ -25,46 +24,48 @@ Layouts:
                        hidden and empty files included, symlinks followed,
                        sorted by byte order of the path). The info dictionary
                        and info hash are those mktorrent 1.1 gives for the same
-                       PATH, piece length, -n, -p and -s. Differences: an
-                       unreadable file is an error (mktorrent leaves it out),
-                       and "." is named after the real directory. One PATH
-                       only, as for mktorrent: put files in a directory, or
-                       use the service layout, to combine them.
-  service              PATHs are root-relative (/pub/x.rpm, under --root); the
-                       output is exactly the torrent 'pkgtorrent serve' answers
-                       for them: one PATH gives a single-file torrent, several a
-                       multi-file torrent with BEP 47 padding. The piece cache
-                       is read and filled. Needs the mirror's base URL (-w URL
-                       or --base-url); trackers come from -a, else the trackers
-                       file. -n, -c, -p and -s are not available.
+                       PATH, piece length, -n, -p and -s, and mktorrent's
+                       command line works unchanged (-d, -t N, -v included).
+                       Differences: an unreadable file is an error (mktorrent
+                       leaves it out), and "." is named after the real
+                       directory. One PATH only, as for mktorrent.
+  service              PATHs are URL paths under --root (/pub/x.rpm),
+                       percent-decoded as serve decodes them; no directories or
+                       globs. The output is exactly the torrent 'pkgtorrent
+                       serve' answers for them: one PATH gives a single-file
+                       torrent, several a multi-file torrent with BEP 47
+                       padding. The piece cache is read and filled. Needs
+                       --base-url (the mirror's scheme and host; the web seed is
+                       made from it as serve makes it, so -w is refused);
+                       trackers come from -a, else the trackers file. -n, -c,
+                       -p and -s are not available.
 
-Piece length (-l):
+Piece length (-l, also spelt --piece-length after make):
   SIZE     bytes with an optional K or M suffix (256K, 1M), a power of two
            from 16K to 256M
-  N        14 to 28: 2^N bytes, as mktorrent's -l (18 = 256K)
+  N        15 to 28: 2^N bytes, as mktorrent's -l (18 = 256K)
   auto     imdl's rule: 2^(E/2 + 4) bytes, E = ceil(log2(total size)), E/2
            rounded down, kept between 16K and 16M: 100 MiB -> 128K,
            1 GiB -> 512K, 4.7 GB -> 1M, 50 GiB -> 4M
-  Default: 256K (mktorrent's default) in the mktorrent layout; the
-  --piece-length setting (default 1M) in the service layout.
+  --piece-length, before or after make, is the same. Default: the
+  piece-length setting from PKGTORRENT_PIECE_LENGTH or the config file (a
+  SIZE), else 256K (mktorrent's) in the mktorrent layout and 1M in the
+  service layout.
 
 Trackers (-a) and web seeds (-w) as in mktorrent: each -a is a tier of
 announce-list and a comma separates URLs of the same tier; the first URL is
-'announce'. The torrent goes to NAME.torrent in the current directory unless
--o says otherwise ('-o -' writes it to stdout, and the info hash and magnet
-link to stderr). An existing file is never replaced without --force, and no
-partial file is ever left behind.
+'announce'. The magnet link carries every tracker (tr=) and web seed (ws=).
+The torrent goes to NAME.torrent in the current directory unless -o says
+otherwise; its directory must exist. '-o -' writes it to stdout (not to a
+terminal without --force), and the info hash and magnet link to stderr. An
+existing file is never replaced without --force, and no partial file is ever
+left behind.
 
 Examples:
   pkgtorrent make -a udp://tracker.example:6969/announce isos/
   pkgtorrent make -l auto -w https://mirror.example/pub/ -o big.torrent big.iso
-  pkgtorrent make --layout service --root /srv/mirror -w https://mirror.example \\
+  pkgtorrent make --layout service --root /srv/mirror --base-url https://mirror.example \\
       /pub/fedora/a.rpm /pub/fedora/b.rpm`;
-
-/** mktorrent's default, 2^18. */
-export const MKTORRENT_PIECE_LENGTH = 256 * 1024;
-const AUTO_MIN = 16 * 1024;
-const AUTO_MAX = 16 * 1024 * 1024;
 
 interface MakeOptions {
   announce?: string[];
@@ -77,6 +78,8 @@ interface MakeOptions {
   pieceLength?: string;
   date: boolean;
   jobs?: string;
+  threads?: string;
+  verbose?: boolean;
   json?: boolean;
   force?: boolean;
   layout: 'mktorrent' | 'service';
@@ -84,15 +87,8 @@ interface MakeOptions {
 }
 
 /** What `make` reports, on stdout or as --json. */
-export interface MakeResult {
-  infoHash: string;
-  magnet: string;
+export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
   output: string;
-  name: string;
-  size: number;
-  pieceLength: number;
-  files: number;
-  pieces: number;
   layout: 'mktorrent' | 'service';
   /** Service layout: files hashed now and files whose hashes came from the piece cache. */
   filesHashed?: number;
@@ -112,79 +108,32 @@ export function register(program: Command, ctx: Context): Command {
     .option('-p, --private', 'set the private flag (inside info: changes the info hash)')
     .option('-s, --source <text>', 'source string (inside info: changes the info hash)')
     .option('-l, --piece-length <size>', 'SIZE (256K, 1M), N for 2^N as mktorrent, or auto; see below')
-    .option('--no-date', 'leave out the creation date')
-    .addOption(new Option('-j, --jobs <n>', 'hash worker threads (default: one per core)'))
+    .option('-d, --no-date', 'leave out the creation date')
+    .addOption(new Option('-j, --jobs <n>', 'hash worker threads, 0 for one per core (default)').conflicts('threads'))
+    .option('-t, --threads <n>', "the same as -j (mktorrent's name)")
+    .addOption(new Option('-v, --verbose', 'also list the files put into the torrent').conflicts('json'))
     .addOption(new Option('--layout <layout>', 'torrent layout').choices(['mktorrent', 'service']).default('mktorrent'))
-    .option('--base-url <url>', 'service layout: scheme and host of the mirror (instead of -w)')
+    .option('--base-url <url>', 'service layout: scheme and host of the mirror, as for serve')
     .option('--json', 'print the result as JSON')
     .option('--force', 'replace an existing output file')
     .addHelpText('after', USAGE)
     .action(async (paths: string[], opts: MakeOptions, cmd: Command) => {
-      // `make --piece-length X` is taken by the global flag of the same name;
-      // both mean the piece length of this torrent, -l winning.
-      const requested = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string } | undefined)?.pieceLength;
-      const spec = requested === undefined ? undefined : parseMakePieceLength(requested);
+      // --piece-length is -l's long name; commander hands it to the program
+      // wherever it stands, so both places are read.
+      const text = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string }).pieceLength;
+      const spec = text === undefined ? undefined : parseTorrentPieceLength(text);
       const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
       report(ctx, result, opts);
     });
 }
 
-// No default array: commander would print "(default: [])" in --help.
-/** Parses -l: "auto", mktorrent's exponent (14..28) or a size. */
-export function parseMakePieceLength(text: string): number | 'auto' {
-  const t = text.trim();
-  if (t.toLowerCase() === 'auto') return 'auto';
-  // A bare number this small cannot be a valid size in bytes, so it is
-  // unambiguously mktorrent's exponent.
-  if (/^\d{1,2}$/.test(t)) {
-    const n = Number(t);
-    if (n < 14 || n > 28) throw usageError(`invalid piece length '${text}': as an exponent it must be from 14 (16K) to 28 (256M)`);
-    return 2 ** n;
-  }
-  return parsePieceLength(t);
-}
-
-/** imdl's piece length for a total size; see USAGE. */
-export function autoPieceLength(totalSize: number): number {
-  let e = 0;
-  while (2 ** e < Math.max(totalSize, 1)) e++;
-  return Math.min(AUTO_MAX, Math.max(AUTO_MIN, 2 ** (Math.floor(e / 2) + 4)));
-}
-
-/** -a values as tiers: each flag a tier, commas separating URLs of one tier. */
-export function announceTiers(values: readonly string[]): string[][] {
-  const tiers = values.map((v) => splitUrls(v, '-a'));
-  for (const url of tiers.flat()) checkUrl(url, '-a', ['http:', 'https:', 'udp:', 'ws:', 'wss:']);
-  return tiers.filter((t) => t.length);
-}
-
-export function webSeeds(values: readonly string[]): string[] {
-  const urls = values.flatMap((v) => splitUrls(v, '-w'));
-  for (const url of urls) checkUrl(url, '-w', ['http:', 'https:', 'ftp:']);
-  return urls;
-}
-
-function splitUrls(value: string, flag: string): string[] {
-  const urls = value.split(',').map((u) => u.trim());
-  if (urls.some((u) => u === '')) throw usageError(`${flag} '${value}': empty URL`);
-  return urls;
-}
-
-function checkUrl(url: string, flag: string, schemes: string[]): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw usageError(`${flag} '${url}': not a URL`);
-  }
-  if (!schemes.includes(u.protocol)) throw usageError(`${flag} '${url}': unsupported scheme (use ${schemes.map((s) => s.slice(0, -1)).join(', ')})`);
-}
-
-function checkName(name: string): string {
-  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
-    throw usageError(`invalid name '${name}': it becomes a file or directory name on every client`);
-  }
-  return name;
+/**
+ * The settings, with -l (already parsed: it also takes N and auto, which the
+ * setting does not) in place of the piece-length setting.
+ */
+function pieceSettings(ctx: Context, cmd: Command, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
+  const given = spec === undefined ? {} : { 'piece-length': spec === 'auto' ? MKTORRENT_PIECE_LENGTH : spec };
+  return ctx.resolve(cmd, { ...extra, ...given, jobs: opts.jobs ?? opts.threads });
 }
 
 /** Where the torrent goes, absolute, or '-'. */
@@ -193,112 +142,44 @@ function outputPath(ctx: Context, opts: MakeOptions, name: string): string {
   return resolve(ctx.env.cwd, opts.output ?? `${name}.torrent`);
 }
 
-/** Fails before hashing, rather than after, when the output exists. */
-async function checkOutputFree(path: string, force: boolean | undefined): Promise<void> {
-  if (path === '-' || force) return;
-  const exists = await lstat(path).then(
-    () => true,
-    () => false,
-  );
-  if (exists) throw new PkgError('exists', `${path}: already exists (use --force to replace it)`);
-}
-
-async function writeTorrent(ctx: Context, path: string, bytes: Buffer, force: boolean | undefined): Promise<void> {
-  try {
-    await writeOutput(path, bytes, { force: Boolean(force), stdout: ctx.env.stdout });
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EEXIST') throw new PkgError('exists', `${path}: already exists (use --force to replace it)`);
-    if (e instanceof PkgError) throw e;
-    throw new PkgError('io', `cannot write ${path}: ${err.message}`);
-  }
-}
-
-/**
- * A hash pool for one make, closed however it ends. This thread hashes too
- * and starts at once; workers start only when there is more than one task,
- * so a small make never waits for one to boot and then to be terminated.
- */
-async function withPool<T>(ctx: Context, jobs: number, fn: (pool: HashPool) => Promise<T>): Promise<T> {
-  const pool = new HashPool(jobs, { inline: true });
-  const onAbort = () => void pool.close();
-  ctx.env.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    return await fn(pool);
-  } catch (e) {
-    if (ctx.env.signal?.aborted) throw new PkgError('io', 'interrupted');
-    throw e;
-  } finally {
-    ctx.env.signal?.removeEventListener('abort', onAbort);
-    await pool.close();
-  }
-}
-
-async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: number | 'auto' | undefined): Promise<MakeResult> {
+async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   if (paths.length !== 1) {
     throw usageError(`make takes one PATH, a file or a directory (got ${paths.length}); to combine files, put them in a directory or use --layout service`);
   }
   if (opts.baseUrl !== undefined) throw usageError('--base-url is for --layout service; use -w for web seeds');
   const tiers = announceTiers(opts.announce ?? []);
   const seeds = webSeeds(opts.webSeed ?? []);
-  const name = opts.name === undefined ? undefined : checkName(opts.name);
+  const name = opts.name === undefined ? undefined : checkTorrentName(opts.name);
   const target = resolve(ctx.env.cwd, paths[0]!);
 
   const torrentName = name ?? (await torrentNameFor(paths[0]!, target));
   const output = outputPath(ctx, opts, torrentName);
-  await checkOutputFree(output, opts.force);
-  // The piece length setting is the service's; it is passed here only so the
-  // raw -l text ("auto", "18") is not parsed as one.
-  const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': typeof spec === 'number' ? spec : MKTORRENT_PIECE_LENGTH });
-  const jobs = settings.values.jobs || defaultJobs();
-
-  const { content, pieceLength, pieces } = await withPool(ctx, jobs, async (pool) => {
-    // The output may lie inside the directory (`make -o x.torrent .`); with
-    // --force the old torrent must not become part of the new one.
-    const excludeIds = new Set<string>();
-    const old = output === '-' ? null : await stat(output).catch(() => null);
-    if (old) excludeIds.add(fileId(old));
-    const content = await listContent(target, { display: paths[0]!, excludeIds });
-    const pieceLength = spec === 'auto' ? autoPieceLength(content.totalSize) : (spec ?? MKTORRENT_PIECE_LENGTH);
-    const bar = byteProgress(ctx.env.stderr, content.totalSize, 'hashing');
-    try {
-      return { content, pieceLength, pieces: await hashContent(pool, content, pieceLength, (n) => bar.add(n)) };
-    } finally {
-      bar.stop();
-    }
-  });
-
-  const common = { name: torrentName, pieceLength, pieces, private: Boolean(opts.private), source: opts.source };
-  const infoSpec: InfoSpec =
-    content.kind === 'single'
-      ? { ...common, kind: 'single', length: content.totalSize }
-      : { ...common, kind: 'multi', files: content.files.map((f) => ({ length: f.size, path: f.path })) };
-  const info = encodeInfo(infoSpec);
-  const flat = tiers.flat();
-  const bytes = encodeTorrent(info.bytes, {
-    announce: flat[0],
-    // As mktorrent: a lone tracker goes in `announce` only.
-    announceList: flat.length > 1 ? tiers : undefined,
-    urlList: seeds,
-    comment: opts.comment,
-    createdBy: CREATED_BY,
-    creationDate: opts.date ? Math.floor(Date.now() / 1000) : undefined,
-  });
-  await writeTorrent(ctx, output, bytes, opts.force);
-  return {
-    infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, torrentName, flat),
+  await checkOutputFree(output, opts.force, ctx.env.stdout);
+  const settings = await pieceSettings(ctx, cmd, opts, spec);
+  // The piece-length setting from the environment or config file counts as for every command; unset, mktorrent's default.
+  const pieceLength = spec ?? (settings.sources['piece-length'] === 'default' ? undefined : settings.values['piece-length']);
+  const { bytes, listing, ...summary } = await makePlainTorrent({
+    target,
+    display: paths[0]!,
     output,
     name: torrentName,
-    size: content.totalSize,
     pieceLength,
-    files: content.files.length,
-    pieces: pieces.length / HASH_LEN,
-    layout: 'mktorrent',
-  };
+    private: opts.private,
+    source: opts.source,
+    tiers,
+    webSeeds: seeds,
+    comment: opts.comment,
+    creationDate: opts.date ? Math.floor(Date.now() / 1000) : undefined,
+    jobs: settings.values.jobs || defaultJobs(),
+    signal: ctx.env.signal,
+    progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
+  });
+  await writeTorrentOutput(output, bytes, opts.force, ctx.env.stdout);
+  if (opts.verbose) for (const f of listing ?? []) ctx.env.stderr.write(`  ${f.path}  ${formatBytes(f.size)}\n`);
+  return { ...summary, output, layout: 'mktorrent' };
 }
 
-async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: number | 'auto' | undefined): Promise<MakeResult> {
+async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   for (const [flag, given] of [
     ['-n', opts.name],
     ['-c', opts.comment],
@@ -308,54 +189,35 @@ async function makeService(ctx: Context, cmd: Command, paths: string[], opts: Ma
     if (given !== undefined) throw usageError(`${flag} is not available with --layout service: the service torrent is fixed by its files`);
   }
   if (spec === 'auto') throw usageError('-l auto is not available with --layout service: it uses the service piece length (--piece-length, 1M by default)');
-  const seeds = webSeeds(opts.webSeed ?? []);
-  if (seeds.length > 1) throw usageError('--layout service takes one -w, the base URL of the mirror');
-  if (seeds.length && opts.baseUrl !== undefined) throw usageError('give the base URL once: -w or --base-url');
+  // -w would be the whole web seed elsewhere but only its base here: refused rather than guessed.
+  if (opts.webSeed) throw usageError('-w is not taken with --layout service: give the mirror with --base-url URL; the web seed is made from it and the paths');
   const tiers = announceTiers(opts.announce ?? []);
 
-  const settings = await ctx.resolve(cmd, { jobs: opts.jobs, 'piece-length': spec, 'base-url': seeds[0] ?? opts.baseUrl });
+  const settings = await pieceSettings(ctx, cmd, opts, spec, { 'base-url': opts.baseUrl });
   const baseUrl = settings.values['base-url'];
-  if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: -w https://mirror.example (or --base-url)');
+  if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: --base-url https://mirror.example');
   const pieceLength = settings.values['piece-length'];
   const root = await ctx.root(cmd);
-  const files = paths.map((p) => root.file(p));
+  const files = resolveServicePaths(root, paths);
   const output = outputPath(ctx, opts, files.length === 1 ? files[0]!.rel.split('/').pop()! : files[0]!.rel.split('/')[0]!);
-  await checkOutputFree(output, opts.force);
+  await checkOutputFree(output, opts.force, ctx.env.stdout);
   const cacheDir = await ctx.cacheDir(cmd);
   const trackers = tiers.length ? tiers.flat() : await new TrackerList(settings.values.trackers, { warn: (m) => ctx.warn(m) }).current();
 
-  const jobs = settings.values.jobs || defaultJobs();
-  const { info, hashed } = await withPool(ctx, jobs, async (pool) => {
-    const store = new PieceStore(new PieceCache(cacheDir), pool, {
-      onCacheError: (rel, err) => ctx.warn(`${rel}: cannot write cache entry: ${err.message}`),
-    });
-    const bar = byteProgress(ctx.env.stderr, files.reduce((s, f) => s + f.size, 0), 'hashing');
-    try {
-      const kind = files.length === 1 ? 'single' : 'multi';
-      return await buildServiceInfo(store, files, kind, pieceLength, settings.values['service-name'], (n) => bar.add(n));
-    } finally {
-      bar.stop();
-    }
-  });
-  await writeTorrent(ctx, output, serviceTorrent(info, baseUrl, trackers), opts.force);
-  return {
-    infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, info.name, trackers),
-    output,
-    name: info.name,
-    size: files.reduce((s, f) => s + f.size, 0),
+  const { bytes, hashed, ...summary } = await makeServiceTorrent({
+    files,
+    cacheDir,
     pieceLength,
-    files: files.length,
-    pieces: servicePieceCount(files.map((f) => f.size), pieceLength),
-    layout: 'service',
-    filesHashed: hashed,
-    filesCached: files.length - hashed,
-  };
-}
-
-// Every file of a service torrent starts on a piece boundary.
-function servicePieceCount(sizes: number[], pieceLength: number): number {
-  return sizes.reduce((n, size) => n + Math.ceil(size / pieceLength), 0);
+    serviceName: settings.values['service-name'],
+    baseUrl,
+    trackers,
+    jobs: settings.values.jobs || defaultJobs(),
+    signal: ctx.env.signal,
+    warn: (m) => ctx.warn(m),
+    progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
+  });
+  await writeTorrentOutput(output, bytes, opts.force, ctx.env.stdout);
+  return { ...summary, output, layout: 'service', filesHashed: hashed, filesCached: files.length - hashed };
 }
 
 function report(ctx: Context, r: MakeResult, opts: MakeOptions): void {

@@ -58,11 +58,11 @@ export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv 
     .option('--max-body <size>', 'largest POST body (default 1M)')
     .option('--max-paths <n>', 'most paths in one request (default 5000)')
     .option('--max-glob-matches <n>', 'most files a simple-mode glob may match (default 5000)')
-    .option('--queue-limit <n>', 'most torrent builds at once before 503 (default 64)')
+    .option('--queue-limit <n>', 'most distinct torrents one process builds at once; one more is 503 (default 64)')
     .option('--request-timeout <duration>', 'longest a request may take (default 120s)')
     .option(
       '--revalidate <duration>',
-      "let a cached torrent's stat check of its files hold this long for GETs (default 0: check on every request, so a replaced package never yields its old torrent)",
+      "let a cached torrent's stat check of its files hold this long for GETs, as nginx's open_file_cache_valid (default 1s; 0: check on every request, so a replaced package never yields its old torrent)",
     )
     .addHelpText('after', USAGE)
     .action(async (opts: Record<string, string | boolean | undefined>, cmd: Command) => {

@@ -1,5 +1,5 @@
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { link, mkdir, open, unlink } from 'node:fs/promises';
+import { link, open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -121,7 +121,11 @@ export function readCacheFileSync(path: string): { data: Buffer; mtimeMs: number
   }
 }
 
-/** Atomic write to a stdout-or-file target; `-` means the given stream. */
+/**
+ * Atomic write to a stdout-or-file target; `-` means the given stream. The
+ * directory must exist, as for mktorrent: a typo in -o should fail, not
+ * create a tree of directories.
+ */
 export async function writeOutput(
   path: string,
   data: Uint8Array,
@@ -131,10 +135,6 @@ export async function writeOutput(
     await new Promise<void>((resolve, reject) => opts.stdout.write(data, (e) => (e ? reject(e) : resolve())));
     return;
   }
-  if (opts.force) return writeFileAtomic(path, data);
-  // Without --force the final name must not exist; link() fails with EEXIST
-  // atomically, unlike a stat-then-rename which races with other writers.
-  await mkdir(dirname(path), { recursive: true });
   const tmp = tempPathFor(path);
   const fh = await open(tmp, 'wx', 0o644);
   try {
@@ -143,7 +143,10 @@ export async function writeOutput(
     } finally {
       await fh.close();
     }
-    await link(tmp, path);
+    // Without --force the final name must not exist; link() fails with EEXIST
+    // atomically, unlike a stat-then-rename which races with other writers.
+    if (opts.force) await rename(tmp, path);
+    else await link(tmp, path);
   } finally {
     await unlink(tmp).catch(() => {});
   }

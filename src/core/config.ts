@@ -39,7 +39,7 @@ export const SETTINGS = {
   root: { parse: str, default: (): string => '.', help: 'mirror document root' },
   'cache-dir': { parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
   trackers: { parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
-  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length of service torrents', kind: 'size' },
+  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', kind: 'size' },
   'service-name': {
     parse: (t: string) => {
       if (!/^[A-Za-z0-9._~-]+$/.test(t)) throw new PkgError('usage', `invalid service name '${t}'`);
@@ -67,7 +67,7 @@ export const SETTINGS = {
   'trust-proxy': { parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
   files: { parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
   workers: { parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
-  jobs: { parse: parseInteger(1, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
+  jobs: { parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
   'trackers-interval': {
     parse: (t: string) => parseDuration(t, 'interval'),
     default: (): number => 60_000,
@@ -77,7 +77,7 @@ export const SETTINGS = {
   'max-body': { parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts', kind: 'size' },
   'max-paths': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most paths in one request' },
   'max-glob-matches': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
-  'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most torrent builds waiting for hashing before 503' },
+  'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most distinct torrents one process builds at once; one more is 503' },
   'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
   'allow-outside': {
     parse: parsePathList,
@@ -87,7 +87,9 @@ export const SETTINGS = {
   dotfiles: { parse: parseBool, default: (): boolean => false, help: 'hash and serve dot-files and dot-directories too' },
   revalidate: {
     parse: (t: string) => parseDuration(t, 'revalidate interval'),
-    default: (): number => 0,
+    // Bounded staleness, as nginx's open_file_cache_valid: mirrors replace
+    // files by rename, so a second is far inside any sync.
+    default: (): number => 1000,
     help: "how long serve trusts a cached torrent's check of its files for GETs (0: check on every request)",
     kind: 'duration',
   },

@@ -94,8 +94,16 @@ function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
 
-export function magnetLink(infoHash: Buffer, name: string, trackers: string[] = []): string {
+/** A magnet link: trackers as `tr`, web seeds as `ws` (BEP 19's magnet parameter), each percent-encoded. */
+export function magnetLink(infoHash: Buffer, name: string, trackers: readonly string[] = [], webSeeds: readonly string[] = []): string {
   let uri = `magnet:?xt=urn:btih:${infoHash.toString('hex')}&dn=${encodeURIComponent(name)}`;
   for (const tr of trackers) uri += `&tr=${encodeURIComponent(tr)}`;
+  for (const ws of webSeeds) uri += `&ws=${encodeURIComponent(ws)}`;
   return uri;
+}
+
+/** How many pieces an encoded info dictionary has, read from its own `pieces`. */
+export function pieceCount(info: Uint8Array): number {
+  const d = bencode.decode(info) as { pieces: Uint8Array };
+  return d.pieces.length / 20;
 }

@@ -153,11 +153,16 @@ export function encodePathForUrl(rel: string): string {
  */
 export function serviceTorrent(info: Pick<ServiceInfo, 'bytes' | 'infoHash' | 'webSeedSuffix'>, baseUrl: string, trackers: readonly string[]): Buffer {
   const tiers = trackerTiers(trackers, info.infoHash.toString('hex'));
-  const suffix = info.webSeedSuffix ? `${encodePathForUrl(info.webSeedSuffix.slice(0, -1))}/` : '';
   return encodeTorrent(info.bytes, {
     announce: tiers[0]?.[0],
     announceList: tiers.length ? tiers : undefined,
     createdBy: CREATED_BY,
-    urlList: [`${baseUrl.replace(/\/+$/, '')}/${suffix}`],
+    urlList: [serviceWebSeed(info, baseUrl)],
   });
+}
+
+/** The one web seed of a service torrent: the base URL, and for a single file its directory. */
+export function serviceWebSeed(info: Pick<ServiceInfo, 'webSeedSuffix'>, baseUrl: string): string {
+  const suffix = info.webSeedSuffix ? `${encodePathForUrl(info.webSeedSuffix.slice(0, -1))}/` : '';
+  return `${baseUrl.replace(/\/+$/, '')}/${suffix}`;
 }

@@ -86,11 +86,11 @@ function load(url, duration = DURATION) {
 }
 
 const serveArgs = [BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--root', root, '--cache-dir', cache, '--trackers', join(work, 'no-trackers')];
-const serve = await startLogged(serveArgs, 'serve.log', /serving (http:\/\/\S+?)\/? /);
-// The default answers every GET from a stat of all 40 files made after it
+// --revalidate 0 answers every GET from a stat of all 40 files made after it
 // arrived (GETs arriving in one turn share it), so a replaced package never
-// yields its old torrent; --revalidate 1s is the operator's opt-in trade. Both
+// yields its old torrent; the default 1s window bounds staleness instead. Both
 // are measured so the cost of the guarantee is visible.
+const serve = await startLogged([...serveArgs, '--revalidate', '0'], 'serve.log', /serving (http:\/\/\S+?)\/? /);
 const windowed = await startLogged([...serveArgs, '--revalidate', '1s'], 'serve-window.log', /serving (http:\/\/\S+?)\/? /);
 
 // 1. Cached digest of 40 packages.
@@ -132,7 +132,7 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const list = (xs, d = 0) => `[${xs.map((v) => v.toFixed(d)).join(' ')}]`;
 console.log(`cached digest GET, 40 packages, ${size}-byte torrent, ${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION}s each (autocannon)`);
 console.log(`  bare http:                  median ${median(rates.bare).toFixed(0)} req/s  ${list(rates.bare)}`);
-for (const [which, label] of [['serve', 'serve (default, checked)'], ['window', 'serve --revalidate 1s']]) {
+for (const [which, label] of [['serve', 'serve --revalidate 0'], ['window', 'serve (default 1s)']]) {
   const ratios = rates[which].map((v, i) => v / rates.bare[i]);
   console.log(`  ${(label + ':').padEnd(28)}median ${median(rates[which]).toFixed(0)} req/s  ${list(rates[which])}  ratio median ${median(ratios).toFixed(2)} ${list(ratios, 2)} (target >= 0.70)`);
 }

@@ -1,0 +1,149 @@
+// The torrent mktorrent makes from a file or directory: its tracker and
+// web-seed lists as mktorrent reads them from the command line, and the info
+// dictionary and outer keys as mktorrent writes them, so the info hash is
+// mktorrent's own for the same input and piece length.
+import { stat } from 'node:fs/promises';
+import fg from 'fast-glob';
+import { PkgError, usageError } from './errors.js';
+import { fileId, hashContent, listContent, type Content } from './file-list.js';
+import { withHashPool } from './hash-pool-run.js';
+import { HASH_LEN } from './hasher.js';
+import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type EncodedInfo, type InfoSpec } from './metainfo.js';
+import { resolvePieceLength, type PieceLengthSpec } from './piece-length.js';
+
+/** -a values as tiers: each flag a tier, commas separating URLs of one tier. */
+export function announceTiers(values: readonly string[]): string[][] {
+  const tiers = values.map((v) => splitUrls(v, '-a'));
+  for (const url of tiers.flat()) checkUrl(url, '-a', ['http:', 'https:', 'udp:', 'ws:', 'wss:']);
+  return tiers.filter((t) => t.length);
+}
+
+/** -w values: every flag and every comma-separated URL one web seed (BEP 19). */
+export function webSeeds(values: readonly string[]): string[] {
+  const urls = values.flatMap((v) => splitUrls(v, '-w'));
+  for (const url of urls) checkUrl(url, '-w', ['http:', 'https:', 'ftp:']);
+  return urls;
+}
+
+function splitUrls(value: string, flag: string): string[] {
+  const urls = value.split(',').map((u) => u.trim());
+  if (urls.some((u) => u === '')) throw usageError(`${flag} '${value}': empty URL`);
+  return urls;
+}
+
+function checkUrl(url: string, flag: string, schemes: string[]): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw usageError(`${flag} '${url}': not a URL`);
+  }
+  if (!schemes.includes(u.protocol)) throw usageError(`${flag} '${url}': unsupported scheme (use ${schemes.map((s) => s.slice(0, -1)).join(', ')})`);
+}
+
+/** A name given with -n: it becomes a file or directory name on every client. */
+export function checkTorrentName(name: string): string {
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) {
+    throw usageError(`invalid name '${name}': it becomes a file or directory name on every client`);
+  }
+  return name;
+}
+
+export interface PlainTorrentSpec {
+  name: string;
+  content: Content;
+  pieceLength: number;
+  /** Concatenated piece hashes of the content stream (see hashContent). */
+  pieces: Buffer;
+  private?: boolean;
+  source?: string;
+  tiers: string[][];
+  webSeeds: string[];
+  comment?: string;
+  /** Unix seconds; undefined leaves the date out. */
+  creationDate?: number;
+}
+
+export function plainTorrent(s: PlainTorrentSpec): { info: EncodedInfo; bytes: Buffer } {
+  const common = { name: s.name, pieceLength: s.pieceLength, pieces: s.pieces, private: Boolean(s.private), source: s.source };
+  const infoSpec: InfoSpec =
+    s.content.kind === 'single'
+      ? { ...common, kind: 'single', length: s.content.totalSize }
+      : { ...common, kind: 'multi', files: s.content.files.map((f) => ({ length: f.size, path: f.path })) };
+  const info = encodeInfo(infoSpec);
+  const flat = s.tiers.flat();
+  const bytes = encodeTorrent(info.bytes, {
+    announce: flat[0],
+    // As mktorrent: a lone tracker goes in `announce` only.
+    announceList: flat.length > 1 ? s.tiers : undefined,
+    urlList: s.webSeeds,
+    comment: s.comment,
+    createdBy: CREATED_BY,
+    creationDate: s.creationDate,
+  });
+  return { info, bytes };
+}
+
+export interface MakePlainOptions extends Omit<PlainTorrentSpec, 'content' | 'pieceLength' | 'pieces'> {
+  /** Absolute path of the file or directory. */
+  target: string;
+  /** The path as the user gave it, for messages. */
+  display: string;
+  pieceLength: PieceLengthSpec | undefined;
+  /** Where the torrent will be written ('-' for a stream): an old one inside the tree is not content. */
+  output: string;
+  jobs: number;
+  signal?: AbortSignal;
+  progress: (totalBytes: number) => { add(bytes: number): void; stop(): void };
+}
+
+/** A torrent made from a shell, with what `make` reports about it. */
+export interface MadeTorrent {
+  bytes: Buffer;
+  infoHash: string;
+  magnet: string;
+  name: string;
+  size: number;
+  pieceLength: number;
+  files: number;
+  pieces: number;
+  /** The files as the user names them, for -v; only the mktorrent layout lists a tree. */
+  listing?: Array<{ path: string; size: number }>;
+}
+
+/** Lists and hashes the content, then lays out the torrent as mktorrent does. */
+export async function makePlainTorrent(o: MakePlainOptions): Promise<MadeTorrent> {
+  const { content, pieceLength, pieces } = await withHashPool(o.jobs, o.signal, async (pool) => {
+    // The output may lie inside the directory (`make -o x.torrent .`); with
+    // --force the old torrent must not become part of the new one.
+    const excludeIds = new Set<string>();
+    const old = o.output === '-' ? null : await stat(o.output).catch(() => null);
+    if (old) excludeIds.add(fileId(old));
+    const content = await listContent(o.target, { display: o.display, excludeIds }).catch((e: unknown) => {
+      // `make '*.iso'`: the shell did not expand it, and neither do we.
+      if (e instanceof PkgError && e.kind === 'not-found' && fg.isDynamicPattern(o.display)) {
+        throw usageError(`${o.display}: no such file or directory; make takes one file or directory, not a glob`);
+      }
+      throw e;
+    });
+    const pieceLength = resolvePieceLength(o.pieceLength, content.totalSize);
+    const bar = o.progress(content.totalSize);
+    try {
+      return { content, pieceLength, pieces: await hashContent(pool, content, pieceLength, (n) => bar.add(n)) };
+    } finally {
+      bar.stop();
+    }
+  });
+  const { info, bytes } = plainTorrent({ ...o, content, pieceLength, pieces });
+  return {
+    bytes,
+    infoHash: info.infoHash.toString('hex'),
+    magnet: magnetLink(info.infoHash, o.name, o.tiers.flat(), o.webSeeds),
+    listing: content.files.map((f) => ({ path: f.display, size: f.size })),
+    name: o.name,
+    size: content.totalSize,
+    pieceLength,
+    files: content.files.length,
+    pieces: pieces.length / HASH_LEN,
+  };
+}

@@ -9,7 +9,7 @@ import type { Context } from '../cli/context.js';
 export type Register = (program: Command, ctx: Context) => Command;
 
 /** A global flag by the name of its setting (see GLOBAL_FLAGS). */
-export type GlobalFlag = 'root' | 'cache-dir' | 'trackers' | 'piece-length' | 'config';
+export type GlobalFlag = 'root' | 'allow-outside' | 'dotfiles' | 'cache-dir' | 'trackers' | 'piece-length' | 'config';
 
 export interface CommandEntry {
   name: string;

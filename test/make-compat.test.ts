@@ -86,7 +86,7 @@ t.test('the magnet link carries every web seed as ws=, percent-encoded', async (
   t.notMatch(magnet.href, / /, 'encoded');
 });
 
-t.test('--layout service: paths percent-decoded as serve decodes them; -w, globs and directories refused', async (t) => {
+t.test('--layout service: paths percent-decoded and globbed as simple/ reads them; -w and directories refused', async (t) => {
   const dir = t.testdir({ root: { pub: { 'a b.rpm': randomBytes(70 * K), 'c+1.rpm': randomBytes(10), sub: {} } }, cache: {} });
   const base = ['make', '--layout', 'service', '--root', 'root', '--cache-dir', 'cache', '--trackers', 'none', '--json'];
   const r = await cli([...base, '--base-url', 'http://h.example', '-o', 'a.torrent', '/pub/a%20b.rpm', '/pub/c%2B1.rpm'], { cwd: dir });
@@ -100,11 +100,16 @@ t.test('--layout service: paths percent-decoded as serve decodes them; -w, globs
   const one = await cli([...base, '--base-url', 'http://h.example', '-o', 'b.torrent', '/pub/a%20b.rpm'], { cwd: dir });
   t.equal(new URL(JSON.parse(one.stdout).magnet).searchParams.get('ws'), 'http://h.example/pub/');
 
+  // A glob, as simple/ takes it: the same files as naming them.
+  const glob = await cli([...base, '--base-url', 'http://h.example', '-o', 'g.torrent', '/pub/*.rpm'], { cwd: dir });
+  t.equal(glob.code, 0, glob.stderr);
+  t.ok(readFileSync(join(dir, 'g.torrent')).equals(readFileSync(join(dir, 'a.torrent'))), 'the glob gives the torrent of the files it matches');
+
   const root = join(dir, 'root').replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const refused: Array<[string[], number, RegExp]> = [
     [['-w', 'http://h.example/pub/', '/pub/c+1.rpm'], 2, /^pkgtorrent: -w is not taken with --layout service: give the mirror with --base-url URL/],
-    [['--base-url', 'http://h', '/pub/*.rpm'], 2, /^pkgtorrent: \/pub\/\*\.rpm: --layout service takes file paths, not globs/],
-    [['--base-url', 'http://h', '/pub/sub'], 2, new RegExp(`^pkgtorrent: /pub/sub \\(under root ${root}\\): not a regular file; --layout service takes files, not directories\n$`)],
+    [['--base-url', 'http://h', '/pub/*.deb'], 1, new RegExp(`^pkgtorrent: /pub/\\*\\.deb \\(under root ${root}\\): no files match\n$`)],
+    [['--base-url', 'http://h', '/pub/sub'], 1, new RegExp(`^pkgtorrent: /pub/sub \\(under root ${root}\\): is a directory; ask for /pub/sub/\\* for its files\n$`)],
     [['--base-url', 'http://h', 'pub/missing.rpm'], 1, new RegExp(`^pkgtorrent: /pub/missing\\.rpm \\(under root ${root}\\): no such file or directory\n$`)],
     [['--base-url', 'http://h', '/pub/%zz'], 2, /^pkgtorrent: '\/pub\/%zz': malformed percent-encoding\n$/],
   ];
@@ -142,12 +147,13 @@ t.test('help lists the global flags a command honours', async (t) => {
     t.equal(r.code, 0);
     return globals(r.stdout);
   };
-  t.same(await help(['hash']), ['--debug', '--root', '--cache-dir', '--piece-length', '--config']);
-  t.same(await help(['serve']), ['--debug', '--root', '--cache-dir', '--trackers', '--piece-length', '--config']);
-  t.same(await help(['make']), ['--debug', '--root', '--cache-dir', '--trackers', '--config'], "make's own -l, --piece-length is listed with its options");
+  const tree = ['--root', '--cache-dir', '--allow-outside', '--dotfiles'];
+  t.same(await help(['hash']), ['--debug', ...tree, '--piece-length', '--config']);
+  t.same(await help(['serve']), ['--debug', ...tree.slice(0, 2), '--trackers', ...tree.slice(2), '--piece-length', '--config']);
+  t.same(await help(['make']), ['--debug', ...tree.slice(0, 2), '--trackers', ...tree.slice(2), '--config'], "make's own -l, --piece-length is listed with its options");
   t.same(await help(['trackers', 'check']), ['--debug', '--trackers', '--config']);
-  t.same(await help(['cache', 'clean']), ['--debug', '--root', '--cache-dir', '--config']);
-  t.same(await help(['config']), ['--debug', '--root', '--cache-dir', '--trackers', '--piece-length', '--config']);
+  t.same(await help(['cache', 'clean']), ['--debug', ...tree, '--config']);
+  t.same(await help(['config']), ['--debug', ...tree.slice(0, 2), '--trackers', ...tree.slice(2), '--piece-length', '--config']);
 });
 
 t.test('flags that exclude each other, and a duration message that names the units help names', async (t) => {

@@ -197,11 +197,12 @@ async function makeService(ctx: Context, cmd: Command, paths: string[], opts: Ma
   const baseUrl = settings.values['base-url'];
   if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: --base-url https://mirror.example');
   const pieceLength = settings.values['piece-length'];
-  const root = await ctx.root(cmd);
-  const files = resolveServicePaths(root, paths);
+  const cacheDir = await ctx.cacheDir(cmd);
+  // As in serve: the cache is never part of the mirror.
+  const root = (await ctx.root(cmd)).hiding(cacheDir);
+  const files = await resolveServicePaths(root, paths, { maxMatches: settings.values['max-glob-matches'], skip: await root.relativeInside(cacheDir) });
   const output = outputPath(ctx, opts, files.length === 1 ? files[0]!.rel.split('/').pop()! : files[0]!.rel.split('/')[0]!);
   await checkOutputFree(output, opts.force, ctx.env.stdout);
-  const cacheDir = await ctx.cacheDir(cmd);
   const trackers = tiers.length ? tiers.flat() : await new TrackerList(settings.values.trackers, { warn: (m) => ctx.warn(m) }).current();
 
   const { bytes, hashed, ...summary } = await makeServiceTorrent({

@@ -3,10 +3,10 @@
 import { withHashPool } from './hash-pool-run.js';
 import { PieceCache } from './piece-cache.js';
 import { PieceStore } from './piece-store.js';
-import fg from 'fast-glob';
 import { PkgError, usageError } from './errors.js';
 import type { MirrorFile, MirrorRoot } from './root.js';
 import { urlPathToRel } from './url-path.js';
+import { filesForPath, type ServicePathOptions } from './service-paths.js';
 import { buildServiceInfo, serviceTorrent, serviceWebSeed } from './service-torrent.js';
 import { magnetLink, pieceCount } from './metainfo.js';
 import type { MadeTorrent } from './plain-torrent.js';
@@ -52,17 +52,15 @@ export async function makeServiceTorrent(o: MakeServiceOptions): Promise<MadeTor
 }
 
 /**
- * The files for PATHs as `serve` reads them: URL paths under the root,
- * percent-decoded by the same rule. Messages name the path as given, with its
- * leading slash, and the root it is under.
+ * The files for PATHs as simple/ reads its path: URL paths under the root,
+ * percent-decoded by the same rule, each a file or a glob (see filesForPath).
+ * Messages name the path as given, with its leading slash, and the root it
+ * is under.
  */
-export function resolveServicePaths(root: MirrorRoot, paths: readonly string[]): MirrorFile[] {
-  return paths.map((path) => {
+export async function resolveServicePaths(root: MirrorRoot, paths: readonly string[], o: ServicePathOptions): Promise<MirrorFile[]> {
+  const files: MirrorFile[] = [];
+  for (const path of paths) {
     const shown = path.startsWith('/') ? path : `/${path}`;
-    const where = `${shown} (under root ${root.dir})`;
-    if (fg.isDynamicPattern(path)) {
-      throw usageError(`${shown}: --layout service takes file paths, not globs (a name with * ? [ or { in it is written percent-encoded: %2A)`);
-    }
     let rel: string;
     try {
       rel = urlPathToRel(shown);
@@ -72,12 +70,16 @@ export function resolveServicePaths(root: MirrorRoot, paths: readonly string[]):
       throw e;
     }
     try {
-      return root.file(rel);
+      files.push(...(await filesForPath(root, rel, o)));
     } catch (e) {
       if (!(e instanceof PkgError)) throw e;
-      const reason = e.message.startsWith(`${rel}: `) ? e.message.slice(rel.length + 2) : e.message;
-      if (reason === 'not a regular file') throw usageError(`${where}: not a regular file; --layout service takes files, not directories`);
-      throw new PkgError(e.kind, `${where}: ${reason}`);
+      const reason = e.message.replace(new RegExp(`^/?${escapeRegExp(rel)}: `), '');
+      throw new PkgError(e.kind === 'bad-request' ? 'usage' : e.kind, `${shown} (under root ${root.dir}): ${reason}`);
     }
-  });
+  }
+  return files;
+}
+
+function escapeRegExp(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }

@@ -129,7 +129,7 @@ function timed(cmd, args, env = process.env) {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
   const [user, sys] = r.output[3].trim().split(' ').map(Number);
-  return { seconds, cpu: user + sys, stdout: r.stdout };
+  return { seconds, cpu: { user, sys }, stdout: r.stdout };
 }
 
 function infoHashOf(torrentPath) {
@@ -183,7 +183,7 @@ function benchSet(data, name) {
     pairs.push({ ...r, ratio });
     console.log(
       `  pair ${round + 1} (${order[0]} first): ` +
-        ['mktorrent', 'pkgtorrent'].map((t) => `${t} ${r[t].seconds.toFixed(3)} s ${mbps(bytes, r[t].seconds).toFixed(0)} MB/s (CPU ${r[t].cpu.toFixed(2)} s)`).join(', ') +
+        ['mktorrent', 'pkgtorrent'].map((t) => `${t} ${r[t].seconds.toFixed(3)} s ${mbps(bytes, r[t].seconds).toFixed(0)} MB/s (CPU ${r[t].cpu.user.toFixed(2)} user + ${r[t].cpu.sys.toFixed(2)} sys s)`).join(', ') +
         `, ratio ${ratio.toFixed(3)}`,
     );
   }
@@ -197,8 +197,9 @@ function benchSet(data, name) {
     pk: median(pairs.map((p) => mbps(bytes, p.pkgtorrent.seconds))),
     median: median(ratios),
     min: Math.min(...ratios),
-    cpuMk: median(pairs.map((p) => p.mktorrent.cpu)),
-    cpuPk: median(pairs.map((p) => p.pkgtorrent.cpu)),
+    cpu: Object.fromEntries(
+      ['mktorrent', 'pkgtorrent'].map((t) => [t, `${median(pairs.map((p) => p[t].cpu.user)).toFixed(2)}+${median(pairs.map((p) => p[t].cpu.sys)).toFixed(2)}`]),
+    ),
     max: Math.max(...ratios),
     infoHash: [...hashes][0],
   };
@@ -212,17 +213,20 @@ function benchSet(data, name) {
 /**
  * One core's SHA-1 rate in this node and, if the openssl tool is there, in
  * the system's libcrypto (what mktorrent links): the ceiling of each side,
- * printed so a ratio far from 1 can be read. Measured back to back, once.
+ * printed so a ratio far from 1 can be read. Both are per CPU second, not
+ * per wall-clock second (openssl speed divides by user CPU time unless
+ * -elapsed), so a busy machine does not distort them.
  */
 function sha1Ceilings() {
   const buf = randomFillSync(Buffer.allocUnsafe(MiB));
-  const started = process.hrtime.bigint();
-  for (let i = 0; i < 128; i++) createHash('sha1').update(buf).digest();
-  const nodeRate = (128 * MiB) / (Number(process.hrtime.bigint() - started) / 1e9) / 1e6;
+  const before = process.cpuUsage();
+  for (let i = 0; i < 256; i++) createHash('sha1').update(buf).digest();
+  const used = process.cpuUsage(before);
+  const nodeRate = (256 * MiB) / ((used.user + used.system) / 1e6) / 1e6;
   const r = spawnSync('openssl', ['speed', '-seconds', '1', '-bytes', String(MiB), '-evp', 'sha1'], { encoding: 'utf8' });
   const m = /^sha1\s+([\d.]+)k/m.exec(r.stdout ?? '');
   const libRate = m ? (Number(m[1]) * 1000) / 1e6 : null;
-  return `SHA-1 on one core, 1 MiB pieces: node ${process.version} (OpenSSL ${process.versions.openssl}) ${nodeRate.toFixed(0)} MB/s; ` +
+  return `SHA-1 per CPU second, 1 MiB pieces: node ${process.version} (OpenSSL ${process.versions.openssl}) ${nodeRate.toFixed(0)} MB/s; ` +
     (libRate ? `system libcrypto (openssl speed) ${libRate.toFixed(0)} MB/s` : 'openssl tool missing, libcrypto rate not measured');
 }
 
@@ -245,11 +249,11 @@ function main() {
   console.log(sha1Ceilings());
   const results = names.map((n) => benchSet(data, n));
   console.log('');
-  console.log('| data | mktorrent (median) | pkgtorrent (median) | ratio median | ratio range | CPU s mktorrent / pkgtorrent (median) |');
+  console.log('| data | mktorrent (median) | pkgtorrent (median) | ratio median | ratio range | CPU s user+sys, mktorrent / pkgtorrent (medians) |');
   console.log('|---|---|---|---|---|---|');
   for (const r of results) {
     const what = r.files === 1 ? `${r.name}, one file` : `${r.name}, ${r.files} files`;
-    console.log(`| ${what} (${(r.bytes / 1e6).toFixed(0)} MB) | ${r.mk.toFixed(0)} MB/s | ${r.pk.toFixed(0)} MB/s | ${r.median.toFixed(2)} | ${r.min.toFixed(2)}-${r.max.toFixed(2)} | ${r.cpuMk.toFixed(2)} / ${r.cpuPk.toFixed(2)} |`);
+    console.log(`| ${what} (${(r.bytes / 1e6).toFixed(0)} MB) | ${r.mk.toFixed(0)} MB/s | ${r.pk.toFixed(0)} MB/s | ${r.median.toFixed(2)} | ${r.min.toFixed(2)}-${r.max.toFixed(2)} | ${r.cpu.mktorrent} / ${r.cpu.pkgtorrent} |`);
   }
   console.log(`(${ROUNDS} pairs per set; ${((Date.now() - started) / 1000).toFixed(0)} s including data generation)`);
   if (KEEP) log(`data kept under ${data} (BENCH_KEEP=1)`);

@@ -70,7 +70,7 @@ async function fixture(t: Test) {
   t.equal(hashed.code, 0, hashed.stderr);
   const entry = (rel: string) => join(cache, 'pieces', rel, String(PL));
 
-  const a = await (await MirrorRoot.open(root)).file('a.rpm');
+  const a = (await MirrorRoot.open(root)).file('a.rpm');
   unlinkSync(join(root, 'b.rpm'));
   const c = join(root, 'c.rpm');
   utimesSync(c, new Date(), new Date(statSync(c).mtimeMs + 5000));
@@ -163,7 +163,7 @@ t.test('removes stale, unused, corrupt entries, leftovers and empty dirs; keeps 
     'pieces/linked',
   ]);
   t.ok(await new PieceCache(f.cache).get('a.rpm', PL, f.a), 'the kept piece entry is still valid');
-  t.ok(await readInfoEntry(join(f.cache, 'info', f.keyKept)), 'the kept info entry is still valid');
+  t.ok(readInfoEntry(join(f.cache, 'info', f.keyKept)), 'the kept info entry is still valid');
   t.equal(readFileSync(join(f.dir, 'outside/precious'), 'utf8'), 'do not touch');
   t.ok(existsSync(join(f.dir, 'outside/sub', String(PL))), 'nothing behind a symlinked directory is touched');
   t.ok(lstatSync(join(f.cache, 'pieces/linked')).isSymbolicLink());

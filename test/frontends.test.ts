@@ -151,8 +151,8 @@ interface FrontEnd {
 async function startFrontEnd(t: Test, cmd: string, args: string[], port: number, errorLogPath: string): Promise<FrontEnd> {
   const child: ChildProcess = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
-  child.stdout!.on('data', (b: Buffer) => (output += b));
-  child.stderr!.on('data', (b: Buffer) => (output += b));
+  child.stdout!.on('data', (b: Buffer) => (output += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (output += b.toString()));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   const errorLog = () => (existsSync(errorLogPath) ? readFileSync(errorLogPath, 'utf8') : '');
   t.teardown(async () => {

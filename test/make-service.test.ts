@@ -49,7 +49,7 @@ async function expected(t: Test, dir: string, paths: string[], trackers = TRACKE
   const pool = new HashPool(2);
   t.teardown(() => pool.close());
   const root = await MirrorRoot.open(join(dir, 'root'));
-  const files = await Promise.all(paths.map((p) => root.file(p)));
+  const files = paths.map((p) => root.file(p));
   const { info } = await buildServiceInfo(new PieceStore(new PieceCache(join(dir, 'expected')), pool), files, paths.length === 1 ? 'single' : 'multi', PL);
   return serviceTorrent(info, 'http://mirror.example', trackers);
 }
@@ -82,7 +82,7 @@ t.test('multi-file: the service torrent byte for byte; a second run comes from t
   // entry with the right stamp and made-up hashes; the torrent carries them.
   const cache = new PieceCache(join(dir, 'cache'));
   const root = await MirrorRoot.open(join(dir, 'root'));
-  const b = await root.file('/pub/fedora/b.rpm');
+  const b = root.file('/pub/fedora/b.rpm');
   const fake = Buffer.alloc(20, 0xab);
   await cache.put(b.rel, { pieceLength: PL, size: b.size, mtimeNs: b.mtimeNs, full: fake, tail: null });
   const planted = await cli(args(['-o', '-', ...PATHS]), { cwd: dir });

@@ -63,7 +63,7 @@ t.test('SIGINT while hashing: "interrupted", exit 130, nothing cached', async (t
   const child = spawn(cmd, argv, { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] });
   t.teardown(() => child.kill('SIGKILL'));
   let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const reading = () => {
     try {
       return readdirSync(`/proc/${child.pid}/fd`).some((fd) => readlinkSync(`/proc/${child.pid}/fd/${fd}`) === big);

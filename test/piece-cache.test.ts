@@ -22,7 +22,7 @@ async function setup(t: Test, files: Record<string, string | Buffer>) {
 
 t.test('miss, then hit; the entry round-trips', async (t) => {
   const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(50_000) });
-  const file = await root.file('/pub/a.rpm');
+  const file = root.file('/pub/a.rpm');
   t.equal(await cache.get(file.rel, PL, file), null, 'cold cache misses');
   const first = await store.get(file, PL);
   t.equal(first.hashed, true);
@@ -38,19 +38,19 @@ t.test('miss, then hit; the entry round-trips', async (t) => {
 t.test('a size or mtime change makes the entry stale', async (t) => {
   const { root, store, dir } = await setup(t, { 'a.rpm': randomBytes(40_000) });
   const path = join(dir, 'root/pub/a.rpm');
-  await store.get(await root.file('pub/a.rpm'), PL);
+  await store.get(root.file('pub/a.rpm'), PL);
   const st = statSync(path);
   utimesSync(path, st.atime, new Date(st.mtimeMs + 5000));
-  t.equal((await store.get(await root.file('pub/a.rpm'), PL)).hashed, true, 'mtime change rehashes');
+  t.equal((await store.get(root.file('pub/a.rpm'), PL)).hashed, true, 'mtime change rehashes');
   appendFileSync(path, 'x');
-  const r = await store.get(await root.file('pub/a.rpm'), PL);
+  const r = await store.get(root.file('pub/a.rpm'), PL);
   t.equal(r.hashed, true, 'size change rehashes');
   t.equal(r.pieces.size, 40_001);
 });
 
 t.test('truncated, garbage, corrupted and old-version entries are misses and get rewritten', async (t) => {
   const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(70_000) });
-  const file = await root.file('pub/a.rpm');
+  const file = root.file('pub/a.rpm');
   await store.get(file, PL);
   const entry = cache.entryPath(file.rel, PL);
   const good = readFileSync(entry);
@@ -76,7 +76,7 @@ t.test('truncated, garbage, corrupted and old-version entries are misses and get
 
 t.test('an entry for another piece length is a separate entry', async (t) => {
   const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(70_000) });
-  const file = await root.file('pub/a.rpm');
+  const file = root.file('pub/a.rpm');
   await store.get(file, PL);
   t.equal(await cache.get(file.rel, PL * 2, file), null);
   t.ok(existsSync(cache.entryPath(file.rel, PL)));
@@ -86,7 +86,7 @@ t.test('an entry for another piece length is a separate entry', async (t) => {
 t.test('a file modified while it is hashed is reported and not cached', async (t) => {
   const { root, cache, pool, store, dir } = await setup(t, { 'big.iso': randomBytes(40 * 1024 * 1024) });
   const path = join(dir, 'root/pub/big.iso');
-  const file = await root.file('pub/big.iso');
+  const file = root.file('pub/big.iso');
   let modified = false;
   await t.rejects(
     store.get(file, 1 << 20, () => {
@@ -100,14 +100,14 @@ t.test('a file modified while it is hashed is reported and not cached', async (t
   t.notOk(existsSync(cache.entryPath(file.rel, 1 << 20)), 'no entry written');
   // A same-size rewrite with a new mtime is caught by the stamp check too.
   writeFileSync(path, randomBytes(1000));
-  const small = await root.file('pub/big.iso');
+  const small = root.file('pub/big.iso');
   appendFileSync(path, 'more');
   await t.rejects(hashFile(pool, small, PL), { name: 'PkgError', kind: 'changed' });
 });
 
 t.test('concurrent writers of one entry leave one valid entry and no temp files', async (t) => {
   const { root, cache, pool } = await setup(t, { 'a.rpm': randomBytes(300_000) });
-  const file = await root.file('pub/a.rpm');
+  const file = root.file('pub/a.rpm');
   // Separate stores: no in-process dedupe, so every one of them writes.
   const stores = Array.from({ length: 12 }, () => new PieceStore(cache, pool));
   const results = await Promise.all(stores.map((s) => s.get(file, PL)));
@@ -119,14 +119,14 @@ t.test('concurrent writers of one entry leave one valid entry and no temp files'
 
 t.test('one store hashes a file once for concurrent requests', async (t) => {
   const { root, store } = await setup(t, { 'a.rpm': randomBytes(300_000) });
-  const file = await root.file('pub/a.rpm');
+  const file = root.file('pub/a.rpm');
   const results = await Promise.all(Array.from({ length: 20 }, () => store.get(file, PL)));
   t.equal(new Set(results).size, 1, 'all share one result');
 });
 
 t.test('use time is refreshed on a hit only when older than a day', async (t) => {
   const { root, cache, store } = await setup(t, { 'a.rpm': 'hello' });
-  const file = await root.file('pub/a.rpm');
+  const file = root.file('pub/a.rpm');
   await store.get(file, PL);
   const entry = cache.entryPath(file.rel, PL);
   const old = new Date(Date.now() - 3 * 86400_000);

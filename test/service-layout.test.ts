@@ -29,7 +29,7 @@ async function fixture(t: Test) {
   const data: Record<string, Buffer> = {};
   for (const [name, size] of Object.entries(SIZES)) {
     data[name] = randomBytes(size);
-    writeFileSync(join(dir, 'root/pub', name), data[name]!);
+    writeFileSync(join(dir, 'root/pub', name), data[name]);
   }
   const pool = new HashPool(2);
   t.teardown(() => pool.close());
@@ -39,7 +39,7 @@ async function fixture(t: Test) {
 t.test('multi-file: padding entries, alignment, last-file rule, pieces', async (t) => {
   const { dir, data, root, store } = await fixture(t);
   const names = Object.keys(SIZES);
-  const files = await Promise.all(names.map((n) => root.file(`/pub/${n}`)));
+  const files = names.map((n) => root.file(`/pub/${n}`));
   const { info } = await buildServiceInfo(store, files, 'multi', PL, 'torrent_service');
   const d = decodeTorrent(info.bytes);
   t.equal(d.name, 'pub');
@@ -92,7 +92,7 @@ t.test('multi-file: padding entries, alignment, last-file rule, pieces', async (
 
 t.test('single file: no padding, plain last piece, web seed is the directory', async (t) => {
   const { dir, data, root, store } = await fixture(t);
-  const file = await root.file('pub/a/tiny.rpm');
+  const file = root.file('pub/a/tiny.rpm');
   const { info } = await buildServiceInfo(store, [file], 'single', PL);
   const d = decodeTorrent(info.bytes);
   t.equal(d.name, 'tiny.rpm');
@@ -116,9 +116,9 @@ t.test('files that cannot share a torrent are refused', async (t) => {
   const pool = new HashPool(1);
   t.teardown(() => pool.close());
   const store = new PieceStore(null, pool);
-  await t.rejects(buildServiceInfo(store, [await root.file('pub/x.rpm'), await root.file('other/y.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request', message: /different first segments/ });
-  await t.rejects(buildServiceInfo(store, [await root.file('top.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request' });
-  await t.rejects(buildServiceInfo(store, [await root.file('pub/x.rpm'), await root.file('pub/x.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request', message: /twice/ });
+  await t.rejects(buildServiceInfo(store, [root.file('pub/x.rpm'), root.file('other/y.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request', message: /different first segments/ });
+  await t.rejects(buildServiceInfo(store, [root.file('top.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request' });
+  await t.rejects(buildServiceInfo(store, [root.file('pub/x.rpm'), root.file('pub/x.rpm')], 'multi', PL), { name: 'PkgError', kind: 'bad-request', message: /twice/ });
 });
 
 t.test('tracker tiers: one per tier, salted by info hash, announce is the first', async (t) => {

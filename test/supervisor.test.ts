@@ -311,7 +311,7 @@ function spawnServe(t: Test, args: string[]): Spawned {
   const argv = ['serve', '--host', '127.0.0.1', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--trackers', join(dir, 'none'), ...args];
   const child = spawn(...nodeCommand(BIN, argv), { env: { ...process.env, PKGTORRENT_CONFIG: '' }, stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s));
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
   // Far past the 15 s grace: a hang shows as a SIGKILL exit, and nothing outlives the test.
   const safety = setTimeout(() => child.kill('SIGKILL'), 40_000);

@@ -23,7 +23,7 @@ export function byteProgress(stream: OutStream, total: number, label: string): P
   const cliProgress = loadCliProgress();
   const bar = new cliProgress.SingleBar(
     {
-      stream: stream as unknown as NodeJS.WritableStream,
+      stream: stream,
       format: `${label} {bar} {percentage}% | {doneBytes}/{totalBytes} | {rate}/s | ETA {eta_formatted}`,
       hideCursor: true,
       clearOnComplete: true,

@@ -192,7 +192,7 @@ export const nodeCluster: ClusterEnv = {
       fork(events) {
         const w: Worker = cluster.fork(vars);
         w.on('message', (m: unknown) => events.message(m));
-        w.on('listening', (a) => events.listening(a as ListenAddress));
+        w.on('listening', (a) => events.listening(a));
         w.on('exit', (code: number | null, sig: string | null) => events.exit(code, sig));
         return {
           pid: w.process.pid,

@@ -229,7 +229,7 @@ export async function resolveSettings(
       values[key] = envValue;
       sources[key] = 'env';
     } else if (fromFile.values[key] !== undefined) {
-      values[key] = def.parse(fromFile.values[key]!);
+      values[key] = def.parse(fromFile.values[key]);
       sources[key] = 'file';
       fileLines[key] = fromFile.lines[key]!;
     } else {

@@ -142,7 +142,7 @@ export class PieceCache {
     const file = readCacheFileSync(path);
     const entry = file && decodeEntry(file.data);
     if (!entry || entry.pieceLength !== pieceLength || !sameStamp(entry, stamp)) return null;
-    await refreshUseTime(path, file!.mtimeMs);
+    await refreshUseTime(path, file.mtimeMs);
     return entry;
   }
 

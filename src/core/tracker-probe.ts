@@ -116,7 +116,7 @@ async function probeHttp(u: URL, signal: AbortSignal): Promise<Outcome> {
   const failure = dict['failure reason'];
   if (failure instanceof Uint8Array) return { status: 'failure', detail: `${head}: failure reason: ${text(failure)}` };
   if (typeof dict.interval === 'number') {
-    const warning = dict['warning message'] instanceof Uint8Array ? `, warning: ${text(dict['warning message'] as Uint8Array)}` : '';
+    const warning = dict['warning message'] instanceof Uint8Array ? `, warning: ${text(dict['warning message'])}` : '';
     return { status: 'ok', detail: `${head}, interval ${dict.interval}s${warning}` };
   }
   return { status: 'error', detail: `${head}: bencoded answer without 'interval' or 'failure reason'` };

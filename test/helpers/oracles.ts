@@ -32,7 +32,7 @@ const cache = new Map<string, boolean>();
  * True when the tool is here. Otherwise fails (CI) or skips (locally) the
  * test `t` loudly and returns false; the caller returns at once.
  */
-export function need(t: Test, tool: keyof typeof PACKAGES | string): boolean {
+export function need(t: Test, tool: keyof typeof PACKAGES  ): boolean {
   if (!cache.has(tool)) cache.set(tool, available(tool));
   if (cache.get(tool)) return true;
   const msg = `${tool} is not installed: apt-get install -y ${PACKAGES[tool] ?? tool}`;

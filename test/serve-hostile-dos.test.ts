@@ -4,7 +4,7 @@
 // near its plateau at the end, no 5xx and no stack trace may appear, and
 // nothing outside the root may be opened: inotifywait watches the directory
 // outside (open and access events, so it works on noatime mounts too).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -116,16 +116,8 @@ function rawExchange(url: string, text: string): Promise<string> {
   });
 }
 
-t.test('hostile requests: status, liveness, memory, nothing outside opened', async (t) => {
-  if (!need(t, 'inotifywait')) return;
-  const events = await watchOpens(t, join(dir, 'outside'));
-  const srv = await startServe(t, { root, cacheDir: cache, files: true });
-  // Warm up, so the plateau includes a built torrent and the static path.
-  for (let i = 0; i < 20; i++) {
-    await request(srv.url, `${S}/simple/pub/x/ok.rpm`);
-    await request(srv.url, '/pub/x/ok.rpm');
-  }
-  const plateau = rssBytes(srv.pid);
+/** Every row of the tables against a running serve, asserting each answer; returns the HTTP answers. */
+async function sendTable(t: Test, srv: ServeProcess): Promise<HttpResponse[]> {
   const all: HttpResponse[] = [];
 
   for (const [name, path, headers, status, check] of ROWS) {
@@ -156,14 +148,33 @@ t.test('hostile requests: status, liveness, memory, nothing outside opened', asy
   t.equal(glob.status, 200, 'a glob over the whole tree answers');
   t.notOk(glob.body.includes('PKTPIECE') || glob.body.toString('latin1').includes('tcache'), 'and holds nothing of the cache');
   t.notOk(glob.body.toString('latin1').includes('.hidden'), 'and no hidden file');
+  t.notOk(all.some((r) => r.status >= 500), 'no 5xx');
+  t.notMatch(srv.stderr(), /internal error|\n\s+at /, 'no internal errors, no stack traces');
+  return all;
+}
+
+t.test('hostile requests: status, liveness, memory, nothing outside opened', async (t) => {
+  if (!need(t, 'inotifywait')) return;
+  const events = await watchOpens(t, join(dir, 'outside'));
+  const srv = await startServe(t, { root, cacheDir: cache, files: true });
+  // Warm up, so the plateau includes a built torrent and the static path.
+  for (let i = 0; i < 20; i++) {
+    await request(srv.url, `${S}/simple/pub/x/ok.rpm`);
+    await request(srv.url, '/pub/x/ok.rpm');
+  }
+  const plateau = rssBytes(srv.pid);
+  await sendTable(t, srv);
 
   const grown = rssBytes(srv.pid) - plateau;
   t.ok(grown < 150 * 1024 * 1024, `memory back near its plateau (grew ${(grown / 1048576).toFixed(0)} MiB)`);
-  t.notOk(all.some((r) => r.status >= 500), 'no 5xx');
-  t.notMatch(srv.stderr(), /internal error|\n\s+at /, 'no internal errors, no stack traces');
   // inotify events arrive asynchronously: give any pending one a moment before reading.
   await new Promise((r) => setTimeout(r, 200));
   t.equal(events(), '', 'nothing outside the root was opened or read');
+});
+
+t.test('the same table against serve run in-process (its code counts in coverage)', async (t) => {
+  const srv = await startServe(t, { root, cacheDir: cache, files: true, inProcess: true });
+  await sendTable(t, srv);
 });
 
 t.test('permission denied is 403 on every route (serve without root privileges)', async (t) => {

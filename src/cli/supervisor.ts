@@ -76,7 +76,7 @@ export interface SuperviseOptions {
   onListening(address: ListenAddress): void;
   graceMs?: number;
   /** Runs fn after ms, returns a cancel; setTimeout unless a test brings its clock. */
-  after?(ms: number, fn: () => void): () => void;
+  after?: (ms: number, fn: () => void) => () => void;
 }
 
 const realAfter = (ms: number, fn: () => void) => {

@@ -20,6 +20,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'trackers', load: () => import('./trackers.js') },
   { name: 'config', load: () => import('./config.js') },
   { name: 'serve', load: () => import('./serve.js') },
+  { name: 'proxy', load: () => import('./proxy.js') },
 ];
 
 /**

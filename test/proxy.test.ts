@@ -148,3 +148,12 @@ t.test('allow-host and allow-from', async (t) => {
   await t.rejects(startTestProxy(t, { host: '0.0.0.0' }), { message: /needs --allow-from/ }, 'never an open proxy');
   await t.rejects(startTestProxy(t, { host: '0.0.0.0', allowFrom: ['10.0.0.0/33'] }), { message: /invalid --allow-from/ });
 });
+
+t.test('package patterns: packages yes, repository metadata no', async (t) => {
+  const { packageMatcher } = await import('../src/proxy/patterns.js');
+  const is = packageMatcher([]);
+  for (const p of ['/f/x-1.0.rpm', '/f/x.drpm', '/d/pool/x_1_amd64.deb', '/d/x.udeb', '/d/x.ddeb', '/a/x-1-x86_64.pkg.tar.zst', '/al/x-1.apk']) t.ok(is(p), p);
+  for (const p of ['/f/repodata/repomd.xml', '/d/dists/x/InRelease', '/d/dists/x/main/binary-amd64/Packages.xz', '/a/core.db', '/f/x.rpm/', '/f/rpm']) t.notOk(is(p), p);
+  t.ok(packageMatcher(['*.iso'])('/x/big.iso'), 'configurable');
+  t.notOk(packageMatcher(['*.iso'])('/x/a.rpm'));
+});

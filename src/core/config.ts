@@ -86,8 +86,9 @@ export const SETTINGS = {
   mirror: { parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
   'package-patterns': {
     parse: (t: string) => parseList(t),
-    default: (): string[] => ['*.rpm', '*.drpm', '*.deb', '*.udeb', '*.ddeb', '*.pkg.tar.*', '*.apk'],
-    help: 'file names the proxy fetches over BitTorrent',
+    // Empty: the built-in list (kept out of the value so `config` stays one narrow table).
+    default: (): string[] => [],
+    help: 'file names the proxy fetches over BitTorrent (default *.rpm,*.drpm,*.deb,*.udeb,*.ddeb,*.pkg.tar.*,*.apk)',
   },
   'min-size': { parse: (t: string) => parseSize(t, 'minimum size'), default: (): number => 1024 * 1024, help: 'smallest package the proxy fetches over BitTorrent', kind: 'size' },
   'stall-timeout': { parse: (t: string) => parseDuration(t, 'stall timeout'), default: (): number => 5000, help: 'no BitTorrent progress this long: finish from the mirror', kind: 'duration' },

@@ -7,7 +7,7 @@ import type { PackageTorrent } from './lookup.js';
 import type { Store } from './store.js';
 
 export class Packages {
-  private running = new Map<string, SharedDownload>();
+  private running = new Map<string, Promise<SharedDownload | null>>();
   /** gids of completed downloads aria2 still seeds, oldest first. */
   private seeding: Array<{ infoHash: string; gid: string; generation: number }> = [];
   /** Downloads started, for the log and for tests of sharing. */
@@ -20,30 +20,33 @@ export class Packages {
   ) {}
 
   /** The download already running for this torrent, or a new one; null when the store cannot take it. */
-  async download(t: PackageTorrent, webSeed: string): Promise<SharedDownload | null> {
+  download(t: PackageTorrent, webSeed: string): Promise<SharedDownload | null> {
     const existing = this.running.get(t.infoHash);
-    if (existing && existing.state !== 'failed') return existing;
+    if (existing) return existing;
+    // Registered before the first await: concurrent requests find this one.
+    const starting = this.begin(t, webSeed);
+    this.running.set(t.infoHash, starting);
+    starting.then(
+      (dl) => (dl ? void this.settle(dl) : this.running.delete(t.infoHash)),
+      () => this.running.delete(t.infoHash),
+    );
+    return starting;
+  }
+
+  private async begin(t: PackageTorrent, webSeed: string): Promise<SharedDownload | null> {
     if (!(await this.store.makeRoom(t.length))) return null;
-    const again = this.running.get(t.infoHash);
-    if (again && again.state !== 'failed') return again;
     this.forgetSeed(t.infoHash);
     await this.store.discardPartial(t.infoHash);
     const dl = new SharedDownload(this.engine, this.store, t, webSeed);
-    this.running.set(t.infoHash, dl);
-    try {
-      await dl.start();
-    } catch (err) {
-      this.running.delete(t.infoHash);
-      throw err;
-    }
+    await dl.start();
     this.started++;
-    void this.settle(dl);
     return dl;
   }
 
   private async settle(dl: SharedDownload): Promise<void> {
     while (dl.state === 'running') await dl.changed();
-    if (this.running.get(dl.t.infoHash) === dl) this.running.delete(dl.t.infoHash);
+    // Later requests go to the store (complete) or start afresh (failed).
+    this.running.delete(dl.t.infoHash);
     if (dl.state !== 'complete') return void this.store.discardPartial(dl.t.infoHash);
     this.seeding.push({ infoHash: dl.t.infoHash, gid: dl.gid, generation: this.engine.generation });
     while (this.seeding.length > this.seedMaxTorrents) this.stopSeeding(this.seeding.shift()!);

@@ -21,6 +21,7 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'config', load: () => import('./config.js') },
   { name: 'serve', load: () => import('./serve.js') },
   { name: 'proxy', load: () => import('./proxy.js') },
+  { name: 'fetch', load: () => import('./fetch.js') },
 ];
 
 /**

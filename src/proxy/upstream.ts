@@ -1,7 +1,7 @@
 // Requests to the mirror (http or https) and relaying its answers. Hop-by-hop
 // headers stay on their own hop; everything else passes unchanged (no
 // decompression: the client gets the mirror's bytes).
-import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, type ServerResponse } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { PkgError } from '../core/errors.js';
 
@@ -15,12 +15,14 @@ export function endToEnd(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
 }
 
 export interface Upstream {
+  /** The request itself, already ended unless `body` was null (the caller writes and ends it). */
+  request: ClientRequest;
   response: Promise<IncomingMessage>;
   abort(): void;
 }
 
-/** Starts a request; `body` is piped in when given (a client's POST). */
-export function send(url: URL, method: string, headers: OutgoingHttpHeaders, timeoutMs: number, body?: NodeJS.ReadableStream): Upstream {
+/** Starts a request; `body` is piped in when given (a client's POST); null leaves it open for the caller. */
+export function send(url: URL, method: string, headers: OutgoingHttpHeaders, timeoutMs: number, body?: NodeJS.ReadableStream | null): Upstream {
   const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, { method, headers, timeout: timeoutMs });
   const response = new Promise<IncomingMessage>((resolve, reject) => {
     req.once('response', resolve);
@@ -29,8 +31,8 @@ export function send(url: URL, method: string, headers: OutgoingHttpHeaders, tim
   });
   response.catch(() => undefined);
   if (body) body.pipe(req);
-  else req.end();
-  return { response, abort: () => req.destroy() };
+  else if (body === undefined) req.end();
+  return { request: req, response, abort: () => req.destroy() };
 }
 
 /** A small GET read whole (a torrent); null on any failure, never throws. */

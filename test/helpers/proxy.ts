@@ -77,7 +77,8 @@ export function viaProxy(proxy: string, url: string, headers: Record<string, str
   });
 }
 
-export type GatePolicy = { kind: 'pass' } | { kind: 'slow'; bytesPerSecond: number } | { kind: 'hang' };
+/** hang: headers, then no bytes (a stall); refuse: the connection dropped at once (unreachable). */
+export type GatePolicy = { kind: 'pass' } | { kind: 'slow'; bytesPerSecond: number } | { kind: 'hang' } | { kind: 'refuse' };
 
 export interface Gate {
   url: string;
@@ -92,6 +93,7 @@ export async function startGate(t: Test, upstream: string): Promise<Gate> {
   const gate: Gate = { url: '', policy: { kind: 'pass' }, aria2Bytes: 0 };
   const server = createServer((req, res) => {
     const isAria2 = /^aria2/.test(req.headers['user-agent'] ?? '');
+    if (isAria2 && gate.policy.kind === 'refuse') return void req.socket.destroy();
     const fwd = httpRequest({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode!, r.headers);
       if (!isAria2) return void r.pipe(res);

@@ -46,6 +46,24 @@ t.test('a stall: after --stall-timeout the rest comes by Range', async (t) => {
   t.match(await p.line(/big\.rpm 200 bittorrent/), /mirror=\d+ .*fallback="stalled 500 ms"/);
 });
 
+t.test('a stall with a mirror that ignores Range: the full answer is skipped up to where BitTorrent stopped', async (t) => {
+  if (!need(t, 'aria2c')) return;
+  const data = randomBytes(1_000_000);
+  const m = await startMirror(t, { pub: { 'big.rpm': data } });
+  const gate = await startGate(t, m.url);
+  gate.policy = { kind: 'slow', bytesPerSecond: 300_000 };
+  gate.ignoreRange = true;
+  const p = await startTestProxy(t, { stallMs: 400 });
+  const answer = viaProxy(p.url, `${gate.url}/pub/big.rpm`);
+  t.ok(await until(20_000, () => gate.aria2Bytes > 100_000), 'BitTorrent under way');
+  gate.policy = { kind: 'hang' };
+  const r = await answer;
+  t.ok(r.body.equals(data), 'bytes identical to the mirror');
+  const line = await p.line(/big\.rpm 200 bittorrent/);
+  t.match(line, /fallback="stalled 400 ms"/);
+  t.ok(Number(/torrent=(\d+)/.exec(line)![1]) > 0, `part came over BitTorrent: ${line}`);
+});
+
 t.test('20 concurrent requests for one package: one download, 20 identical answers', async (t) => {
   if (!need(t, 'aria2c')) return;
   const data = randomBytes(1_500_000);

@@ -5,6 +5,8 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { SharedDownload } from './download.js';
 import { pipeBody, send } from './upstream.js';
 
@@ -91,14 +93,14 @@ async function rangeRest(res: ServerResponse, url: URL, from: number, length: nu
     if (r.statusCode === 200 && Number(r.headers['content-length']) === length) {
       // A mirror ignoring Range: skip what was sent already.
       let skip = from;
-      r.on('data', (c: Buffer) => {
-        if (skip >= c.length) return void (skip -= c.length);
-        const rest = c.subarray(skip);
-        skip = 0;
-        if (!res.write(rest)) r.pause(), res.once('drain', () => r.resume());
+      const rest = new Transform({
+        transform(c: Buffer, _enc, done) {
+          const keep = c.subarray(Math.min(skip, c.length));
+          skip -= c.length - keep.length;
+          done(null, keep);
+        },
       });
-      await new Promise<void>((resolve) => r.once('end', resolve).once('error', resolve).once('close', resolve));
-      res.end();
+      await pipeline(r, rest, res).catch(() => undefined);
       return length - from;
     }
     r.resume();

@@ -59,11 +59,15 @@ export class SharedDownload {
         if (s.status === 'error' || s.status === 'removed') throw new Error(`aria2: ${s.errorMessage || s.status}`);
         this.peak.connections = Math.max(this.peak.connections, s.connections);
         this.peak.seeders = Math.max(this.peak.seeders, s.numSeeders);
-        if (await this.verifyUpTo(verifiedPrefixPieces(s.bitfield))) this.notify();
+        const grew = await this.verifyUpTo(verifiedPrefixPieces(s.bitfield));
         if (this.verified === this.t.length) {
+          // Into the store before the last bytes go out: a client's next request finds it there.
           await this.store.commit(this.t.infoHash, this.t.name);
           this.state = 'complete';
-        } else await new Promise((r) => setTimeout(r, this.pollMs));
+        } else {
+          if (grew) this.notify();
+          await new Promise((r) => setTimeout(r, this.pollMs));
+        }
       }
     } catch (err) {
       this.state = 'failed';

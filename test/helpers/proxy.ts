@@ -85,15 +85,18 @@ export interface Gate {
   policy: GatePolicy;
   /** Bytes sent to aria2 so far. */
   aria2Bytes: number;
+  /** Drop Range from everyone else's requests, as a server that ignores it would. */
+  ignoreRange: boolean;
 }
 
 /** A reverse proxy to `upstream` applying `policy` to aria2's requests only. */
 export async function startGate(t: Test, upstream: string): Promise<Gate> {
   const up = new URL(upstream);
-  const gate: Gate = { url: '', policy: { kind: 'pass' }, aria2Bytes: 0 };
+  const gate: Gate = { url: '', policy: { kind: 'pass' }, aria2Bytes: 0, ignoreRange: false };
   const server = createServer((req, res) => {
     const isAria2 = /^aria2/.test(req.headers['user-agent'] ?? '');
     if (isAria2 && gate.policy.kind === 'refuse') return void req.socket.destroy();
+    if (!isAria2 && gate.ignoreRange) delete req.headers.range;
     const fwd = httpRequest({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode!, r.headers);
       if (!isAria2) return void r.pipe(res);

@@ -16,7 +16,7 @@ import { Context } from '../src/cli/context.js';
 import { SETTINGS, envName, type SettingKey } from '../src/core/config.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-const PAGES = ['man/pkgtorrent.1', 'man/pkgtorrent.conf.5', 'man/pkgtorrent-service.8'];
+const PAGES = ['man/pkgtorrent.1', 'man/pkgtorrent.conf.5', 'man/pkgtorrent-service.8', 'man/pkgtorrent-proxy.8'];
 const source = (page: string) => readFileSync(REPO + page, 'utf8');
 /** How roff source spells a command-line word: every '-' escaped. */
 const roff = (word: string) => word.replace(/-/g, '\\-');
@@ -34,7 +34,7 @@ t.test('every page renders with no groff output at all under -ww', async (t) => 
   }
 });
 
-t.test('package.json installs the three pages', async (t) => {
+t.test('package.json installs the pages', async (t) => {
   const pkg = JSON.parse(source('package.json')) as { man?: string[]; files?: string[] };
   t.same(pkg.man, PAGES);
   t.ok(pkg.files?.includes('man'), 'the man directory is published');

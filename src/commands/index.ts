@@ -27,6 +27,8 @@ export const COMMANDS: CommandEntry[] = [
   { name: 'trackers', load: () => import('./trackers.js'), globals: ['trackers', 'config'] },
   { name: 'config', load: () => import('./config.js'), globals: ALL },
   { name: 'serve', load: () => import('./serve.js'), globals: ALL },
+  { name: 'proxy', load: () => import('./proxy.js'), globals: ['config'] },
+  { name: 'fetch', load: () => import('./fetch.js'), globals: ['config'] },
 ];
 
 export interface LoadedCommand {

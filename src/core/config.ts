@@ -93,7 +93,63 @@ export const SETTINGS = {
     help: "how long serve trusts a cached torrent's check of its files for GETs (0: check on every request)",
     kind: 'duration',
   },
+  // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated.
+  'proxy-host': { parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },
+  'proxy-port': { parse: parseInteger(0, 65535), default: (): number => 3142, help: 'port the proxy listens on' },
+  mirror: { parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
+  'package-patterns': {
+    parse: (t: string) => parseList(t),
+    // Empty: the built-in list (kept out of the value so `config` stays one narrow table).
+    default: (): string[] => [],
+    help: 'file names the proxy fetches over BitTorrent (default *.rpm,*.drpm,*.deb,*.udeb,*.ddeb,*.pkg.tar.*,*.apk)',
+  },
+  'min-size': { parse: (t: string) => parseSize(t, 'minimum size'), default: (): number => 1024 * 1024, help: 'smallest package the proxy fetches over BitTorrent', kind: 'size' },
+  'stall-timeout': { parse: (t: string) => parseDuration(t, 'stall timeout'), default: (): number => 5000, help: 'no BitTorrent progress this long: finish from the mirror', kind: 'duration' },
+  'lookup-timeout': { parse: (t: string) => parseDuration(t, 'lookup timeout'), default: (): number => 3000, help: 'longest the proxy waits for a torrent from the service', kind: 'duration' },
+  'service-miss-ttl': { parse: (t: string) => parseDuration(t, 'service-miss interval'), default: (): number => 600_000, help: 'how long a mirror prefix without a service goes direct', kind: 'duration' },
+  store: { parse: str, default: (): string => '/var/cache/pkgtorrent-proxy', help: 'directory of completed packages the proxy keeps and seeds' },
+  'store-size': { parse: (t: string) => parseSize(t, 'store size'), default: (): number => 10 * 1024 ** 3, help: 'most bytes the store keeps (least recently used evicted)', kind: 'size' },
+  'seed-time': { parse: (t: string) => parseDuration(t, 'seed time'), default: (): number => 3_600_000, help: 'how long a completed package is seeded', kind: 'duration' },
+  'seed-ratio': { parse: parseRatio, default: (): number => 0, help: 'stop seeding a package at this upload ratio (0: only seed-time counts)' },
+  'seed-max-torrents': { parse: parseInteger(0, 100_000), default: (): number => 100, help: 'most packages seeded at once' },
+  'upload-limit': { parse: (t: string) => parseSize(t, 'upload limit'), default: (): number => 0, help: 'bytes per second uploaded to peers, all torrents (0: unlimited)', kind: 'size' },
+  'bt-port': { parse: str, default: (): string => '6881-6999', help: 'TCP port(s) for BitTorrent peers (aria2 syntax: 6881-6999)' },
+  dht: { parse: parseBool, default: (): boolean => false, help: 'find peers through the DHT' },
+  lpd: { parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
+  pex: { parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },
+  'allow-from': { parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
+  'allow-host': { parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
+  aria2c: { parse: str, default: (): string => 'aria2c', help: 'the aria2c binary the proxy runs' },
 } as const;
+
+export interface Mirror {
+  name: string;
+  url: string;
+}
+
+function parseList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** `NAME=URL` of the proxy's --mirror. */
+export function parseMirror(text: string): Mirror {
+  const m = /^([A-Za-z0-9._~-]+)=(https?:\/\/.+)$/.exec(text);
+  if (!m) throw new PkgError('usage', `invalid mirror '${text}': expected NAME=http(s)://host/path`);
+  try {
+    new URL(m[2]!);
+  } catch {
+    throw new PkgError('usage', `invalid mirror '${text}': bad URL`);
+  }
+  return { name: m[1]!, url: m[2]!.replace(/\/+$/, '') };
+}
+
+function parseRatio(text: string): number {
+  if (!/^\d+(\.\d+)?$/.test(text.trim())) throw new PkgError('usage', `expected a ratio like 1.0, got '${text}'`);
+  return Number(text);
+}
 
 export type SettingKey = keyof typeof SETTINGS;
 export type Settings = { [K in SettingKey]: ReturnType<(typeof SETTINGS)[K]['default']> };

@@ -1,0 +1,70 @@
+// `pkgtorrent fetch`: downloads a set of files from a mirror running the
+// service, over BitTorrent (digest mode, as yum-torrent asked), each file
+// falling back to plain HTTP. This module reads flags and prints results.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { camel, type Context } from '../cli/context.js';
+import type { SettingKey } from '../core/config.js';
+import { usageError } from '../core/errors.js';
+import { fetchSet } from '../proxy/fetch-set.js';
+
+const USAGE = `
+PATHs are URL paths on the mirror (/<prefix>/...); with none, one per line
+on stdin. Each file lands at DIR/<path>. Prints "<bittorrent|direct|failed>
+<bytes> <path>" per file; exit 1 when any file failed.
+
+Example:
+  pkgtorrent fetch --base http://mirror -o pkgs /pub/el9/a.rpm /pub/el9/b.rpm`;
+
+const FLAGS = ['service-name', 'stall-timeout', 'aria2c', 'bt-port'] as const satisfies readonly SettingKey[];
+
+async function readStdin(ctx: Context): Promise<string> {
+  const stdin = ctx.env.stdin;
+  if (!stdin) return '';
+  const chunks: Buffer[] = [];
+  for await (const c of stdin as AsyncIterable<Buffer>) chunks.push(Buffer.from(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export function register(program: Command, ctx: Context): Command {
+  return program
+    .command('fetch')
+    .description('download files from a mirror over BitTorrent (digest mode), falling back to HTTP')
+    .argument('[path...]', 'URL paths on the mirror (default: read from stdin)')
+    .requiredOption('--base <url>', 'the mirror, scheme and host (http://mirror)')
+    .requiredOption('-o, --output <dir>', 'directory to download into')
+    .option('--service-name <name>', 'path segment of the service (default torrent_service)')
+    .option('--stall-timeout <duration>', 'no BitTorrent progress this long: the rest over HTTP (default 5s)')
+    .option('--bt-port <ports>', 'TCP port(s) for peers (default 6881-6999)')
+    .option('--aria2c <path>', 'the aria2c binary (default aria2c)')
+    .addHelpText('after', USAGE)
+    .action(async (args: string[], opts: Record<string, string | undefined>, cmd: Command) => {
+      const flags: Partial<Record<SettingKey, string>> = {};
+      for (const key of FLAGS) if (opts[camel(key)] !== undefined) flags[key] = opts[camel(key)]!;
+      const s = (await ctx.resolve(cmd, flags)).values;
+      let base: URL;
+      try {
+        base = new URL(opts.base!);
+      } catch {
+        throw usageError(`invalid --base '${opts.base}': expected http://host`);
+      }
+      if (base.protocol !== 'http:' && base.protocol !== 'https:') throw usageError(`invalid --base '${opts.base}': use http or https`);
+      const paths = args.length ? args : (await readStdin(ctx)).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+      if (paths.length === 0) throw usageError('no paths: give them as arguments or one per line on stdin');
+      const results = await fetchSet({
+        base: opts.base!.replace(/\/+$/, ''),
+        outDir: resolve(ctx.env.cwd, opts.output!),
+        paths,
+        serviceName: s['service-name'],
+        stallMs: s['stall-timeout'],
+        aria2c: s.aria2c,
+        btPort: s['bt-port'],
+        log: (line) => ctx.warn(line),
+      });
+      for (const r of results) ctx.out(`${r.how} ${r.bytes} ${r.path}${r.error ? ` (${r.error})` : ''}`);
+      const failed = results.filter((r) => r.how === 'failed').length;
+      const bt = results.filter((r) => r.how === 'bittorrent').length;
+      ctx.warn(`fetched ${results.length - failed} of ${results.length} files (${bt} over BitTorrent)`);
+      if (failed) ctx.exitCode = 1;
+    });
+}

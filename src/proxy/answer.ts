@@ -1,0 +1,128 @@
+// Answering a package request from a shared download: headers with the
+// length at once, then bytes as the verified prefix grows. When BitTorrent
+// stalls or fails, the rest comes from the mirror with a Range request, so
+// a request the mirror could answer always completes.
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { SharedDownload } from './download.js';
+import { pipeBody, send } from './upstream.js';
+
+export interface Sent {
+  /** Bytes sent from verified BitTorrent pieces (or the store). */
+  torrentBytes: number;
+  /** Bytes sent from the mirror after a fallback. */
+  mirrorBytes: number;
+  fallback: string;
+}
+
+const CHUNK = 1024 * 1024;
+
+function write(res: ServerResponse, data: Buffer): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (res.destroyed) return resolve(false);
+    if (res.write(data)) return resolve(true);
+    const done = (ok: boolean) => {
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => done(true);
+    const onClose = () => done(false);
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}
+
+export async function answerFromDownload(
+  res: ServerResponse,
+  dl: SharedDownload,
+  headers: OutgoingHttpHeaders,
+  url: URL,
+  stallMs: number,
+): Promise<Sent> {
+  const length = dl.t.length;
+  res.writeHead(200, { ...headers, 'content-length': length });
+  const sent: Sent = { torrentBytes: 0, mirrorBytes: 0, fallback: '' };
+  let fh: Awaited<ReturnType<typeof open>> | null = null;
+  const buf = Buffer.allocUnsafe(CHUNK);
+  try {
+    while (sent.torrentBytes < length && !res.destroyed) {
+      const at = sent.torrentBytes;
+      if (dl.verified > at) {
+        fh ??= await open(dl.path, 'r');
+        const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, dl.verified - at), at);
+        if (!(await write(res, Buffer.from(buf.subarray(0, bytesRead))))) return sent;
+        sent.torrentBytes += bytesRead;
+        continue;
+      }
+      if (dl.state === 'failed') {
+        sent.fallback = dl.failure;
+        break;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const stalled = await Promise.race([
+        dl.changed().then(() => false),
+        new Promise<boolean>((r) => (timer = setTimeout(() => r(true), stallMs))),
+      ]);
+      clearTimeout(timer);
+      if (stalled && dl.verified === at) {
+        sent.fallback = `stalled ${stallMs} ms`;
+        break;
+      }
+    }
+  } catch (err) {
+    sent.fallback = (err as Error).message;
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+  if (sent.torrentBytes < length && !res.destroyed) sent.mirrorBytes = await rangeRest(res, url, sent.torrentBytes, length);
+  else res.end();
+  return sent;
+}
+
+/** The rest of the file from the mirror; a mirror that no longer has this file breaks the response off. */
+async function rangeRest(res: ServerResponse, url: URL, from: number, length: number): Promise<number> {
+  const up = send(url, 'GET', { range: `bytes=${from}-` }, 30_000);
+  try {
+    const r = await up.response;
+    const cr = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(r.headers['content-range'] ?? ''));
+    if (r.statusCode === 206 && cr && Number(cr[1]) === from && Number(cr[3]) === length) return await pipeBody(r, res);
+    if (r.statusCode === 200 && Number(r.headers['content-length']) === length) {
+      // A mirror ignoring Range: skip what was sent already.
+      let skip = from;
+      const rest = new Transform({
+        transform(c: Buffer, _enc, done) {
+          const keep = c.subarray(Math.min(skip, c.length));
+          skip -= c.length - keep.length;
+          done(null, keep);
+        },
+      });
+      await pipeline(r, rest, res).catch(() => undefined);
+      return length - from;
+    }
+    r.resume();
+  } catch {
+    // Below: the response cannot be completed.
+  }
+  res.destroy();
+  return 0;
+}
+
+/** A stored file, whole. */
+export function answerFromFile(res: ServerResponse, path: string, length: number, headers: OutgoingHttpHeaders): Promise<number> {
+  res.writeHead(200, { ...headers, 'content-length': length });
+  return new Promise((resolve) => {
+    let n = 0;
+    const s = createReadStream(path);
+    s.on('data', (c) => (n += c.length));
+    s.once('error', () => res.destroy());
+    res.once('close', () => {
+      s.destroy();
+      resolve(n);
+    });
+    s.pipe(res);
+  });
+}

@@ -1,0 +1,107 @@
+// Finding a package's torrent: http://host/<seg1>/<rest> has its single-file
+// torrent at http://host/<seg1>/<service>/simple/<seg1>/<rest>. A prefix
+// whose service does not answer with a torrent is remembered for a while
+// and goes direct, so a mirror without pkgtorrent costs one lookup.
+import bencode from 'bencode';
+import { sha1 } from '../core/metainfo.js';
+import { getSmall } from './upstream.js';
+
+export interface PackageTorrent {
+  /** The torrent with its own web seeds removed: the proxy names the mirror URL itself. */
+  torrent: Buffer;
+  infoHash: string;
+  name: string;
+  length: number;
+  pieceLength: number;
+  /** 20 bytes per piece. */
+  pieces: Buffer;
+}
+
+export function torrentUrl(url: URL, serviceName: string): URL | null {
+  const m = /^\/([^/]+)\/(.+)$/.exec(url.pathname);
+  if (!m) return null;
+  return new URL(`${url.protocol}//${url.host}/${m[1]}/${serviceName}/simple/${m[1]}/${m[2]}`);
+}
+
+/**
+ * A torrent is used only if it describes exactly one file with the
+ * requested name and length; anything else (a multi-file torrent, another
+ * file, a changed size) is null: go direct.
+ */
+export function parsePackageTorrent(bytes: Buffer, name: string, length: number): PackageTorrent | null {
+  let t: Record<string, unknown>;
+  try {
+    t = bencode.decode(bytes) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  const info = t?.info as Record<string, unknown> | undefined;
+  if (!info || typeof info !== 'object' || 'files' in info) return null;
+  const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : null);
+  const pieceLength = info['piece length'];
+  const pieces = info.pieces;
+  if (text(info.name) !== name || info.length !== length || typeof pieceLength !== 'number' || pieceLength <= 0) return null;
+  if (!(pieces instanceof Uint8Array) || pieces.length !== 20 * Math.ceil(length / pieceLength)) return null;
+  delete t['url-list'];
+  return {
+    torrent: Buffer.from(bencode.encode(t)),
+    infoHash: sha1(bencode.encode(info)).toString('hex'),
+    name,
+    length,
+    pieceLength,
+    pieces: Buffer.from(pieces),
+  };
+}
+
+export class TorrentLookup {
+  private noService = new Map<string, number>();
+
+  constructor(
+    private readonly o: { serviceName: string; timeoutMs: number; noServiceTtlMs: number; now?: () => number },
+  ) {}
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  /** The prefix a negative answer is remembered for: scheme, host and first segment. */
+  private key(url: URL): string {
+    return `${url.protocol}//${url.host}/${url.pathname.split('/')[1]}`;
+  }
+
+  knownWithoutService(url: URL): boolean {
+    const until = this.noService.get(this.key(url));
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.noService.delete(this.key(url));
+    return false;
+  }
+
+  /** The torrent for `url`, or null (and why) to go direct. */
+  async find(url: URL, name: string, length: number): Promise<{ torrent: PackageTorrent | null; why: string }> {
+    const tu = torrentUrl(url, this.o.serviceName);
+    if (!tu) return { torrent: null, why: 'no prefix' };
+    const r = await getSmall(tu, this.o.timeoutMs, 16 * 1024 * 1024);
+    // Asked only after the mirror served the file: a 404, an error, no
+    // answer or something other than a torrent means no service there.
+    const notService = (why: string) => {
+      this.noService.set(this.key(url), this.now() + this.o.noServiceTtlMs);
+      return { torrent: null, why };
+    };
+    if (!r) return notService('no service');
+    if (r.status !== 200) return notService(`service answered ${r.status}`);
+    if (!isTorrent(r.body)) return notService('service answer is not a torrent');
+    const torrent = parsePackageTorrent(r.body, name, length);
+    if (!torrent) return { torrent: null, why: 'torrent does not match the file' };
+    return { torrent, why: '' };
+  }
+}
+
+function isTorrent(bytes: Buffer): boolean {
+  try {
+    const t = bencode.decode(bytes) as Record<string, unknown>;
+    return !!t && typeof t.info === 'object';
+  } catch {
+    return false;
+  }
+}

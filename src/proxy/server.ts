@@ -1,0 +1,152 @@
+// `pkgtorrent proxy`: a node:http forward proxy (absolute-form requests,
+// CONNECT tunnels) and mirror-mode front (/NAME/<path> → URL/<path>) over
+// the engine, the store and the torrent lookup.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { Aria2Engine, type Spawn } from '../core/aria2.js';
+import { parseMirror } from '../core/config.js';
+import { PkgError } from '../core/errors.js';
+import { access } from './allow.js';
+import { fail, handle, type Outcome, type Route } from './handle.js';
+import { TorrentLookup } from './lookup.js';
+import { Packages } from './packages.js';
+import { packageMatcher } from './patterns.js';
+import { Store } from './store.js';
+import { tunnel } from './tunnel.js';
+
+export interface ProxyOptions {
+  host: string;
+  port: number;
+  mirrors: string[];
+  patterns: string[];
+  minSize: number;
+  stallMs: number;
+  lookupTimeoutMs: number;
+  noServiceTtlMs: number;
+  serviceName: string;
+  store: string;
+  storeSize: number;
+  seedTimeMs: number;
+  seedRatio: number;
+  seedMaxTorrents: number;
+  uploadLimit: number;
+  btPort: string;
+  dht: boolean;
+  lpd: boolean;
+  pex: boolean;
+  allowFrom: string[];
+  allowHosts: string[];
+  aria2c: string;
+  spawn?: Spawn;
+  log: (line: string) => void;
+  accessLog: (line: string) => void;
+}
+
+export interface RunningProxy {
+  url: string;
+  engine: Aria2Engine;
+  packages: Packages;
+  close(): Promise<void>;
+}
+
+function logLine(req: IncomingMessage, url: string, o: Outcome, started: number): string {
+  const parts = [new Date().toISOString(), req.socket.remoteAddress ?? '-', req.method, url, o.status, o.path, `bytes=${o.bytes}`, `${Date.now() - started}ms`];
+  if (o.sent) parts.push(`torrent=${o.sent.torrentBytes}`, `mirror=${o.sent.mirrorBytes}`);
+  if (o.peers) parts.push(`connections=${o.peers.connections}`, `seeders=${o.peers.seeders}`);
+  if (o.sent?.fallback) parts.push(`fallback="${o.sent.fallback.replace(/["\s]+/g, ' ')}"`);
+  return parts.join(' ') + '\n';
+}
+
+export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
+  const allow = access(o.host, o.allowFrom, o.allowHosts);
+  const mirrors = new Map(o.mirrors.map((m) => parseMirror(m)).map((m) => [m.name, m.url]));
+  let packages: Packages | null = null;
+  const store = await Store.open(o.store, o.storeSize, (ih) => packages?.forgetSeed(ih));
+  const engine = await Aria2Engine.start({
+    dir: join(o.store, 'partial'),
+    aria2c: o.aria2c,
+    spawn: o.spawn,
+    dht: o.dht,
+    lpd: o.lpd,
+    pex: o.pex,
+    listenPort: o.btPort,
+    seedTimeMinutes: o.seedTimeMs / 60_000,
+    seedRatio: o.seedRatio,
+    uploadLimit: o.uploadLimit,
+    log: o.log,
+  });
+  packages = new Packages(engine, store, o.seedMaxTorrents);
+  const route: Route = {
+    isPackage: packageMatcher(o.patterns),
+    minSize: o.minSize,
+    stallMs: o.stallMs,
+    lookup: new TorrentLookup({ serviceName: o.serviceName, timeoutMs: o.lookupTimeoutMs, noServiceTtlMs: o.noServiceTtlMs }),
+    packages,
+  };
+
+  const target = (req: IncomingMessage): URL => {
+    const raw = req.url ?? '';
+    if (/^https?:\/\//i.test(raw)) {
+      const u = new URL(raw);
+      if (u.protocol !== 'http:') throw new PkgError('bad-request', 'https goes through CONNECT');
+      if (!allow.host(u.hostname)) throw new PkgError('forbidden', `host ${u.hostname} not allowed by --allow-host`);
+      return u;
+    }
+    const m = /^\/([^/?]+)(\/[^]*)?$/.exec(raw);
+    const base = m && mirrors.get(m[1]!);
+    if (!base) throw new PkgError('not-found', 'not a proxy request: use an absolute URL, or /NAME/<path> for a --mirror NAME');
+    return new URL(base + (m[2] ?? '/'));
+  };
+
+  const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
+    const started = Date.now();
+    let url = req.url ?? '';
+    let outcome: Outcome;
+    try {
+      if (!allow.client(req.socket.remoteAddress)) outcome = fail(res, 403, 'client not allowed by --allow-from');
+      else {
+        const u = target(req);
+        url = u.href;
+        outcome = await handle(req, res, u, route);
+      }
+    } catch (err) {
+      const e = err instanceof PkgError ? err : new PkgError('bad-request', (err as Error).message);
+      outcome = fail(res, e.httpStatus, e.message);
+    }
+    o.accessLog(logLine(req, url, outcome, started));
+  };
+
+  const server: Server = createServer((req, res) => void onRequest(req, res));
+  server.on('connect', (req: IncomingMessage, socket, head: Buffer) => {
+    const started = Date.now();
+    if (!allow.client(req.socket.remoteAddress)) {
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    void tunnel(req, socket, head, allow.host).then((r) =>
+      o.accessLog(logLine(req, req.url ?? '', { status: r.status, path: 'tunnel', bytes: r.bytes }, started)),
+    );
+  });
+  server.on('clientError', (_err, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new PkgError('io', `cannot listen on ${o.host}:${o.port}: ${e.code ?? e.message}`)));
+      server.listen(o.port, o.host, resolve);
+    });
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
+  const addr = server.address() as { address: string; port: number; family: string };
+  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  return {
+    url: `http://${host}:${addr.port}`,
+    engine,
+    packages,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await engine.close();
+    },
+  };
+}

@@ -1,0 +1,96 @@
+// Completed packages, by info hash: done/<info hash>/<name>. A file gets
+// there only after every piece was verified against its torrent, by an
+// atomic rename of a directory holding a hard link to aria2's download, so
+// a crash at any point leaves either nothing or a complete file. aria2
+// downloads into partial/<info hash>/, which is emptied at every start.
+// Least recently used entries go first when the store is over its size.
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export class Store {
+  private constructor(
+    readonly dir: string,
+    private readonly maxBytes: number,
+    private readonly onEvict: (infoHash: string) => void,
+  ) {}
+
+  static async open(dir: string, maxBytes: number, onEvict: (infoHash: string) => void = () => undefined): Promise<Store> {
+    await rm(join(dir, 'partial'), { recursive: true, force: true });
+    await mkdir(join(dir, 'partial'), { recursive: true });
+    await mkdir(join(dir, 'done'), { recursive: true });
+    for (const name of await readdir(join(dir, 'done'))) {
+      if (name.startsWith('.')) await rm(join(dir, 'done', name), { recursive: true, force: true });
+    }
+    return new Store(dir, maxBytes, onEvict);
+  }
+
+  partialDir(infoHash: string): string {
+    return join(this.dir, 'partial', infoHash);
+  }
+
+  /** The stored file for this torrent, marked as just used; null when absent or not whole. */
+  async lookup(infoHash: string, name: string, length: number): Promise<string | null> {
+    const path = join(this.dir, 'done', infoHash, name);
+    try {
+      if ((await stat(path)).size !== length) return null;
+      const now = new Date();
+      await utimes(join(this.dir, 'done', infoHash), now, now);
+      return path;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Whether a file of this size may be downloaded, after evicting what must go. */
+  async makeRoom(length: number): Promise<boolean> {
+    if (length > this.maxBytes) return false;
+    await this.evict(this.maxBytes - length);
+    return true;
+  }
+
+  /** Moves a verified download into the store (aria2 keeps seeding from its own link). */
+  async commit(infoHash: string, name: string): Promise<void> {
+    const tmp = join(this.dir, 'done', `.tmp-${infoHash}-${randomBytes(4).toString('hex')}`);
+    await mkdir(tmp);
+    try {
+      await link(join(this.partialDir(infoHash), name), join(tmp, name));
+      await rm(join(this.dir, 'done', infoHash), { recursive: true, force: true });
+      await rename(tmp, join(this.dir, 'done', infoHash));
+    } catch (err) {
+      await rm(tmp, { recursive: true, force: true });
+      throw err;
+    }
+    await this.evict(this.maxBytes);
+  }
+
+  async discardPartial(infoHash: string): Promise<void> {
+    await rm(this.partialDir(infoHash), { recursive: true, force: true });
+  }
+
+  /** Removes least recently used entries until at most `budget` bytes are stored. */
+  async evict(budget: number): Promise<void> {
+    const entries: Array<{ ih: string; used: number; bytes: number }> = [];
+    for (const ih of await readdir(join(this.dir, 'done'))) {
+      if (ih.startsWith('.')) continue;
+      const d = join(this.dir, 'done', ih);
+      try {
+        const used = (await stat(d)).mtimeMs;
+        let bytes = 0;
+        for (const f of await readdir(d)) bytes += (await stat(join(d, f))).size;
+        entries.push({ ih, used, bytes });
+      } catch {
+        // Removed meanwhile by another eviction.
+      }
+    }
+    let total = entries.reduce((n, e) => n + e.bytes, 0);
+    entries.sort((a, b) => a.used - b.used);
+    for (const e of entries) {
+      if (total <= budget) break;
+      await rm(join(this.dir, 'done', e.ih), { recursive: true, force: true });
+      await this.discardPartial(e.ih);
+      this.onEvict(e.ih);
+      total -= e.bytes;
+    }
+  }
+}

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+// The proxy against curl straight from the mirror, same run, interleaved
+// rounds, everything on loopback with the web seed as the only source:
+//   - a 200 MB package, cold (a fresh proxy and store each round): throughput
+//     ratio proxy/direct (target >= 0.60) and time to first byte (<= 0.5 s);
+//   - a 50 KB package forced through BitTorrent (--min-size 0) and through
+//     the proxy's direct path: the latency added, to choose --min-size.
+//
+//   npm run bench:proxy           (builds first)
+//   BENCH_ROUNDS=5 BENCH_MB=200 node test/bench/proxy.mjs
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { randomFillSync } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const { startProxy } = await import(join(REPO, 'dist/proxy/server.js'));
+const { freePort } = await import(join(REPO, 'dist/core/aria2.js'));
+const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
+const MB = Number(process.env.BENCH_MB || 200);
+const SMALL_ROUNDS = 20;
+
+const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-bench-proxy-'));
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+mkdirSync(join(dir, 'root/pub'), { recursive: true });
+mkdirSync(join(dir, 'cache'));
+const fd = openSync(join(dir, 'root/pub/big.rpm'), 'w');
+const chunk = Buffer.alloc(1024 * 1024);
+for (let i = 0; i < MB; i++) writeSync(fd, randomFillSync(chunk));
+closeSync(fd);
+writeFileSync(join(dir, 'root/pub/small.rpm'), randomFillSync(Buffer.alloc(50 * 1024)));
+
+const servePort = await freePort();
+const serve = spawn('/usr/bin/env', ['-u', 'NODE_OPTIONS', process.execPath, join(REPO, 'bin/pkgtorrent'), 'serve', '--files', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--trackers', join(dir, 'none'), '--port', String(servePort)], { stdio: 'ignore' });
+process.on('exit', () => serve.kill());
+const mirror = `http://127.0.0.1:${servePort}`;
+for (let i = 0; i < 100; i++) {
+  if ((await curl(`${mirror}/pub/small.rpm`)).ok) break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+// Hash both files once: the service's cost is not the proxy's.
+await curl(`${mirror}/pub/torrent_service/simple/pub/big.rpm`);
+await curl(`${mirror}/pub/torrent_service/simple/pub/small.rpm`);
+
+// Asynchronous: the proxy runs in this process and must answer meanwhile.
+async function curl(url, proxy) {
+  const r = await promisify(execFile)('curl', ['-s', '-o', '/dev/null', '-w', '%{http_code} %{time_starttransfer} %{time_total} %{size_download}', ...(proxy ? ['-x', proxy] : []), url], { encoding: 'utf8' }).catch((e) => ({ stdout: e.stdout ?? '' }));
+  const [code, ttfb, total, size] = r.stdout.split(' ');
+  return { ok: code === '200', ttfb: Number(ttfb), total: Number(total), size: Number(size) };
+}
+
+async function withProxy(minSize, fn) {
+  const store = mkdtempSync(join(dir, 'store-'));
+  const p = await startProxy({
+    host: '127.0.0.1', port: 0, mirrors: [], patterns: [], minSize, stallMs: 5000, lookupTimeoutMs: 3000, noServiceTtlMs: 60_000,
+    serviceName: 'torrent_service', store, storeSize: 4 * 1024 ** 3, seedTimeMs: 60_000, seedRatio: 0, seedMaxTorrents: 10, uploadLimit: 0,
+    btPort: String(await freePort()), dht: false, lpd: false, pex: false, allowFrom: [], allowHosts: [], aria2c: 'aria2c',
+    log: () => undefined, accessLog: () => undefined,
+  });
+  try {
+    return await fn(p.url);
+  } finally {
+    await p.close();
+    rmSync(store, { recursive: true, force: true });
+  }
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x, d = 2) => x.toFixed(d);
+
+const ratios = [];
+const ttfbs = [];
+for (let i = 0; i < ROUNDS; i++) {
+  const direct = await curl(`${mirror}/pub/big.rpm`);
+  const viaProxy = await withProxy(1024 * 1024, async (url) => curl(`${mirror}/pub/big.rpm`, url));
+  if (!direct.ok || !viaProxy.ok || viaProxy.size !== MB * 1024 * 1024) throw new Error(`round ${i}: a download failed`);
+  const r = direct.total / viaProxy.total;
+  ratios.push(r);
+  ttfbs.push(viaProxy.ttfb);
+  console.log(`round ${i + 1}: direct ${fmt((MB * 1.048576) / direct.total, 0)} MB/s, proxy ${fmt((MB * 1.048576) / viaProxy.total, 0)} MB/s (ratio ${fmt(r)}), proxy first byte ${fmt(viaProxy.ttfb, 3)} s`);
+}
+console.log(`${MB} MiB cold through the proxy (web seed only): throughput ratio median ${fmt(median(ratios))} (range ${fmt(Math.min(...ratios))}-${fmt(Math.max(...ratios))}, target >= 0.60); time to first byte median ${fmt(median(ttfbs), 3)} s (range ${fmt(Math.min(...ttfbs), 3)}-${fmt(Math.max(...ttfbs), 3)}, target <= 0.5)`);
+
+// 50 KB: cold BitTorrent each time needs a fresh store; one proxy per path kind.
+const added = { bittorrent: [], direct: [] };
+for (let i = 0; i < SMALL_ROUNDS; i++) {
+  const d = (await curl(`${mirror}/pub/small.rpm`)).total;
+  const bt = await withProxy(0, async (url) => (await curl(`${mirror}/pub/small.rpm`, url)).total);
+  const dp = await withProxy(1024 * 1024, async (url) => (await curl(`${mirror}/pub/small.rpm`, url)).total);
+  added.bittorrent.push(bt - d);
+  added.direct.push(dp - d);
+}
+console.log(`50 KB package, added latency over direct (median of ${SMALL_ROUNDS}): through BitTorrent ${fmt(median(added.bittorrent) * 1000, 1)} ms, through the proxy's direct path ${fmt(median(added.direct) * 1000, 1)} ms`);
+process.exit(0);

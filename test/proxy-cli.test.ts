@@ -1,0 +1,86 @@
+// `pkgtorrent proxy` as users run it: the compiled binary. Bad flags are one
+// line and exit 2; a proxy killed with SIGKILL mid-download takes its
+// engine with it, and a restart on the same store serves nothing partial.
+import t, { type Test } from 'tap';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../src/core/aria2.js';
+import { bin, BIN, nodeCommand } from './helpers/cli.js';
+import { scratch } from './helpers/clients.js';
+import { need } from './helpers/oracles.js';
+import { until } from './helpers/poll.js';
+import { startMirror } from './helpers/mirror.js';
+import { startGate, viaProxy } from './helpers/proxy.js';
+
+t.test('bad usage: one line, exit 2', async (t) => {
+  const open = await bin(['proxy', '--host', '0.0.0.0', '--store', scratch(t, 's')]);
+  t.equal(open.code, 2);
+  t.match(open.stderr, /^pkgtorrent: listening on 0\.0\.0\.0 needs --allow-from CIDR.*\n$/);
+  const port = await bin(['proxy', '--port', 'x']);
+  t.equal(port.code, 2);
+  t.match(port.stderr, /^pkgtorrent: invalid|expected a whole number/);
+  const mirror = await bin(['proxy', '--mirror', 'nope']);
+  t.equal(mirror.code, 2);
+  t.match(mirror.stderr, /invalid mirror 'nope'/);
+});
+
+function startBinProxy(t: Test, store: string, btPort: number) {
+  const child = spawn(...nodeCommand(BIN, ['proxy', '--port', '0', '--store', store, '--bt-port', String(btPort), '--min-size', '100K']), {
+    env: { ...process.env, PKGTORRENT_CONFIG: '' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  t.teardown(() => void child.kill('SIGKILL'));
+  return {
+    child,
+    err: () => err,
+    url: async () => {
+      if (!(await until(20_000, () => /proxy on (http:\S+?)\/ /.test(err)))) throw new Error(`proxy did not start: ${err}`);
+      return /proxy on (http:\S+?)\/ /.exec(err)![1]!;
+    },
+  };
+}
+
+/** Processes whose command line mentions `text` (aria2c for this store). */
+function processesWith(text: string): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
+    try {
+      if (readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(text)) out.push(Number(pid));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+t.test('SIGKILL mid-download: the engine stops too, and a restart serves nothing partial', async (t) => {
+  if (!need(t, 'aria2c')) return;
+  const data = randomBytes(2_000_000);
+  const m = await startMirror(t, { pub: { 'big.rpm': data } });
+  const gate = await startGate(t, m.url);
+  gate.policy = { kind: 'slow', bytesPerSecond: 300_000 };
+  const store = scratch(t, 'store');
+  const first = startBinProxy(t, store, await freePort());
+  const url = await first.url();
+  const answer = viaProxy(url, `${gate.url}/pub/big.rpm`).catch((e: Error) => e);
+  t.ok(await until(20_000, () => gate.aria2Bytes > 300_000), 'download under way');
+  t.ok(processesWith(`--dir=${join(store, 'partial')}`).length > 0, 'aria2c runs for this store');
+  first.child.kill('SIGKILL');
+  const r = await answer;
+  t.ok(r instanceof Error || !r.body.equals(data), 'the killed proxy did not finish that response');
+  t.ok(await until(10_000, () => processesWith(`--dir=${join(store, 'partial')}`).length === 0), 'aria2c exits with its proxy (--stop-with-process)');
+  t.same(readdirSync(join(store, 'done')), [], 'nothing in the store');
+
+  gate.policy = { kind: 'pass' };
+  const second = startBinProxy(t, store, await freePort());
+  const url2 = await second.url();
+  t.same(readdirSync(join(store, 'partial')), [], 'the partial download was discarded at start');
+  const again = await viaProxy(url2, `${gate.url}/pub/big.rpm`);
+  t.ok(again.body.equals(data), 'whole and correct');
+  t.ok(await until(5000, () => /big\.rpm 200 bittorrent bytes=2000000/.test(second.err())), second.err());
+  second.child.kill('SIGTERM');
+});

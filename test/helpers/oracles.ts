@@ -17,6 +17,10 @@ const PACKAGES: Record<string, string> = {
   stunnel4: 'stunnel4',
   openssl: 'openssl',
   inotifywait: 'inotify-tools',
+  'dpkg-deb': 'dpkg',
+  'apt-ftparchive': 'apt-utils',
+  'dpkg-scanpackages': 'dpkg-dev',
+  'apt-get': 'apt',
 };
 
 function available(tool: string): boolean {

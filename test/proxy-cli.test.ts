@@ -32,7 +32,7 @@ function startBinProxy(t: Test, store: string, btPort: number) {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
-  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
   t.teardown(() => void child.kill('SIGKILL'));
   return {
     child,

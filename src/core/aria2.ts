@@ -233,7 +233,7 @@ function parseStatus(r: Record<string, unknown>): TorrentStatus {
     totalLength: n('totalLength'),
     completedLength: n('completedLength'),
     uploadLength: n('uploadLength'),
-    bitfield: String(r.bitfield ?? ''),
+    bitfield: typeof r.bitfield === 'string' ? r.bitfield : '',
     pieceLength: n('pieceLength'),
     numPieces: n('numPieces'),
     connections: n('connections'),

@@ -123,7 +123,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
-    void tunnel(req, socket, head, allow.host).then((r) =>
+    void tunnel(req, socket, head, (h) => allow.host(h)).then((r) =>
       o.accessLog(logLine(req, req.url ?? '', { status: r.status, path: 'tunnel', bytes: r.bytes }, started)),
     );
   });

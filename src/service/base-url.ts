@@ -13,6 +13,7 @@
 import type { IncomingMessage } from 'node:http';
 import { isIPv6 } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { BoundedMap } from '../core/bounded-map.js';
 import { PkgError } from '../core/errors.js';
 
 /** Characters RFC 3986 allows in a host name without percent-encoding (letters already folded). */
@@ -119,7 +120,21 @@ export function baseUrlFor(req: BaseUrlRequest, opts: BaseUrlOptions): string {
     if (fh !== undefined) [host, header] = [fh, 'X-Forwarded-Host'];
   }
   if (host === undefined) throw new PkgError('bad-request', 'missing Host header (or start serve with --base-url)');
-  const checked = checkHost(host, proto);
+  const checked = checkHostOnce(host, proto);
   if (!checked.ok) throw new PkgError('bad-request', `invalid ${header} header: ${checked.why}`);
   return `${proto}://${checked.host}`;
+}
+
+/**
+ * checkHost, remembered: a mirror is asked for by a handful of names, and
+ * the check (a URL parse among others) is a visible share of a cached GET.
+ * Bounded, so a client sending a new Host each time costs only the check.
+ */
+const checkedHosts = new BoundedMap<string, HostCheck>(256);
+
+function checkHostOnce(host: string, proto: 'http' | 'https'): HostCheck {
+  const key = `${proto} ${host}`;
+  let c = checkedHosts.get(key);
+  if (c === undefined) checkedHosts.set(key, (c = checkHost(host, proto)));
+  return c;
 }

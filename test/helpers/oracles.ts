@@ -21,6 +21,9 @@ const PACKAGES: Record<string, string> = {
   'apt-ftparchive': 'apt-utils',
   'dpkg-scanpackages': 'dpkg-dev',
   'apt-get': 'apt',
+  rpmbuild: 'rpm',
+  createrepo_c: 'createrepo-c',
+  dnf: 'dnf',
 };
 
 function available(tool: string): boolean {

@@ -142,12 +142,16 @@ t.test('help lists the global flags a command honours', async (t) => {
     t.equal(r.code, 0);
     return globals(r.stdout);
   };
-  t.same(await help(['hash']), ['--debug', '--root', '--cache-dir', '--piece-length', '--config']);
-  t.same(await help(['serve']), ['--debug', '--root', '--cache-dir', '--trackers', '--piece-length', '--config']);
-  t.same(await help(['make']), ['--debug', '--root', '--cache-dir', '--trackers', '--config'], "make's own -l, --piece-length is listed with its options");
+  t.same(await help(['hash']), ['--debug', '--root', '--cache-dir', '--allow-outside', '--dotfiles', '--piece-length', '--config']);
+  t.same(await help(['serve']), ['--debug', '--root', '--cache-dir', '--trackers', '--allow-outside', '--dotfiles', '--piece-length', '--config']);
+  t.same(
+    await help(['make']),
+    ['--debug', '--root', '--cache-dir', '--trackers', '--allow-outside', '--dotfiles', '--config'],
+    "make's own -l, --piece-length is listed with its options",
+  );
   t.same(await help(['trackers', 'check']), ['--debug', '--trackers', '--config']);
-  t.same(await help(['cache', 'clean']), ['--debug', '--root', '--cache-dir', '--config']);
-  t.same(await help(['config']), ['--debug', '--root', '--cache-dir', '--trackers', '--piece-length', '--config']);
+  t.same(await help(['cache', 'clean']), ['--debug', '--root', '--cache-dir', '--allow-outside', '--dotfiles', '--config']);
+  t.same(await help(['config']), ['--debug', '--root', '--cache-dir', '--trackers', '--allow-outside', '--dotfiles', '--piece-length', '--config']);
 });
 
 t.test('flags that exclude each other, and a duration message that names the units help names', async (t) => {

@@ -1,9 +1,10 @@
 // `pkgtorrent make PATH...`: a one-off torrent from a shell. By default the
 // info dictionary is byte for byte the one mktorrent builds for the same input
 // and piece length; `--layout service` builds the torrent `serve` would answer.
-import { Command, Option } from 'commander';
+import { Command, Option } from '@commander-js/extra-typings';
 import { resolve } from 'node:path';
-import { collect, type Context } from '../cli/context.js';
+import type { AnyCommand, Context } from '../cli/context.js';
+import { collect } from '../cli/setting-options.js';
 import { byteProgress } from '../cli/progress.js';
 import { plural } from '../cli/text.js';
 import { usageError } from '../core/errors.js';
@@ -67,24 +68,6 @@ Examples:
   pkgtorrent make --layout service --root /srv/mirror --base-url https://mirror.example \\
       /pub/fedora/a.rpm /pub/fedora/b.rpm`;
 
-interface MakeOptions {
-  announce?: string[];
-  webSeed?: string[];
-  output?: string;
-  name?: string;
-  comment?: string;
-  private?: boolean;
-  source?: string;
-  pieceLength?: string;
-  date: boolean;
-  jobs?: string;
-  threads?: string;
-  verbose?: boolean;
-  json?: boolean;
-  force?: boolean;
-  layout: 'mktorrent' | 'service';
-  baseUrl?: string;
-}
 
 /** What `make` reports, on stdout or as --json. */
 export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
@@ -95,7 +78,8 @@ export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
   filesCached?: number;
 }
 
-export function register(program: Command, ctx: Context): Command {
+/** make's flags; their types are inferred from these declarations. */
+function define(program: Command) {
   return program
     .command('make')
     .description('make a torrent from a file or directory (mktorrent-compatible), or a service torrent')
@@ -116,22 +100,27 @@ export function register(program: Command, ctx: Context): Command {
     .option('--base-url <url>', 'service layout: scheme and host of the mirror, as for serve')
     .option('--json', 'print the result as JSON')
     .option('--force', 'replace an existing output file')
-    .addHelpText('after', USAGE)
-    .action(async (paths: string[], opts: MakeOptions, cmd: Command) => {
-      // --piece-length is -l's long name; commander hands it to the program
-      // wherever it stands, so both places are read.
-      const text = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string }).pieceLength;
-      const spec = text === undefined ? undefined : parseTorrentPieceLength(text);
-      const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
-      report(ctx, result, opts);
-    });
+    .addHelpText('after', USAGE);
+}
+
+type MakeOptions = ReturnType<ReturnType<typeof define>['opts']>;
+
+export function register(program: Command, ctx: Context): AnyCommand {
+  return define(program).action(async (paths, opts, cmd) => {
+    // --piece-length is -l's long name; commander hands it to the program
+    // wherever it stands, so both places are read.
+    const text = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string }).pieceLength;
+    const spec = text === undefined ? undefined : parseTorrentPieceLength(text);
+    const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
+    report(ctx, result, opts);
+  });
 }
 
 /**
  * The settings, with -l (already parsed: it also takes N and auto, which the
  * setting does not) in place of the piece-length setting.
  */
-function pieceSettings(ctx: Context, cmd: Command, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
+function pieceSettings(ctx: Context, cmd: AnyCommand, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
   const given = spec === undefined ? {} : { 'piece-length': spec === 'auto' ? MKTORRENT_PIECE_LENGTH : spec };
   return ctx.resolve(cmd, { ...extra, ...given, jobs: opts.jobs ?? opts.threads });
 }
@@ -142,7 +131,7 @@ function outputPath(ctx: Context, opts: MakeOptions, name: string): string {
   return resolve(ctx.env.cwd, opts.output ?? `${name}.torrent`);
 }
 
-async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
+async function makeMktorrent(ctx: Context, cmd: AnyCommand, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   if (paths.length !== 1) {
     throw usageError(`make takes one PATH, a file or a directory (got ${paths.length}); to combine files, put them in a directory or use --layout service`);
   }
@@ -179,7 +168,7 @@ async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: 
   return { ...summary, output, layout: 'mktorrent' };
 }
 
-async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
+async function makeService(ctx: Context, cmd: AnyCommand, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   for (const [flag, given] of [
     ['-n', opts.name],
     ['-c', opts.comment],

@@ -34,13 +34,19 @@ function parsePathList(text: string): string[] {
 /** How a value is shown by `pkgtorrent config`: in the syntax the config file takes. */
 export type ValueKind = 'text' | 'size' | 'duration';
 
-/** Every setting: its key in the config file and the parser its values go through. */
+/**
+ * Every setting: its key in the config file, the parser its values go
+ * through, and the flag (with its value placeholder) and help that commands
+ * generate their options from; `shownDefault` where the default is better
+ * said in words than as its value.
+ */
 export const SETTINGS = {
-  root: { parse: str, default: (): string => '.', help: 'mirror document root' },
-  'cache-dir': { parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
-  trackers: { parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
-  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', kind: 'size' },
+  root: { flag: '--root <dir>', shownDefault: 'the current directory', parse: str, default: (): string => '.', help: 'mirror document root' },
+  'cache-dir': { flag: '--cache-dir <dir>', parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
+  trackers: { flag: '--trackers <file>', parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
+  'piece-length': { flag: '--piece-length <size>', parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', kind: 'size' },
   'service-name': {
+    flag: '--service-name <name>',
     parse: (t: string) => {
       if (!/^[A-Za-z0-9._~-]+$/.test(t)) throw new PkgError('usage', `invalid service name '${t}'`);
       return t;
@@ -48,9 +54,10 @@ export const SETTINGS = {
     default: (): string => DEFAULT_SERVICE_NAME,
     help: 'path segment that routes to the service',
   },
-  host: { parse: str, default: (): string => '127.0.0.1', help: 'address serve listens on' },
-  port: { parse: parseInteger(0, 65535), default: (): number => 8080, help: 'port serve listens on' },
+  host: { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address serve listens on' },
+  port: { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 8080, help: 'port serve listens on' },
   'base-url': {
+    flag: '--base-url <url>',
     parse: (t: string) => {
       let u: URL;
       try {
@@ -62,30 +69,34 @@ export const SETTINGS = {
       return t.replace(/\/+$/, '');
     },
     default: (): string | undefined => undefined,
+    shownDefault: 'none',
     help: 'scheme and host of web-seed URLs (default: from the request)',
   },
-  'trust-proxy': { parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
-  files: { parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
-  workers: { parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
-  jobs: { parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
+  'trust-proxy': { flag: '--trust-proxy', parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
+  files: { flag: '--files', parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
+  workers: { flag: '--workers <n>', parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
+  jobs: { flag: '-j, --jobs <n>', parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
   'trackers-interval': {
+    flag: '--trackers-interval <duration>',
     parse: (t: string) => parseDuration(t, 'interval'),
     default: (): number => 60_000,
     help: 'how often serve looks for a changed trackers file',
     kind: 'duration',
   },
-  'max-body': { parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts', kind: 'size' },
-  'max-paths': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most paths in one request' },
-  'max-glob-matches': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
-  'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most distinct torrents one process builds at once; one more is 503' },
-  'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
+  'max-body': { flag: '--max-body <size>', parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts', kind: 'size' },
+  'max-paths': { flag: '--max-paths <n>', parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most paths in one request' },
+  'max-glob-matches': { flag: '--max-glob-matches <n>', parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
+  'queue-limit': { flag: '--queue-limit <n>', parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most distinct torrents one process builds at once; one more is 503' },
+  'request-timeout': { flag: '--request-timeout <duration>', parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
   'allow-outside': {
+    flag: '--allow-outside <dir>', repeatable: true,
     parse: parsePathList,
     default: (): string[] => [],
     help: 'trees outside the root that symbolic links under it may lead to (the flag repeats; elsewhere a colon-separated list)',
   },
-  dotfiles: { parse: parseBool, default: (): boolean => false, help: 'hash and serve dot-files and dot-directories too' },
+  dotfiles: { flag: '--dotfiles', parse: parseBool, default: (): boolean => false, help: 'hash and serve dot-files and dot-directories too' },
   revalidate: {
+    flag: '--revalidate <duration>',
     parse: (t: string) => parseDuration(t, 'revalidate interval'),
     // Bounded staleness, as nginx's open_file_cache_valid: mirrors replace
     // files by rename, so a second is far inside any sync.
@@ -119,6 +130,22 @@ export function settingKeys(): SettingKey[] {
 export function valueKind(key: SettingKey): ValueKind {
   const def = SETTINGS[key];
   return 'kind' in def ? def.kind : 'text';
+}
+
+/** The default as --help and the man page spell it. */
+export function shownDefault(key: SettingKey): string {
+  const def = SETTINGS[key];
+  return 'shownDefault' in def ? def.shownDefault : formatValue(key, def.default()) || 'none';
+}
+
+/**
+ * A setting's help as its flag shows it: with the default, unless there is
+ * none or the flag takes no value (its absence is the default).
+ */
+export function flagHelp(key: SettingKey): string {
+  const shown = shownDefault(key);
+  const takesValue = SETTINGS[key].flag.includes('<');
+  return shown === 'none' || !takesValue ? SETTINGS[key].help : `${SETTINGS[key].help} (default: ${shown})`;
 }
 
 function isKey(k: string): k is SettingKey {

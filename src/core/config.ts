@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { PkgError, fsError } from './errors.js';
 import { DEFAULT_PIECE_LENGTH, parseDuration, parsePieceLength, parseSize } from './size.js';
 import { DEFAULT_SERVICE_NAME } from './service-torrent.js';
+import { baseUrlProblem } from './urls.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/pkgtorrent.conf';
 
@@ -59,13 +60,8 @@ export const SETTINGS = {
   'base-url': {
     flag: '--base-url <url>',
     parse: (t: string) => {
-      let u: URL;
-      try {
-        u = new URL(t);
-      } catch {
-        throw new PkgError('usage', `invalid base URL '${t}'`);
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PkgError('usage', `invalid base URL '${t}': use http or https`);
+      const problem = baseUrlProblem(t);
+      if (problem) throw new PkgError('usage', `invalid base URL '${t}': ${problem}`);
       return t.replace(/\/+$/, '');
     },
     default: (): string | undefined => undefined,

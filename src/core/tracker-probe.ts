@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { errnoText } from './errors.js';
 import { eachLimit } from './limit.js';
 import { CREATED_BY } from './version.js';
+import { announceUrlProblem } from './urls.js';
 
 export type ProbeStatus =
   | 'ok' // a proper tracker answer
@@ -47,6 +48,9 @@ export async function probeTracker(url: string, timeoutMs: number): Promise<Prob
     const answered = status === 'ok' || status === 'failure';
     return { url, status, answered, latencyMs: answered ? Math.round(performance.now() - started) : null, detail };
   };
+  // Only what the trackers file would take is contacted: nothing else gets a request.
+  const problem = announceUrlProblem(url);
+  if (problem) return done('error', problem);
   try {
     const u = new URL(url);
     const outcome = u.protocol === 'udp:' ? await probeUdp(u, signal, timeoutMs) : await probeHttp(u, signal);

@@ -2,7 +2,8 @@
 // entry, else hashed on the pool and stored. Concurrent requests for the same
 // file share one hashing run.
 import type { CacheWrites } from './cache-writes.js';
-import { HASH_LEN, type HashPool } from './hasher.js';
+import { HASH_LEN } from './hash-task.js';
+import type { HashPool } from './hasher.js';
 import { PkgError } from './errors.js';
 import { PieceCache, fullPieceCount, sameStamp, type FilePieces } from './piece-cache.js';
 import { currentStamp, type MirrorFile } from './root.js';

@@ -7,7 +7,7 @@ import fg from 'fast-glob';
 import { PkgError, usageError } from './errors.js';
 import { fileId, hashContent, listContent, type Content } from './file-list.js';
 import { withHashPool } from './hash-pool-run.js';
-import { HASH_LEN } from './hasher.js';
+import { HASH_LEN } from './hash-task.js';
 import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type EncodedInfo, type InfoSpec } from './metainfo.js';
 import { resolvePieceLength, type PieceLengthSpec } from './piece-length.js';
 import { announceUrlProblem, webSeedUrlProblem } from './urls.js';

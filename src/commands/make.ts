@@ -33,9 +33,10 @@ Layouts:
   service              PATHs are URL paths under --root (/pub/x.rpm),
                        percent-decoded as serve decodes them; no directories or
                        globs. The output is exactly the torrent 'pkgtorrent
-                       serve' answers for them: one PATH gives a single-file
-                       torrent, several a multi-file torrent with BEP 47
-                       padding. The piece cache is read and filled. Needs
+                       serve' answers for them: one PATH gives its simple/
+                       answer (single-file; a digest request for one path
+                       gets a multi-file one), several their digest answer
+                       (multi-file, BEP 47 padding). The piece cache is read and filled. Needs
                        --base-url (the mirror's scheme and host; the web seed is
                        made from it as serve makes it, so -w is refused);
                        trackers come from -a, else the trackers file. -n, -c,

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { PkgError, fsError } from './errors.js';
 import { DEFAULT_PIECE_LENGTH, parseDuration, parsePieceLength, parseSize } from './size.js';
-import { DEFAULT_SERVICE_NAME } from './service-torrent.js';
+import { DEFAULT_SERVICE_NAME } from './service-name.js';
 import { baseUrlProblem } from './urls.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/pkgtorrent.conf';

@@ -39,13 +39,14 @@ export type ValueKind = 'text' | 'size' | 'duration';
  * Every setting: its key in the config file, the parser its values go
  * through, and the flag (with its value placeholder) and help that commands
  * generate their options from; `shownDefault` where the default is better
- * said in words than as its value.
+ * said in words than as its value; `details`, what only --help adds to the
+ * help (`pkgtorrent config` reports `help` alone).
  */
 export const SETTINGS = {
   root: { flag: '--root <dir>', shownDefault: 'the current directory', parse: str, default: (): string => '.', help: 'mirror document root' },
   'cache-dir': { flag: '--cache-dir <dir>', parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
   trackers: { flag: '--trackers <file>', parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
-  'piece-length': { flag: '--piece-length <size>', parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', kind: 'size' },
+  'piece-length': { flag: '--piece-length <size>', parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', details: 'bytes with an optional K or M suffix (256K, 1M), a power of two from 16K to 256M; make -l also takes N (2^N) and auto', kind: 'size' },
   'service-name': {
     flag: '--service-name <name>',
     parse: (t: string) => {
@@ -56,7 +57,7 @@ export const SETTINGS = {
     help: 'path segment that routes to the service',
   },
   host: { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address serve listens on' },
-  port: { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 8080, help: 'port serve listens on' },
+  port: { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 8080, help: 'port serve listens on', details: '0 for any free one' },
   'base-url': {
     flag: '--base-url <url>',
     parse: (t: string) => {
@@ -69,9 +70,9 @@ export const SETTINGS = {
     help: 'scheme and host of web-seed URLs (default: from the request)',
   },
   'trust-proxy': { flag: '--trust-proxy', parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
-  files: { flag: '--files', parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
+  files: { flag: '--files', parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too', details: 'GET and HEAD, with Range' },
   workers: { flag: '--workers <n>', parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
-  jobs: { flag: '-j, --jobs <n>', parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
+  jobs: { flag: '-j, --jobs <n>', parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)', details: 'serve divides the cores among its workers' },
   'trackers-interval': {
     flag: '--trackers-interval <duration>',
     parse: (t: string) => parseDuration(t, 'interval'),
@@ -98,6 +99,7 @@ export const SETTINGS = {
     // files by rename, so a second is far inside any sync.
     default: (): number => 1000,
     help: "how long serve trusts a cached torrent's check of its files for GETs (0: check on every request)",
+    details: "as nginx's open_file_cache_valid; with 0 a replaced package never yields its old torrent",
     kind: 'duration',
   },
 } as const;
@@ -139,9 +141,10 @@ export function shownDefault(key: SettingKey): string {
  * none or the flag takes no value (its absence is the default).
  */
 export function flagHelp(key: SettingKey): string {
+  const def = SETTINGS[key];
+  const text = 'details' in def ? `${def.help}; ${def.details}` : def.help;
   const shown = shownDefault(key);
-  const takesValue = SETTINGS[key].flag.includes('<');
-  return shown === 'none' || !takesValue ? SETTINGS[key].help : `${SETTINGS[key].help} (default: ${shown})`;
+  return shown === 'none' || !def.flag.includes('<') ? text : `${text} (default: ${shown})`;
 }
 
 function isKey(k: string): k is SettingKey {

@@ -96,7 +96,7 @@ t.test('every bad config file is one line naming file, line and key; exit 2', as
     ['\n\npiece-length = 3K\n', ":3: piece-length: invalid piece length '3K': must be at least 16K"],
     ['port = 70000\n', ":1: port: expected a number from 0 to 65535, got '70000'"],
     ['files = maybe\n', ":1: files: expected yes or no, got 'maybe'"],
-    ['base-url = ftp://mirror/\n', ":1: base-url: invalid base URL 'ftp://mirror/': use http or https"],
+    ['base-url = ftp://mirror/\n', ":1: base-url: invalid base URL 'ftp://mirror/': unsupported scheme 'ftp' (use http or https)"],
     ['request-timeout = soon\n', ":1: request-timeout: invalid timeout 'soon': expected a number with a unit: ms, s, m, h, d or w (300ms, 5s, 30d)"],
     ['root = /a\nhost = ::\nroot = /b\n', ':3: root: set twice (first on line 1)'],
     ['root =\n', ':1: root: no value (remove the line to use the default)'],

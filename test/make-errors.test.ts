@@ -35,6 +35,9 @@ t.test('missing path, empty directory, empty file, dangling link, bad piece leng
     [['--piece-length', '3M', 'f.bin'], 2, /power of two/],
     [['-j', '1025', 'f.bin'], 2, /expected a number from 0 to 1024/],
     [['-w', 'not a url', 'f.bin'], 2, /-w 'not a url': not a URL/],
+    // The trackers file's rules, so make cannot write a tracker serve would skip.
+    [['-a', 'udp://t.example/announce', 'f.bin'], 2, /-a 'udp:\/\/t\.example\/announce': udp tracker without a port/],
+    [['-a', 'ftp://t.example/announce', 'f.bin'], 2, /unsupported scheme 'ftp' \(use http, https, udp, ws or wss\)/],
     [['-n', 'a/b', 'f.bin'], 2, /invalid name 'a\/b'/],
     [['f.bin', 'zero.bin'], 2, /make takes one PATH/],
     [[], 2, /missing required argument 'path'/],

@@ -6,14 +6,14 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
+import type { CommandUnknownOpts as Command } from '@commander-js/extra-typings';
 import { need } from './helpers/oracles.js';
 import { decodeTorrent } from './helpers/bencode.js';
 import { startServe } from './helpers/server.js';
 import { buildProgram } from '../src/cli/main.js';
 import { loadCommands } from '../src/commands/index.js';
 import { Context } from '../src/cli/context.js';
-import { SETTINGS, envName, type SettingKey } from '../src/core/config.js';
+import { SETTINGS, envName, flagHelp, shownDefault, type SettingKey } from '../src/core/config.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const PAGES = ['man/pkgtorrent.1', 'man/pkgtorrent.conf.5', 'man/pkgtorrent-service.8', 'man/pkgtorrent-proxy.8'];
@@ -72,11 +72,27 @@ t.test('pkgtorrent.1 documents every command and every option', async (t) => {
   for (const code of ['0', '1', '2']) t.match(exit, new RegExp(`^\\.B ${code}$`, 'm'), `exit status ${code}`);
 });
 
-t.test('pkgtorrent.conf.5 documents every setting with its variable', async (t) => {
+t.test('pkgtorrent.conf.5 documents every setting with its variable and the default the code has', async (t) => {
   const page = source('man/pkgtorrent.conf.5');
   for (const key of Object.keys(SETTINGS) as SettingKey[]) {
-    t.match(page, `.BR ${roff(key)} " (${envName(key)}; default: `, key);
+    const at = page.indexOf(`.BR ${roff(key)} " (${envName(key)}; default: `);
+    t.not(at, -1, `${key}: its entry`);
+    const documented = /default: (.*)\)"$/m.exec(page.slice(at))?.[1];
+    // As --help shows it: the value as the config file spells it, or the words the table gives.
+    t.equal(documented && roff(documented), roff(shownDefault(key)), `${key}: the page's default is the code's`);
   }
+});
+
+t.test("every setting's --help shows the default the table has", async (t) => {
+  const program = buildProgram(new Context({ argv: [], cwd: REPO, vars: {}, stdout: process.stdout, stderr: process.stderr }), await loadCommands([]));
+  const options = [...program.options, ...program.commands.flatMap((c) => c.options)];
+  for (const key of Object.keys(SETTINGS) as SettingKey[]) {
+    const shown = options.filter((o) => o.long === `--${key}` && o.description.startsWith(SETTINGS[key].help));
+    t.ok(shown.length, `${key}: an option made from the table`);
+    for (const o of shown) t.equal(o.description, flagHelp(key), `${key}: help and default`);
+  }
+  t.match(flagHelp('port'), /\(default: 8080\)$/);
+  t.match(flagHelp('revalidate'), /\(default: 1s\)$/, 'a duration as the config file spells it');
 });
 
 t.test('pkgtorrent-service.8 has the protocol, the cache layout and the deployment examples', async (t) => {

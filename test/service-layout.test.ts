@@ -9,7 +9,7 @@ import { HashPool } from '../src/core/hasher.js';
 import { PieceCache } from '../src/core/piece-cache.js';
 import { PieceStore } from '../src/core/piece-store.js';
 import { MirrorRoot } from '../src/core/root.js';
-import { buildServiceInfo, serviceTorrent } from '../src/core/service-torrent.js';
+import { buildServiceInfo, serviceTorrent } from '../src/core/service-layout.js';
 import { sha1 } from '../src/core/metainfo.js';
 import { trackerTiers } from '../src/core/trackers.js';
 import { need, ltInfo } from './helpers/oracles.js';

@@ -1,4 +1,4 @@
-// Torrents.cached, in-process: digest GETs share a stat check, and the sharing
+// Torrents.lookup, in-process: digest GETs share a stat check, and the sharing
 // never lets a request be answered from a check older than itself.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
@@ -44,47 +44,47 @@ async function setup(t: Test, revalidateMs = 0, now?: () => number) {
 
 t.test('GETs in one turn all get the entry from the check they share', async (t) => {
   const { torrents, built } = await setup(t);
-  const answers = await Promise.all(Array.from({ length: 10 }, () => torrents.cached(KEY)));
+  const answers = await Promise.all(Array.from({ length: 10 }, () => torrents.lookup(KEY)));
   t.ok(answers.every((e) => e === built), 'every GET answered with the built entry');
 });
 
 t.test('a change made before a GET arrived is always seen by that GET', async (t) => {
   const { torrents, built, touch } = await setup(t);
   // Known good now: a GET answered after a check.
-  t.equal(await torrents.cached(KEY), built);
+  t.equal(await torrents.lookup(KEY), built);
   // Joined before the touch, answered by a check that starts after it: it may
   // see the change or not, but the GET that arrives after the touch must.
-  const early = torrents.cached(KEY);
+  const early = torrents.lookup(KEY);
   touch(RELS[1]!);
-  const late = torrents.cached(KEY);
+  const late = torrents.lookup(KEY);
   t.equal(await late, null, 'the GET after the change is not answered from the old entry');
   t.equal(await early, null, 'the shared check ran after the change');
-  t.equal(await torrents.cached(KEY), null, 'and stays not cached');
+  t.equal(await torrents.lookup(KEY), null, 'and stays not cached');
 });
 
 t.test('a check answered earlier is not reused for a later GET', async (t) => {
   const { torrents, built, touch } = await setup(t);
-  t.equal(await torrents.cached(KEY), built);
-  t.equal(await torrents.cached(KEY), built);
+  t.equal(await torrents.lookup(KEY), built);
+  t.equal(await torrents.lookup(KEY), built);
   touch(RELS[2]!);
-  t.equal(await torrents.cached(KEY), null, 'the GET after the change made its own check');
+  t.equal(await torrents.lookup(KEY), null, 'the GET after the change made its own check');
 });
 
 t.test('--revalidate: within the window a hot entry is not re-checked', async (t) => {
   const { torrents, built, touch } = await setup(t, 60_000);
-  t.equal(await torrents.cached(KEY), built);
+  t.equal(await torrents.lookup(KEY), built);
   touch(RELS[0]!);
-  t.equal(await torrents.cached(KEY), built, 'the operator accepted up to a minute of staleness');
+  t.equal(await torrents.lookup(KEY), built, 'the operator accepted up to a minute of staleness');
 });
 
 t.test('the default 1 s window: a changed file is answered at most until the window ends, on the injected clock', async (t) => {
   let clock = 1_000_000;
   const { torrents, built, touch } = await setup(t, 1000, () => clock);
-  t.equal(await torrents.cached(KEY), built, 'checked at t=0');
+  t.equal(await torrents.lookup(KEY), built, 'checked at t=0');
   touch(RELS[0]!);
   clock += 999;
-  t.equal(await torrents.cached(KEY), built, '999 ms later, still inside the window');
+  t.equal(await torrents.lookup(KEY), built, '999 ms later, still inside the window');
   clock += 2;
-  t.equal(await torrents.cached(KEY), null, '1001 ms after the check, the change is seen');
-  t.equal(await torrents.cached(KEY), null, 'and stays seen');
+  t.equal(await torrents.lookup(KEY), null, '1001 ms after the check, the change is seen');
+  t.equal(await torrents.lookup(KEY), null, 'and stays seen');
 });

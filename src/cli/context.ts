@@ -1,22 +1,20 @@
 // What every command gets: the environment, output helpers and the shared
 // settings, resolved once from the global flags.
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
-import { resolveSettings, type ResolvedSettings, type SettingKey } from '../core/config.js';
+import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
+import { DEFAULT_CONFIG_FILE, resolveSettings, type ResolvedSettings, type SettingKey } from '../core/config.js';
+import { settingFlags } from './setting-options.js';
 import { openCacheDir } from '../core/cache-dir.js';
 import { MirrorRoot } from '../core/root.js';
 import type { Env } from './env.js';
 
-// Global flags, named as their settings.
-export const GLOBAL_FLAGS: Array<[SettingKey | 'config', string, string]> = [
-  ['root', '--root <dir>', 'mirror document root (default: current directory)'],
-  ['cache-dir', '--cache-dir <dir>', 'cache dir (default /var/cache/torrent_service)'],
-  ['trackers', '--trackers <file>', 'trackers file (default /var/lib/torrent_service/trackers)'],
-  ['allow-outside', '--allow-outside <dir>', 'a tree outside the root that symbolic links under it may lead to (repeatable)'],
-  ['dotfiles', '--dotfiles', 'hash and serve dot-files and dot-directories too'],
-  ['piece-length', '--piece-length <size>', 'piece length: bytes with optional K/M suffix (256K, 1M), power of two, 16K to 256M; make also takes N (2^N) and auto (default 1M; make: 256K)'],
-  ['config', '--config <file>', 'config file (default /etc/pkgtorrent.conf if present)'],
-];
+/** Settings every command takes as global flags (their options come from the table), in --help order. */
+export const GLOBAL_SETTINGS = ['root', 'cache-dir', 'trackers', 'allow-outside', 'dotfiles', 'piece-length'] as const satisfies readonly SettingKey[];
+
+/** --config is no setting (a config file cannot name another one), so it has its own option. */
+export function configOption(): Option<'--config <file>'> {
+  return new Option('--config <file>', `config file (default: ${DEFAULT_CONFIG_FILE} if present)`);
+}
 
 // Commands that can work from a cache they cannot write: serve answers hits
 // from it and builds the rest in memory. hash and cache clean exist to write
@@ -42,17 +40,21 @@ export class Context {
     this.env.stderr.write(`pkgtorrent: ${line}\n`);
   }
 
-  /** Global flags of the program, with a command's own flags of the same name. */
-  async resolve(cmd: Command, extra: Partial<Record<SettingKey, string | number | boolean>> = {}): Promise<ResolvedSettings> {
-    if (this.settings) return this.settings;
-    const opts = cmd.optsWithGlobals() as Record<string, string | string[] | boolean | undefined>;
-    const flags: Record<string, string | number | boolean> = {};
-    for (const [key] of GLOBAL_FLAGS) {
-      const v = opts[camel(key)];
-      // A repeated flag is a list, spelt as the config file spells one.
-      if (v !== undefined) flags[key] = Array.isArray(v) ? v.join(':') : v;
+  /**
+   * The settings, from the global flags of the program with `extra`, a
+   * command's own flags of settings, in place of any of the same name.
+   * Resolved once per run: every later call gets the same settings, so one
+   * that brings flags of its own would silently lose them and is an error.
+   */
+  async resolve(cmd: AnyCommand, extra: Partial<Record<SettingKey, string | number | boolean | undefined>> = {}): Promise<ResolvedSettings> {
+    const given = Object.entries(extra).filter(([, v]) => v !== undefined);
+    if (this.settings) {
+      if (given.length) throw new Error(`settings resolved before ${given.map(([k]) => `--${k}`).join(', ')} was given`);
+      return this.settings;
     }
-    Object.assign(flags, Object.fromEntries(Object.entries(extra).filter(([, v]) => v !== undefined)));
+    const opts = cmd.optsWithGlobals() as Record<string, unknown>;
+    const flags: Record<string, string | number | boolean> = { ...settingFlags(opts, GLOBAL_SETTINGS), ...Object.fromEntries(given) };
+    if (typeof opts.config === 'string') flags.config = opts.config;
     // Like every path flag, --config is relative to the command's cwd.
     if (typeof flags.config === 'string') flags.config = resolve(this.env.cwd, flags.config);
     const s = await resolveSettings(flags, this.env.vars, this.env.defaultConfigFile);
@@ -65,23 +67,17 @@ export class Context {
     return s;
   }
 
-  async root(cmd: Command): Promise<MirrorRoot> {
+  async root(cmd: AnyCommand): Promise<MirrorRoot> {
     const s = (await this.resolve(cmd)).values;
     return MirrorRoot.open(s.root, { allowOutside: s['allow-outside'], dotfiles: s.dotfiles });
   }
 
-  async cacheDir(cmd: Command): Promise<string> {
+  async cacheDir(cmd: AnyCommand): Promise<string> {
     const s = await this.resolve(cmd);
     const readOnlyOk = READ_ONLY_CACHE_OK.has(cmd.name());
     return openCacheDir(s.values['cache-dir'], s.sources['cache-dir'] === 'default', this.env.vars, (m) => this.warn(m), { readOnlyOk });
   }
 }
 
-/** Commander option parser for repeatable options: collects every value. */
-export function collect(value: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), value];
-}
-
-export function camel(flag: string): string {
-  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-}
+/** Any command, whatever options and arguments its type has inferred. */
+export type AnyCommand = CommandUnknownOpts;

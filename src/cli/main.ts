@@ -1,10 +1,11 @@
 // The pkgtorrent program: global flags, one module per command, and the one
 // place where errors become a line on stderr and an exit code.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from '@commander-js/extra-typings';
 import { PkgError } from '../core/errors.js';
 import { VERSION } from '../core/version.js';
 import { loadCommands, type LoadedCommand } from '../commands/index.js';
-import { camel, collect, Context, GLOBAL_FLAGS } from './context.js';
+import { configOption, Context, GLOBAL_SETTINGS } from './context.js';
+import { camel, settingOption } from './setting-options.js';
 import type { Env, OutStream } from './env.js';
 import { watchOutput } from './output.js';
 
@@ -21,10 +22,8 @@ export function buildProgram(ctx: Context, commands: readonly LoadedCommand[]): 
       // Commander's own errors become our one-line form.
       outputError: (s, write) => write(`pkgtorrent: ${s.replace(/^error: /, '').trimEnd()}\n`),
     });
-  for (const [key, flags, help] of GLOBAL_FLAGS) {
-    const option = new Option(flags, help);
-    program.addOption(key === 'allow-outside' ? option.argParser(collect) : option);
-  }
+  for (const key of GLOBAL_SETTINGS) program.addOption(settingOption(key));
+  program.addOption(configOption());
   for (const { register, globals } of commands) {
     const cmd = register(program, ctx);
     // A command's help lists the global flags it honours, and only those.
@@ -48,7 +47,7 @@ export async function run(env: Env): Promise<number> {
     await program.parseAsync(env.argv, { from: 'user' });
     code = ctx.exitCode;
   } catch (err) {
-    code = await failure(env, err, stdout.failed);
+    code = await failure(env, err, () => stdout.failed());
   }
   // Whatever failed to reach stdout decides: a result the reader never got is no success.
   const lost = await stdout.settled();

@@ -1,8 +1,8 @@
 // `pkgtorrent cache clean` and `pkgtorrent cache stats`: the operator's view
 // of the cache dir, safe to run while `serve` and `hash` use it.
-import { Command, Option } from 'commander';
+import { Command, Option } from '@commander-js/extra-typings';
 import { stat } from 'node:fs/promises';
-import type { Context } from '../cli/context.js';
+import type { AnyCommand, Context } from '../cli/context.js';
 import { PkgError, fsError } from '../core/errors.js';
 import { cleanCache, REMOVAL_REASONS, type CleanResult } from '../core/cache-clean.js';
 import { cacheStats, KINDS, type CacheStats } from '../core/cache-stats.js';
@@ -33,16 +33,7 @@ Counts the files of the cache dir by kind (piece entries, info entries,
 temporary files, locks, other files) with their size and oldest and newest use
 time. Reads no entry, so it is cheap on a large cache.`;
 
-interface CleanOpts {
-  olderThan: string;
-  leftoverAge: string;
-  dryRun?: boolean;
-  json?: boolean;
-  verbose?: boolean;
-  quiet?: boolean;
-}
-
-export function register(program: Command, ctx: Context): Command {
+export function register(program: Command, ctx: Context): AnyCommand {
   const cache = program.command('cache').description('clean the piece and info caches, or show what they hold');
 
   cache
@@ -55,7 +46,7 @@ export function register(program: Command, ctx: Context): Command {
     .option('-v, --verbose', 'list every removed file')
     .addOption(new Option('-q, --quiet', 'print nothing unless something failed').conflicts(['json', 'verbose']))
     .addHelpText('after', CLEAN_USAGE)
-    .action(async (opts: CleanOpts, cmd: Command) => {
+    .action(async (opts, cmd) => {
       const olderThanMs = parseDuration(opts.olderThan, '--older-than');
       const leftoverAgeMs = parseDuration(opts.leftoverAge, '--leftover-age');
       const settings = await ctx.resolve(cmd);
@@ -78,7 +69,7 @@ export function register(program: Command, ctx: Context): Command {
     .description('count cache entries by kind, with bytes and oldest use')
     .option('--json', 'print the counts as JSON')
     .addHelpText('after', STATS_USAGE)
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (opts, cmd) => {
       const stats = await cacheStats(await cacheDirToInspect(ctx, cmd));
       if (opts.json) ctx.out(JSON.stringify(stats));
       else for (const line of statsTable(stats)) ctx.out(line);
@@ -94,7 +85,7 @@ export function register(program: Command, ctx: Context): Command {
  * not be writable at its top: stats only reads, and clean reports what it
  * could not remove. Neither creates a dir that was mistyped.
  */
-async function cacheDirToInspect(ctx: Context, cmd: Command): Promise<string> {
+async function cacheDirToInspect(ctx: Context, cmd: AnyCommand): Promise<string> {
   const s = await ctx.resolve(cmd);
   if (s.sources['cache-dir'] === 'default') return ctx.cacheDir(cmd);
   const dir = s.values['cache-dir'];

@@ -1,11 +1,11 @@
 // `pkgtorrent config`: the effective settings and where each one came from,
 // so an operator can see why serve listens where it does without guessing
 // which of flag, environment, config file or default won.
-import { Command } from 'commander';
+import { Command } from '@commander-js/extra-typings';
 import { access, stat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Context } from '../cli/context.js';
+import type { AnyCommand, Context } from '../cli/context.js';
 import { formatTable } from '../cli/text.js';
 import { fallbackCacheDir } from '../core/cache-dir.js';
 import { DEFAULT_CONFIG_FILE, envName, formatValue, settingKeys, SETTINGS, type ResolvedSettings, type SettingKey } from '../core/config.js';
@@ -38,13 +38,13 @@ export interface ConfigReport {
   cacheDirFallback: string | null;
 }
 
-export function register(program: Command, ctx: Context): Command {
+export function register(program: Command, ctx: Context): AnyCommand {
   return program
     .command('config')
     .description('show the effective settings and where each came from')
     .option('--json', 'print the settings as JSON')
     .addHelpText('after', USAGE)
-    .action(async (opts: { json?: boolean }, cmd: Command) => {
+    .action(async (opts, cmd) => {
       const s = await ctx.resolve(cmd);
       const report = await configReport(s, ctx.env.vars);
       if (opts.json) {

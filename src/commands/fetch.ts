@@ -2,8 +2,9 @@
 // service, over BitTorrent (digest mode, as yum-torrent asked), each file
 // falling back to plain HTTP. This module reads flags and prints results.
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
-import { camel, type Context } from '../cli/context.js';
+import type { Command } from '@commander-js/extra-typings';
+import type { AnyCommand, Context } from '../cli/context.js';
+import { settingFlags, settingOption } from '../cli/setting-options.js';
 import type { SettingKey } from '../core/config.js';
 import { usageError } from '../core/errors.js';
 import { fetchSet } from '../proxy/fetch-set.js';
@@ -26,25 +27,23 @@ async function readStdin(ctx: Context): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function register(program: Command, ctx: Context): Command {
+export function register(program: Command, ctx: Context): AnyCommand {
   return program
     .command('fetch')
     .description('download files from a mirror over BitTorrent (digest mode), falling back to HTTP')
     .argument('[path...]', 'URL paths on the mirror (default: read from stdin)')
     .requiredOption('--base <url>', 'the mirror, scheme and host (http://mirror)')
     .requiredOption('-o, --output <dir>', 'directory to download into')
-    .option('--service-name <name>', 'path segment of the service (default torrent_service)')
-    .option('--stall-timeout <duration>', 'no BitTorrent progress this long: the rest over HTTP (default 5s)')
-    .option('--bt-port <ports>', 'TCP port(s) for peers (default 6881-6999)')
-    .option('--aria2c <path>', 'the aria2c binary (default aria2c)')
+    .addOption(settingOption('service-name'))
+    .addOption(settingOption('stall-timeout'))
+    .addOption(settingOption('bt-port'))
+    .addOption(settingOption('aria2c'))
     .addHelpText('after', USAGE)
-    .action(async (args: string[], opts: Record<string, string | undefined>, cmd: Command) => {
-      const flags: Partial<Record<SettingKey, string>> = {};
-      for (const key of FLAGS) if (opts[camel(key)] !== undefined) flags[key] = opts[camel(key)]!;
-      const s = (await ctx.resolve(cmd, flags)).values;
+    .action(async (args, opts, cmd) => {
+      const s = (await ctx.resolve(cmd, settingFlags(opts, FLAGS))).values;
       let base: URL;
       try {
-        base = new URL(opts.base!);
+        base = new URL(opts.base);
       } catch {
         throw usageError(`invalid --base '${opts.base}': expected http://host`);
       }
@@ -52,8 +51,8 @@ export function register(program: Command, ctx: Context): Command {
       const paths = args.length ? args : (await readStdin(ctx)).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
       if (paths.length === 0) throw usageError('no paths: give them as arguments or one per line on stdin');
       const results = await fetchSet({
-        base: opts.base!.replace(/\/+$/, ''),
-        outDir: resolve(ctx.env.cwd, opts.output!),
+        base: opts.base.replace(/\/+$/, ''),
+        outDir: resolve(ctx.env.cwd, opts.output),
         paths,
         serviceName: s['service-name'],
         stallMs: s['stall-timeout'],

@@ -1,7 +1,8 @@
 // `pkgtorrent hash [PATTERN...]`: the cron job that pre-fills the piece cache,
 // so the service rarely hashes on a request.
-import { Command, Option } from 'commander';
-import { collect, type Context } from '../cli/context.js';
+import { Command, Option } from '@commander-js/extra-typings';
+import type { AnyCommand, Context } from '../cli/context.js';
+import { collect } from '../cli/setting-options.js';
 import { byteProgress } from '../cli/progress.js';
 import { plural } from '../cli/text.js';
 import { defaultJobs } from '../core/hasher.js';
@@ -21,7 +22,7 @@ Examples:
   # cron, every night: quiet unless something failed
   15 3 * * *  pkgtorrent hash --root /srv/mirror --quiet`;
 
-export function register(program: Command, ctx: Context): Command {
+export function register(program: Command, ctx: Context): AnyCommand {
   return program
     .command('hash')
     .description('fill the piece cache for the mirror (cron job)')
@@ -31,7 +32,7 @@ export function register(program: Command, ctx: Context): Command {
     .option('--json', 'print the summary as JSON')
     .addOption(new Option('-q, --quiet', 'print nothing unless a file failed').conflicts('json'))
     .addHelpText('after', USAGE)
-    .action(async (patterns: string[], opts: { exclude: string[]; jobs?: string; json?: boolean; quiet?: boolean }, cmd: Command) => {
+    .action(async (patterns, opts, cmd) => {
       const settings = await ctx.resolve(cmd, { jobs: opts.jobs });
       const root = await ctx.root(cmd);
       const cacheDir = await ctx.cacheDir(cmd);

@@ -3,13 +3,13 @@
 //
 // Modules are loaded on demand: `make` should not pay for loading the HTTP
 // service and its dependencies (about 0.1 s of a one-off run).
-import type { Command } from 'commander';
-import type { Context } from '../cli/context.js';
+import type { Command } from '@commander-js/extra-typings';
+import type { AnyCommand, Context, GLOBAL_SETTINGS } from '../cli/context.js';
 
-export type Register = (program: Command, ctx: Context) => Command;
+export type Register = (program: Command, ctx: Context) => AnyCommand;
 
-/** A global flag by the name of its setting (see GLOBAL_FLAGS). */
-export type GlobalFlag = 'root' | 'allow-outside' | 'dotfiles' | 'cache-dir' | 'trackers' | 'piece-length' | 'config';
+/** A global flag by the name of its setting (see GLOBAL_SETTINGS), or --config. */
+export type GlobalFlag = (typeof GLOBAL_SETTINGS)[number] | 'config';
 
 export interface CommandEntry {
   name: string;

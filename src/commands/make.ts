@@ -1,9 +1,10 @@
 // `pkgtorrent make PATH...`: a one-off torrent from a shell. By default the
 // info dictionary is byte for byte the one mktorrent builds for the same input
 // and piece length; `--layout service` builds the torrent `serve` would answer.
-import { Command, Option } from 'commander';
+import { Option, type Command } from '@commander-js/extra-typings';
 import { resolve } from 'node:path';
-import { collect, type Context } from '../cli/context.js';
+import type { AnyCommand, Context } from '../cli/context.js';
+import { collect } from '../cli/setting-options.js';
 import { byteProgress } from '../cli/progress.js';
 import { plural } from '../cli/text.js';
 import { usageError } from '../core/errors.js';
@@ -16,75 +17,7 @@ import { announceTiers, checkTorrentName, makePlainTorrent, webSeeds, type MadeT
 import { formatBytes } from '../core/size.js';
 import { checkOutputFree, writeTorrentOutput } from '../core/torrent-output.js';
 import { TrackerList } from '../core/trackers.js';
-
-const USAGE = `
-Layouts:
-  mktorrent (default)  PATH is one file (single-file torrent) or one directory
-                       (multi-file torrent of every regular file below it,
-                       hidden and empty files included, symlinks followed,
-                       sorted by byte order of the path). The info dictionary
-                       and info hash are those mktorrent 1.1 gives for the same
-                       PATH, piece length, -n, -p and -s, and mktorrent's
-                       command line works unchanged (-d, -t N, -v included).
-                       Differences: an unreadable file is an error (mktorrent
-                       leaves it out), and "." is named after the real
-                       directory. One PATH only, as for mktorrent.
-  service              PATHs are URL paths under --root (/pub/x.rpm),
-                       percent-decoded as serve decodes them; no directories or
-                       globs. The output is exactly the torrent 'pkgtorrent
-                       serve' answers for them: one PATH gives a single-file
-                       torrent, several a multi-file torrent with BEP 47
-                       padding. The piece cache is read and filled. Needs
-                       --base-url (the mirror's scheme and host; the web seed is
-                       made from it as serve makes it, so -w is refused);
-                       trackers come from -a, else the trackers file. -n, -c,
-                       -p and -s are not available.
-
-Piece length (-l, also spelt --piece-length after make):
-  SIZE     bytes with an optional K or M suffix (256K, 1M), a power of two
-           from 16K to 256M
-  N        15 to 28: 2^N bytes, as mktorrent's -l (18 = 256K)
-  auto     imdl's rule: 2^(E/2 + 4) bytes, E = ceil(log2(total size)), E/2
-           rounded down, kept between 16K and 16M: 100 MiB -> 128K,
-           1 GiB -> 512K, 4.7 GB -> 1M, 50 GiB -> 4M
-  --piece-length, before or after make, is the same. Default: the
-  piece-length setting from PKGTORRENT_PIECE_LENGTH or the config file (a
-  SIZE), else 256K (mktorrent's) in the mktorrent layout and 1M in the
-  service layout.
-
-Trackers (-a) and web seeds (-w) as in mktorrent: each -a is a tier of
-announce-list and a comma separates URLs of the same tier; the first URL is
-'announce'. The magnet link carries every tracker (tr=) and web seed (ws=).
-The torrent goes to NAME.torrent in the current directory unless -o says
-otherwise; its directory must exist. '-o -' writes it to stdout (not to a
-terminal without --force), and the info hash and magnet link to stderr. An
-existing file is never replaced without --force, and no partial file is ever
-left behind.
-
-Examples:
-  pkgtorrent make -a udp://tracker.example:6969/announce isos/
-  pkgtorrent make -l auto -w https://mirror.example/pub/ -o big.torrent big.iso
-  pkgtorrent make --layout service --root /srv/mirror --base-url https://mirror.example \\
-      /pub/fedora/a.rpm /pub/fedora/b.rpm`;
-
-interface MakeOptions {
-  announce?: string[];
-  webSeed?: string[];
-  output?: string;
-  name?: string;
-  comment?: string;
-  private?: boolean;
-  source?: string;
-  pieceLength?: string;
-  date: boolean;
-  jobs?: string;
-  threads?: string;
-  verbose?: boolean;
-  json?: boolean;
-  force?: boolean;
-  layout: 'mktorrent' | 'service';
-  baseUrl?: string;
-}
+import { MAKE_USAGE } from './make-usage.js';
 
 /** What `make` reports, on stdout or as --json. */
 export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
@@ -95,7 +28,8 @@ export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
   filesCached?: number;
 }
 
-export function register(program: Command, ctx: Context): Command {
+/** make's flags; their types are inferred from these declarations. */
+function define(program: Command) {
   return program
     .command('make')
     .description('make a torrent from a file or directory (mktorrent-compatible), or a service torrent')
@@ -116,22 +50,27 @@ export function register(program: Command, ctx: Context): Command {
     .option('--base-url <url>', 'service layout: scheme and host of the mirror, as for serve')
     .option('--json', 'print the result as JSON')
     .option('--force', 'replace an existing output file')
-    .addHelpText('after', USAGE)
-    .action(async (paths: string[], opts: MakeOptions, cmd: Command) => {
-      // --piece-length is -l's long name; commander hands it to the program
-      // wherever it stands, so both places are read.
-      const text = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string }).pieceLength;
-      const spec = text === undefined ? undefined : parseTorrentPieceLength(text);
-      const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
-      report(ctx, result, opts);
-    });
+    .addHelpText('after', MAKE_USAGE);
+}
+
+type MakeOptions = ReturnType<ReturnType<typeof define>['opts']>;
+
+export function register(program: Command, ctx: Context): AnyCommand {
+  return define(program).action(async (paths, opts, cmd) => {
+    // --piece-length is -l's long name; commander hands it to the program
+    // wherever it stands, so both places are read.
+    const text = opts.pieceLength ?? (cmd.parent?.opts() as { pieceLength?: string }).pieceLength;
+    const spec = text === undefined ? undefined : parseTorrentPieceLength(text);
+    const result = opts.layout === 'service' ? await makeService(ctx, cmd, paths, opts, spec) : await makeMktorrent(ctx, cmd, paths, opts, spec);
+    report(ctx, result, opts);
+  });
 }
 
 /**
  * The settings, with -l (already parsed: it also takes N and auto, which the
  * setting does not) in place of the piece-length setting.
  */
-function pieceSettings(ctx: Context, cmd: Command, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
+function pieceSettings(ctx: Context, cmd: AnyCommand, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
   const given = spec === undefined ? {} : { 'piece-length': spec === 'auto' ? MKTORRENT_PIECE_LENGTH : spec };
   return ctx.resolve(cmd, { ...extra, ...given, jobs: opts.jobs ?? opts.threads });
 }
@@ -142,7 +81,7 @@ function outputPath(ctx: Context, opts: MakeOptions, name: string): string {
   return resolve(ctx.env.cwd, opts.output ?? `${name}.torrent`);
 }
 
-async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
+async function makeMktorrent(ctx: Context, cmd: AnyCommand, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   if (paths.length !== 1) {
     throw usageError(`make takes one PATH, a file or a directory (got ${paths.length}); to combine files, put them in a directory or use --layout service`);
   }
@@ -179,7 +118,7 @@ async function makeMktorrent(ctx: Context, cmd: Command, paths: string[], opts: 
   return { ...summary, output, layout: 'mktorrent' };
 }
 
-async function makeService(ctx: Context, cmd: Command, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
+async function makeService(ctx: Context, cmd: AnyCommand, paths: string[], opts: MakeOptions, spec: PieceLengthSpec | undefined): Promise<MakeResult> {
   for (const [flag, given] of [
     ['-n', opts.name],
     ['-c', opts.comment],

@@ -3,10 +3,11 @@
 // one server or a cluster of them (supervisor.ts), and stops on SIGINT/SIGTERM.
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Command, Option } from 'commander';
-import { camel, type Context } from '../cli/context.js';
+import type { Command } from '@commander-js/extra-typings';
+import type { AnyCommand, Context } from '../cli/context.js';
+import { settingFlags, settingOption } from '../cli/setting-options.js';
 import { nodeCluster, stopRequested, supervise, type ClusterEnv } from '../cli/supervisor.js';
-import type { SettingKey } from '../core/config.js';
+import { settingKeys } from '../core/config.js';
 import { startServer } from '../service/server.js';
 
 const USAGE = `
@@ -23,49 +24,28 @@ Examples:
 // The launcher a cluster worker runs: the same binary and arguments.
 const BIN = fileURLToPath(new URL('../../bin/pkgtorrent', import.meta.url));
 
-/** Settings that serve also takes as its own flags, named as the settings. */
-const SERVE_SETTINGS = [
-  'host',
-  'port',
-  'base-url',
-  'trust-proxy',
-  'files',
-  'workers',
-  'jobs',
-  'service-name',
-  'trackers-interval',
-  'max-body',
-  'max-paths',
-  'max-glob-matches',
-  'queue-limit',
-  'request-timeout',
-  'revalidate',
-] as const satisfies readonly SettingKey[];
-
-export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): Command {
+export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): AnyCommand {
   return program
     .command('serve')
     .description('run the HTTP torrent service')
-    .option('--host <addr>', 'address to listen on (default 127.0.0.1)')
-    .option('--port <n>', 'port to listen on, 0 for any free one (default 8080)')
-    .option('--base-url <url>', 'scheme and host of web-seed URLs (default: from the request Host)')
-    .option('--trust-proxy', 'honour X-Forwarded-Proto and X-Forwarded-Host')
-    .option('--files', 'also serve the files under the root (GET/HEAD, Range)')
-    .option('--workers <n>', 'server processes (node:cluster, default 1)')
-    .addOption(new Option('-j, --jobs <n>', 'hash worker threads per process (default: cores / workers)'))
-    .option('--service-name <name>', 'path segment routing to the service (default torrent_service)')
-    .option('--trackers-interval <duration>', 'how often to look for a changed trackers file (default 60s)')
-    .option('--max-body <size>', 'largest POST body (default 1M)')
-    .option('--max-paths <n>', 'most paths in one request (default 5000)')
-    .option('--max-glob-matches <n>', 'most files a simple-mode glob may match (default 5000)')
-    .option('--queue-limit <n>', 'most distinct torrents one process builds at once; one more is 503 (default 64)')
-    .option('--request-timeout <duration>', 'longest a request may take (default 120s)')
-    .option(
-      '--revalidate <duration>',
-      "let a cached torrent's stat check of its files hold this long for GETs, as nginx's open_file_cache_valid (default 1s; 0: check on every request, so a replaced package never yields its old torrent)",
-    )
+    // Settings that serve also takes as its own flags, named as the settings.
+    .addOption(settingOption('host'))
+    .addOption(settingOption('port'))
+    .addOption(settingOption('base-url'))
+    .addOption(settingOption('trust-proxy'))
+    .addOption(settingOption('files'))
+    .addOption(settingOption('workers'))
+    .addOption(settingOption('jobs'))
+    .addOption(settingOption('service-name'))
+    .addOption(settingOption('trackers-interval'))
+    .addOption(settingOption('max-body'))
+    .addOption(settingOption('max-paths'))
+    .addOption(settingOption('max-glob-matches'))
+    .addOption(settingOption('queue-limit'))
+    .addOption(settingOption('request-timeout'))
+    .addOption(settingOption('revalidate'))
     .addHelpText('after', USAGE)
-    .action(async (opts: Record<string, string | boolean | undefined>, cmd: Command) => {
+    .action(async (opts, cmd) => {
       const link = clusterEnv.link;
       try {
         await serve(ctx, cmd, opts, clusterEnv);
@@ -76,9 +56,9 @@ export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv 
     });
 }
 
-async function serve(ctx: Context, cmd: Command, opts: Record<string, string | boolean | undefined>, clusterEnv: ClusterEnv): Promise<void> {
-  const flags = Object.fromEntries(SERVE_SETTINGS.map((key) => [key, opts[camel(key)]]));
-  const s = (await ctx.resolve(cmd, flags)).values;
+async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown>, clusterEnv: ClusterEnv): Promise<void> {
+  // opts holds serve's own flags only: the global ones are read by resolve.
+  const s = (await ctx.resolve(cmd, settingFlags(opts, settingKeys()))).values;
   const root = await ctx.root(cmd);
   const cacheDir = await ctx.cacheDir(cmd);
   const signal = ctx.env.signal;

@@ -1,8 +1,8 @@
 // `pkgtorrent trackers check`: is the trackers file right, and are the
 // trackers in it alive? Run it after editing the file, or from monitoring.
-import { Command, Option } from 'commander';
+import { Command, Option } from '@commander-js/extra-typings';
 import { readFile } from 'node:fs/promises';
-import type { Context } from '../cli/context.js';
+import type { AnyCommand, Context } from '../cli/context.js';
 import { formatTable, plural } from '../cli/text.js';
 import { PkgError, fsError } from '../core/errors.js';
 import { parseDuration } from '../core/size.js';
@@ -46,7 +46,7 @@ export interface CheckReport {
   ok: boolean;
 }
 
-export function register(program: Command, ctx: Context): Command {
+export function register(program: Command, ctx: Context): AnyCommand {
   const trackers = program.command('trackers').description('check the trackers file');
   trackers
     .command('check')
@@ -55,7 +55,7 @@ export function register(program: Command, ctx: Context): Command {
     .addOption(new Option('--timeout <duration>', 'how long to wait for each tracker (ms, s, m)').default('5s'))
     .option('--json', 'print the report as JSON')
     .addHelpText('after', USAGE)
-    .action(async (opts: { offline?: boolean; timeout: string; json?: boolean }, cmd: Command) => {
+    .action(async (opts, cmd) => {
       const timeoutMs = parseTimeout(opts.timeout);
       const file = (await ctx.resolve(cmd)).values.trackers;
       let text: string;

@@ -5,7 +5,8 @@ import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { PkgError, fsError } from './errors.js';
 import { DEFAULT_PIECE_LENGTH, parseDuration, parsePieceLength, parseSize } from './size.js';
-import { DEFAULT_SERVICE_NAME } from './service-torrent.js';
+import { DEFAULT_SERVICE_NAME } from './service-name.js';
+import { baseUrlProblem } from './urls.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/pkgtorrent.conf';
 
@@ -34,13 +35,20 @@ function parsePathList(text: string): string[] {
 /** How a value is shown by `pkgtorrent config`: in the syntax the config file takes. */
 export type ValueKind = 'text' | 'size' | 'duration';
 
-/** Every setting: its key in the config file and the parser its values go through. */
+/**
+ * Every setting: its key in the config file, the parser its values go
+ * through, and the flag (with its value placeholder) and help that commands
+ * generate their options from; `shownDefault` where the default is better
+ * said in words than as its value; `details`, what only --help adds to the
+ * help (`pkgtorrent config` reports `help` alone).
+ */
 export const SETTINGS = {
-  root: { parse: str, default: (): string => '.', help: 'mirror document root' },
-  'cache-dir': { parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
-  trackers: { parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
-  'piece-length': { parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', kind: 'size' },
+  root: { flag: '--root <dir>', shownDefault: 'the current directory', parse: str, default: (): string => '.', help: 'mirror document root' },
+  'cache-dir': { flag: '--cache-dir <dir>', parse: str, default: (): string => '/var/cache/torrent_service', help: 'cache directory' },
+  trackers: { flag: '--trackers <file>', parse: str, default: (): string => '/var/lib/torrent_service/trackers', help: 'trackers file' },
+  'piece-length': { flag: '--piece-length <size>', parse: (t: string) => parsePieceLength(t), default: (): number => DEFAULT_PIECE_LENGTH, help: 'piece length (a size); make without -l or it: 256K, as mktorrent', details: 'bytes with an optional K or M suffix (256K, 1M), a power of two from 16K to 256M; make -l also takes N (2^N) and auto', kind: 'size' },
   'service-name': {
+    flag: '--service-name <name>',
     parse: (t: string) => {
       if (!/^[A-Za-z0-9._~-]+$/.test(t)) throw new PkgError('usage', `invalid service name '${t}'`);
       return t;
@@ -48,78 +56,79 @@ export const SETTINGS = {
     default: (): string => DEFAULT_SERVICE_NAME,
     help: 'path segment that routes to the service',
   },
-  host: { parse: str, default: (): string => '127.0.0.1', help: 'address serve listens on' },
-  port: { parse: parseInteger(0, 65535), default: (): number => 8080, help: 'port serve listens on' },
+  host: { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address serve listens on' },
+  port: { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 8080, help: 'port serve listens on', details: '0 for any free one' },
   'base-url': {
+    flag: '--base-url <url>',
     parse: (t: string) => {
-      let u: URL;
-      try {
-        u = new URL(t);
-      } catch {
-        throw new PkgError('usage', `invalid base URL '${t}'`);
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new PkgError('usage', `invalid base URL '${t}': use http or https`);
+      const problem = baseUrlProblem(t);
+      if (problem) throw new PkgError('usage', `invalid base URL '${t}': ${problem}`);
       return t.replace(/\/+$/, '');
     },
     default: (): string | undefined => undefined,
+    shownDefault: 'none',
     help: 'scheme and host of web-seed URLs (default: from the request)',
   },
-  'trust-proxy': { parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
-  files: { parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too' },
-  workers: { parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
-  jobs: { parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)' },
+  'trust-proxy': { flag: '--trust-proxy', parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
+  files: { flag: '--files', parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too', details: 'GET and HEAD, with Range' },
+  workers: { flag: '--workers <n>', parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },
+  jobs: { flag: '-j, --jobs <n>', parse: parseInteger(0, 1024), default: (): number => 0, help: 'hash worker threads (0: one per core)', details: 'serve divides the cores among its workers' },
   'trackers-interval': {
+    flag: '--trackers-interval <duration>',
     parse: (t: string) => parseDuration(t, 'interval'),
     default: (): number => 60_000,
     help: 'how often serve looks for a changed trackers file',
     kind: 'duration',
   },
-  'max-body': { parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts', kind: 'size' },
-  'max-paths': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most paths in one request' },
-  'max-glob-matches': { parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
-  'queue-limit': { parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most distinct torrents one process builds at once; one more is 503' },
-  'request-timeout': { parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
+  'max-body': { flag: '--max-body <size>', parse: (t: string) => parseSize(t, 'body size'), default: (): number => 1024 * 1024, help: 'largest POST body serve accepts', kind: 'size' },
+  'max-paths': { flag: '--max-paths <n>', parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most paths in one request' },
+  'max-glob-matches': { flag: '--max-glob-matches <n>', parse: parseInteger(1, 1_000_000), default: (): number => 5000, help: 'most files one simple-mode glob may match' },
+  'queue-limit': { flag: '--queue-limit <n>', parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most distinct torrents one process builds at once; one more is 503' },
+  'request-timeout': { flag: '--request-timeout <duration>', parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
   'allow-outside': {
+    flag: '--allow-outside <dir>', repeatable: true,
     parse: parsePathList,
     default: (): string[] => [],
     help: 'trees outside the root that symbolic links under it may lead to (the flag repeats; elsewhere a colon-separated list)',
   },
-  dotfiles: { parse: parseBool, default: (): boolean => false, help: 'hash and serve dot-files and dot-directories too' },
+  dotfiles: { flag: '--dotfiles', parse: parseBool, default: (): boolean => false, help: 'hash and serve dot-files and dot-directories too' },
   revalidate: {
+    flag: '--revalidate <duration>',
     parse: (t: string) => parseDuration(t, 'revalidate interval'),
     // Bounded staleness, as nginx's open_file_cache_valid: mirrors replace
     // files by rename, so a second is far inside any sync.
     default: (): number => 1000,
     help: "how long serve trusts a cached torrent's check of its files for GETs (0: check on every request)",
+    details: "as nginx's open_file_cache_valid; with 0 a replaced package never yields its old torrent",
     kind: 'duration',
   },
   // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated.
-  'proxy-host': { parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },
-  'proxy-port': { parse: parseInteger(0, 65535), default: (): number => 3142, help: 'port the proxy listens on' },
-  mirror: { parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
-  'package-patterns': {
+  'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },
+  'proxy-port': { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 3142, help: 'port the proxy listens on' },
+  mirror: { flag: '--mirror <name=url>', repeatable: true, parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
+  'package-patterns': { flag: '--package-patterns <globs>',
     parse: (t: string) => parseList(t),
     // Empty: the built-in list (kept out of the value so `config` stays one narrow table).
     default: (): string[] => [],
     help: 'file names the proxy fetches over BitTorrent (default *.rpm,*.drpm,*.deb,*.udeb,*.ddeb,*.pkg.tar.*,*.apk)',
   },
-  'min-size': { parse: (t: string) => parseSize(t, 'minimum size'), default: (): number => 1024 * 1024, help: 'smallest package the proxy fetches over BitTorrent', kind: 'size' },
-  'stall-timeout': { parse: (t: string) => parseDuration(t, 'stall timeout'), default: (): number => 5000, help: 'no BitTorrent progress this long: finish from the mirror', kind: 'duration' },
-  'lookup-timeout': { parse: (t: string) => parseDuration(t, 'lookup timeout'), default: (): number => 3000, help: 'longest the proxy waits for a torrent from the service', kind: 'duration' },
-  'service-miss-ttl': { parse: (t: string) => parseDuration(t, 'service-miss interval'), default: (): number => 600_000, help: 'how long a mirror prefix without a service goes direct', kind: 'duration' },
-  store: { parse: str, default: (): string => '/var/cache/pkgtorrent-proxy', help: 'directory of completed packages the proxy keeps and seeds' },
-  'store-size': { parse: (t: string) => parseSize(t, 'store size'), default: (): number => 10 * 1024 ** 3, help: 'most bytes the store keeps (least recently used evicted)', kind: 'size' },
-  'seed-time': { parse: (t: string) => parseDuration(t, 'seed time'), default: (): number => 3_600_000, help: 'how long a completed package is seeded', kind: 'duration' },
-  'seed-ratio': { parse: parseRatio, default: (): number => 0, help: 'stop seeding a package at this upload ratio (0: only seed-time counts)' },
-  'seed-max-torrents': { parse: parseInteger(0, 100_000), default: (): number => 100, help: 'most packages seeded at once' },
-  'upload-limit': { parse: (t: string) => parseSize(t, 'upload limit'), default: (): number => 0, help: 'bytes per second uploaded to peers, all torrents (0: unlimited)', kind: 'size' },
-  'bt-port': { parse: str, default: (): string => '6881-6999', help: 'TCP port(s) for BitTorrent peers (aria2 syntax: 6881-6999)' },
-  dht: { parse: parseBool, default: (): boolean => false, help: 'find peers through the DHT' },
-  lpd: { parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
-  pex: { parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },
-  'allow-from': { parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
-  'allow-host': { parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
-  aria2c: { parse: str, default: (): string => 'aria2c', help: 'the aria2c binary the proxy runs' },
+  'min-size': { flag: '--min-size <size>', parse: (t: string) => parseSize(t, 'minimum size'), default: (): number => 1024 * 1024, help: 'smallest package the proxy fetches over BitTorrent', kind: 'size' },
+  'stall-timeout': { flag: '--stall-timeout <duration>', parse: (t: string) => parseDuration(t, 'stall timeout'), default: (): number => 5000, help: 'no BitTorrent progress this long: finish from the mirror', kind: 'duration' },
+  'lookup-timeout': { flag: '--lookup-timeout <duration>', parse: (t: string) => parseDuration(t, 'lookup timeout'), default: (): number => 3000, help: 'longest the proxy waits for a torrent from the service', kind: 'duration' },
+  'service-miss-ttl': { flag: '--service-miss-ttl <duration>', parse: (t: string) => parseDuration(t, 'service-miss interval'), default: (): number => 600_000, help: 'how long a mirror prefix without a service goes direct', kind: 'duration' },
+  store: { flag: '--store <dir>', parse: str, default: (): string => '/var/cache/pkgtorrent-proxy', help: 'directory of completed packages the proxy keeps and seeds' },
+  'store-size': { flag: '--store-size <size>', parse: (t: string) => parseSize(t, 'store size'), default: (): number => 10 * 1024 ** 3, help: 'most bytes the store keeps (least recently used evicted)', kind: 'size' },
+  'seed-time': { flag: '--seed-time <duration>', parse: (t: string) => parseDuration(t, 'seed time'), default: (): number => 3_600_000, help: 'how long a completed package is seeded', kind: 'duration' },
+  'seed-ratio': { flag: '--seed-ratio <ratio>', parse: parseRatio, default: (): number => 0, help: 'stop seeding a package at this upload ratio (0: only seed-time counts)' },
+  'seed-max-torrents': { flag: '--seed-max-torrents <n>', parse: parseInteger(0, 100_000), default: (): number => 100, help: 'most packages seeded at once' },
+  'upload-limit': { flag: '--upload-limit <size>', parse: (t: string) => parseSize(t, 'upload limit'), default: (): number => 0, help: 'bytes per second uploaded to peers, all torrents (0: unlimited)', kind: 'size' },
+  'bt-port': { flag: '--bt-port <ports>', parse: str, default: (): string => '6881-6999', help: 'TCP port(s) for BitTorrent peers (aria2 syntax: 6881-6999)' },
+  dht: { flag: '--dht <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers through the DHT' },
+  lpd: { flag: '--lpd <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
+  pex: { flag: '--pex <yes|no>', parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },
+  'allow-from': { flag: '--allow-from <cidr>', repeatable: true, parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
+  'allow-host': { flag: '--allow-host <host>', repeatable: true, parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
+  aria2c: { flag: '--aria2c <path>', parse: str, default: (): string => 'aria2c', help: 'the aria2c binary the proxy runs' },
 } as const;
 
 export interface Mirror {
@@ -175,6 +184,23 @@ export function settingKeys(): SettingKey[] {
 export function valueKind(key: SettingKey): ValueKind {
   const def = SETTINGS[key];
   return 'kind' in def ? def.kind : 'text';
+}
+
+/** The default as --help and the man page spell it. */
+export function shownDefault(key: SettingKey): string {
+  const def = SETTINGS[key];
+  return 'shownDefault' in def ? def.shownDefault : formatValue(key, def.default()) || 'none';
+}
+
+/**
+ * A setting's help as its flag shows it: with the default, unless there is
+ * none or the flag takes no value (its absence is the default).
+ */
+export function flagHelp(key: SettingKey): string {
+  const def = SETTINGS[key];
+  const text = 'details' in def ? `${def.help}; ${def.details}` : def.help;
+  const shown = shownDefault(key);
+  return shown === 'none' || !def.flag.includes('<') ? text : `${text} (default: ${shown})`;
 }
 
 function isKey(k: string): k is SettingKey {
@@ -320,7 +346,7 @@ export function formatValue(key: SettingKey, value: unknown): string {
     if (kind === 'duration') return formatUnits(value, [['w', 7 * 86400_000], ['d', 86400_000], ['h', 3600_000], ['m', 60_000], ['s', 1000]]) ?? `${value / 1000}s`;
     if (kind === 'size') return formatUnits(value, [['G', 1024 ** 3], ['M', 1024 ** 2], ['K', 1024]]) ?? String(value);
   }
-  return String(value);
+  return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
 function formatUnits(n: number, units: Array<[string, number]>): string | null {

@@ -49,6 +49,18 @@ export class PkgError extends Error {
 
 export const usageError = (message: string) => new PkgError('usage', message);
 
+// Messages said in more than one place: one constructor each, so every caller
+// says the same thing with the same kind.
+
+/** A path that leads (by symbolic link) out of the root and the allowed trees. */
+export const outsideRoot = (rel: string) => new PkgError('forbidden', `${rel}: resolves outside the root`);
+/** A dot-file or a path through a dot-directory, without --dotfiles. */
+export const hiddenFile = (rel: string) => new PkgError('forbidden', `${rel}: hidden files are not part of the mirror`);
+/** The client went away or the service is stopping: the work is abandoned. */
+export const requestCancelled = () => new PkgError('busy', 'request cancelled');
+/** A POST body longer than max-body. */
+export const bodyTooLarge = (maxBytes: number) => new PkgError('too-large', `request body over ${maxBytes} bytes`);
+
 /** What the system said, in the words a user reads; Node's own message (with an absolute path) only when we know no better. */
 const ERRNO_TEXT: Record<string, string> = {
   ENOENT: 'no such file or directory',

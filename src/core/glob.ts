@@ -15,7 +15,7 @@ import fg from 'fast-glob';
 import { realpathSync } from 'node:fs';
 import { relative } from 'node:path';
 import type { Readable } from 'node:stream';
-import { PkgError, fsError } from './errors.js';
+import { PkgError, fsError, requestCancelled } from './errors.js';
 import type { MirrorRoot } from './root.js';
 
 /** Most wildcards (`*`, `?`, `[...]`) in one pattern; more is refused. */
@@ -204,7 +204,7 @@ export interface GlobFilesOptions {
  * the caller like any path.
  */
 export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptions): Promise<string[]> {
-  if (o.signal?.aborted) throw new PkgError('busy', 'request cancelled');
+  if (o.signal?.aborted) throw requestCancelled();
   // The walk starts at the fixed part of the pattern, which must be the mirror's.
   let cwd = root.real;
   if (g.base !== '') {
@@ -247,14 +247,14 @@ export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptio
     }
   } catch (e) {
     if (e instanceof PkgError) throw e;
-    if (o.signal?.aborted) throw new PkgError('busy', 'request cancelled');
+    if (o.signal?.aborted) throw requestCancelled();
     const err = e as NodeJS.ErrnoException & { path?: string };
     throw fsError(err, err.path ? `/${relative(root.real, err.path)}` : `/${g.source}`);
   } finally {
     stream.destroy();
     o.signal?.removeEventListener('abort', stop);
   }
-  if (o.signal?.aborted) throw new PkgError('busy', 'request cancelled');
+  if (o.signal?.aborted) throw requestCancelled();
   return found.sort();
 }
 

@@ -8,13 +8,12 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { openInside } from './open-inside.js';
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
-import type { HashTask, Segment, TaskReply } from './hash-task.js';
+import { HASH_LEN, type HashTask, type Segment, type TaskReply } from './hash-task.js';
 
 // Small enough that a block is still in this core's L2 cache when it is
 // hashed right after the read copied it there; larger blocks measured no
 // faster. Pieces longer than a block are hashed incrementally.
 const BLOCK = 1024 * 1024;
-const HASH_LEN = 20;
 const PROGRESS_BYTES = 8 * 1024 * 1024;
 /**
  * The zeros a padded tail is hashed with, made once per thread: a mirror of

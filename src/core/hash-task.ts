@@ -1,5 +1,8 @@
 // The message types exchanged with hash workers, shared by both sides.
 
+/** Bytes of one SHA-1 piece hash (BEP 3 `pieces`); every module that slices piece hashes uses this. */
+export const HASH_LEN = 20;
+
 /** A byte range of one file; a task's segments form one contiguous stream. */
 export interface Segment {
   path: string;

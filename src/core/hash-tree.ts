@@ -81,7 +81,7 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
         fail(name, `skipping ${(e as Error).message}${outside ? ' (--allow-outside DIR lets links lead into DIR)' : ''}`);
         return;
       }
-      if (await store.cached(file, o.pieceLength)) filesCached++;
+      if (await store.lookup(file, o.pieceLength)) filesCached++;
       else todo.push(file);
     });
 

@@ -9,8 +9,6 @@ import type { HashTask, Segment, TaskReply, WorkerMessage } from './hash-task.js
 
 export type { Segment } from './hash-task.js';
 
-export const HASH_LEN = 20;
-
 // A task is the unit handed to one worker. Large enough that messaging costs
 // nothing, small enough that one big file still keeps every core busy and
 // that the last tasks of a run end close together (a 64 MiB task left one

@@ -27,10 +27,10 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { readCacheFileSync, writeFileAtomic } from './atomic.js';
 import { LOCK_SUFFIX } from './build-lock.js';
-import { HASH_LEN } from './hasher.js';
+import { HASH_LEN } from './hash-task.js';
 import { sha1 } from './metainfo.js';
 import { sameStamp, type FileStamp } from './piece-cache.js';
-import type { ServiceInfo, ServiceKind } from './service-torrent.js';
+import type { ServiceInfo, ServiceKind } from './service-layout.js';
 
 export const MAGIC = Buffer.from('PKTINFO\n', 'latin1');
 export const FORMAT_VERSION = 1;

@@ -7,7 +7,7 @@ import { PkgError, usageError } from './errors.js';
 import type { MirrorFile, MirrorRoot } from './root.js';
 import { urlPathToRel } from './url-path.js';
 import { filesForPath, type ServicePathOptions } from './service-paths.js';
-import { buildServiceInfo, serviceTorrent, serviceWebSeed } from './service-torrent.js';
+import { buildServiceInfo, serviceTorrent, serviceWebSeed } from './service-layout.js';
 import { magnetLink, pieceCount } from './metainfo.js';
 import type { MadeTorrent } from './plain-torrent.js';
 

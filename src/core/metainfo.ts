@@ -3,6 +3,7 @@
 // elsewhere; nothing here reads files.
 import bencode from 'bencode';
 import { createHash } from 'node:crypto';
+import { HASH_LEN } from './hash-task.js';
 
 export { CREATED_BY } from './version.js';
 
@@ -105,5 +106,5 @@ export function magnetLink(infoHash: Buffer, name: string, trackers: readonly st
 /** How many pieces an encoded info dictionary has, read from its own `pieces`. */
 export function pieceCount(info: Uint8Array): number {
   const d = bencode.decode(info) as { pieces: Uint8Array };
-  return d.pieces.length / 20;
+  return d.pieces.length / HASH_LEN;
 }

@@ -22,7 +22,7 @@ import { utimes, stat } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { readCacheFileSync, writeFileAtomic } from './atomic.js';
-import { HASH_LEN } from './hasher.js';
+import { HASH_LEN } from './hash-task.js';
 
 export const MAGIC = Buffer.from('PKTPIECE', 'latin1');
 export const FORMAT_VERSION = 1;

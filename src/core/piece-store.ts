@@ -2,7 +2,8 @@
 // entry, else hashed on the pool and stored. Concurrent requests for the same
 // file share one hashing run.
 import type { CacheWrites } from './cache-writes.js';
-import { HASH_LEN, type HashPool } from './hasher.js';
+import { HASH_LEN } from './hash-task.js';
+import type { HashPool } from './hasher.js';
 import { PkgError } from './errors.js';
 import { PieceCache, fullPieceCount, sameStamp, type FilePieces } from './piece-cache.js';
 import { currentStamp, type MirrorFile } from './root.js';
@@ -33,8 +34,8 @@ export class PieceStore {
     private readonly opts: PieceStoreOptions = {},
   ) {}
 
-  /** Is a valid entry cached for this file? Cheap: one read, no hashing. */
-  async cached(file: MirrorFile, pieceLength: number): Promise<FilePieces | null> {
+  /** The valid cached entry for this file, or null. Cheap: one read, no hashing. */
+  async lookup(file: MirrorFile, pieceLength: number): Promise<FilePieces | null> {
     return this.cache ? this.cache.get(file.rel, pieceLength, file) : null;
   }
 
@@ -44,7 +45,7 @@ export class PieceStore {
   }
 
   private async load(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
-    const hit = await this.cached(file, pieceLength);
+    const hit = await this.lookup(file, pieceLength);
     if (hit) return { pieces: hit, hashed: false };
     const pieces = await hashFile(this.pool, file, pieceLength, onProgress);
     const cache = this.cache;

@@ -7,21 +7,22 @@ import fg from 'fast-glob';
 import { PkgError, usageError } from './errors.js';
 import { fileId, hashContent, listContent, type Content } from './file-list.js';
 import { withHashPool } from './hash-pool-run.js';
-import { HASH_LEN } from './hasher.js';
+import { HASH_LEN } from './hash-task.js';
 import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type EncodedInfo, type InfoSpec } from './metainfo.js';
 import { resolvePieceLength, type PieceLengthSpec } from './piece-length.js';
+import { announceUrlProblem, webSeedUrlProblem } from './urls.js';
 
 /** -a values as tiers: each flag a tier, commas separating URLs of one tier. */
 export function announceTiers(values: readonly string[]): string[][] {
   const tiers = values.map((v) => splitUrls(v, '-a'));
-  for (const url of tiers.flat()) checkUrl(url, '-a', ['http:', 'https:', 'udp:', 'ws:', 'wss:']);
+  for (const url of tiers.flat()) checkUrl(url, '-a', announceUrlProblem(url, { webTorrent: true }));
   return tiers.filter((t) => t.length);
 }
 
 /** -w values: every flag and every comma-separated URL one web seed (BEP 19). */
 export function webSeeds(values: readonly string[]): string[] {
   const urls = values.flatMap((v) => splitUrls(v, '-w'));
-  for (const url of urls) checkUrl(url, '-w', ['http:', 'https:', 'ftp:']);
+  for (const url of urls) checkUrl(url, '-w', webSeedUrlProblem(url));
   return urls;
 }
 
@@ -31,14 +32,8 @@ function splitUrls(value: string, flag: string): string[] {
   return urls;
 }
 
-function checkUrl(url: string, flag: string, schemes: string[]): void {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw usageError(`${flag} '${url}': not a URL`);
-  }
-  if (!schemes.includes(u.protocol)) throw usageError(`${flag} '${url}': unsupported scheme (use ${schemes.map((s) => s.slice(0, -1)).join(', ')})`);
+function checkUrl(url: string, flag: string, problem: string | null): void {
+  if (problem) throw usageError(`${flag} '${url}': ${problem}`);
 }
 
 /** A name given with -n: it becomes a file or directory name on every client. */

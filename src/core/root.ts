@@ -4,7 +4,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, relative, sep } from 'node:path';
-import { PkgError, fsError } from './errors.js';
+import { PkgError, fsError, hiddenFile, outsideRoot } from './errors.js';
 import { isUnder, openInside } from './open-inside.js';
 import type { FileStamp } from './piece-cache.js';
 
@@ -111,10 +111,10 @@ export class MirrorRoot {
    */
   admit(abs: string, rel: string): string {
     const tree = this.trees.readable.find((t) => isUnder(abs, t));
-    if (tree === undefined) throw new PkgError('forbidden', `${rel}: resolves outside the root`);
+    if (tree === undefined) throw outsideRoot(rel);
     if (this.trees.hidden.some((h) => isUnder(abs, h))) throw new PkgError('forbidden', `${rel}: the cache is not part of the mirror`);
     if (!this.dotfiles && relative(tree, abs).split(sep).some(isDotName)) {
-      throw new PkgError('forbidden', `${rel}: hidden files are not part of the mirror`);
+      throw hiddenFile(rel);
     }
     return tree;
   }
@@ -157,7 +157,7 @@ export class MirrorRoot {
    */
   file(path: string): MirrorFile {
     const rel = checkRelPath(path);
-    if (!this.dotfiles && rel.split('/').some(isDotName)) throw new PkgError('forbidden', `${rel}: hidden files are not part of the mirror`);
+    if (!this.dotfiles && rel.split('/').some(isDotName)) throw hiddenFile(rel);
     let abs: string;
     try {
       abs = realpathSync.native(this.join(rel));
@@ -187,7 +187,7 @@ export class MirrorRoot {
     } catch (e) {
       throw fsError(e, file.rel);
     }
-    if (fd === null) throw new PkgError('forbidden', `${file.rel}: resolves outside the root`);
+    if (fd === null) throw outsideRoot(file.rel);
     return fd;
   }
 }

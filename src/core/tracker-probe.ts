@@ -17,6 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { errnoText } from './errors.js';
 import { eachLimit } from './limit.js';
 import { CREATED_BY } from './version.js';
+import { announceUrlProblem } from './urls.js';
 
 export type ProbeStatus =
   | 'ok' // a proper tracker answer
@@ -47,6 +48,9 @@ export async function probeTracker(url: string, timeoutMs: number): Promise<Prob
     const answered = status === 'ok' || status === 'failure';
     return { url, status, answered, latencyMs: answered ? Math.round(performance.now() - started) : null, detail };
   };
+  // Only what the trackers file would take is contacted: nothing else gets a request.
+  const problem = announceUrlProblem(url);
+  if (problem) return done('error', problem);
   try {
     const u = new URL(url);
     const outcome = u.protocol === 'udp:' ? await probeUdp(u, signal, timeoutMs) : await probeHttp(u, signal);
@@ -59,7 +63,7 @@ export async function probeTracker(url: string, timeoutMs: number): Promise<Prob
 
 /** Probes every URL, at most `limit` at a time; results in input order. */
 export async function probeTrackers(urls: readonly string[], timeoutMs: number, limit = 32): Promise<ProbeResult[]> {
-  const results: ProbeResult[] = new Array(urls.length);
+  const results = new Array<ProbeResult>(urls.length);
   await eachLimit(urls, limit, async (url, i) => {
     results[i] = await probeTracker(url, timeoutMs);
   });
@@ -162,18 +166,20 @@ async function probeUdp(u: URL, signal: AbortSignal, timeoutMs: number): Promise
 
 /** Settles with `p`, or rejects as soon as the signal aborts (nothing waits past the timeout). */
 function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
+  // The reason is the AbortSignal.timeout() error the caller made.
+  const reason = () => (signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+  if (signal.aborted) return Promise.reject(reason());
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    const onAbort = () => reject(reason());
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(
       (v) => {
         signal.removeEventListener('abort', onAbort);
         resolve(v);
       },
-      (e) => {
+      (e: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(e);
+        reject(e instanceof Error ? e : new Error(String(e)));
       },
     );
   });

@@ -3,24 +3,7 @@
 // and `trackers check` (which reports them, and warns about odd ones).
 import { readFile, stat } from 'node:fs/promises';
 import { sha1 } from './metainfo.js';
-
-/** Why a line is not an announce URL, or null when it is one. */
-export function announceUrlProblem(text: string): string | null {
-  let u: URL;
-  try {
-    u = new URL(text);
-  } catch {
-    return 'not a URL';
-  }
-  if (!['http:', 'https:', 'udp:'].includes(u.protocol)) return `unsupported scheme '${u.protocol.slice(0, -1)}' (use http, https or udp)`;
-  if (!u.hostname) return 'no host';
-  if (u.protocol === 'udp:' && !u.port) return 'udp tracker without a port';
-  if (u.username || u.password) return 'credentials are not allowed in a tracker URL';
-  if (/\s/.test(text)) return 'contains whitespace';
-  if (u.port === '0') return 'port 0';
-  if (u.hash) return `fragment '${u.hash}' is never sent to a tracker`;
-  return null;
-}
+import { announceUrlProblem } from './urls.js';
 
 export interface TrackerLineReport {
   line: number;

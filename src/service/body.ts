@@ -2,16 +2,16 @@
 // field per path. Bounded before and while reading, strict when parsing,
 // because every byte of it comes from the client.
 import type { IncomingMessage } from 'node:http';
-import { PkgError } from '../core/errors.js';
+import { PkgError, bodyTooLarge } from '../core/errors.js';
 
 export async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > maxBytes) throw new PkgError('too-large', `request body over ${maxBytes} bytes`);
+  if (declared !== undefined && Number(declared) > maxBytes) throw bodyTooLarge(maxBytes);
   const chunks: Buffer[] = [];
   let total = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     total += chunk.length;
-    if (total > maxBytes) throw new PkgError('too-large', `request body over ${maxBytes} bytes`);
+    if (total > maxBytes) throw bodyTooLarge(maxBytes);
     chunks.push(chunk);
   }
   return Buffer.concat(chunks);

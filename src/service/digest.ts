@@ -8,7 +8,7 @@ import { parsePathForm, readBody } from './body.js';
 import type { ServiceContext } from './context.js';
 import { armBuildTimeout } from './timeout.js';
 import { allowMethods, sendNotCached, sendTorrent } from './respond.js';
-import { checkMultiFilePaths } from '../core/service-torrent.js';
+import { checkMultiFilePaths } from '../core/service-layout.js';
 import { resolveFiles, urlPathToRel } from './resolve-paths.js';
 
 export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, digest: string): Promise<void> {
@@ -17,7 +17,7 @@ export async function handleDigest(ctx: ServiceContext, req: IncomingMessage, re
   // Validate the host before any work: its answer goes into the torrent.
   const base = baseUrlFor(req, ctx.baseUrl);
   if (req.method !== 'POST') {
-    const entry = await ctx.torrents.cached(digest, arrivedAt);
+    const entry = await ctx.torrents.lookup(digest, arrivedAt);
     if (!entry) return sendNotCached(req, res);
     const t = ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current());
     return sendTorrent(req, res, t.bytes, t.infoHashHex);

@@ -9,7 +9,7 @@ import { baseUrlFor } from './base-url.js';
 import type { ServiceContext } from './context.js';
 import { armBuildTimeout } from './timeout.js';
 import { allowMethods, sendTorrent } from './respond.js';
-import { checkMultiFilePaths } from '../core/service-torrent.js';
+import { checkMultiFilePaths } from '../core/service-layout.js';
 import { filesForPath } from '../core/service-paths.js';
 
 export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {

@@ -10,7 +10,7 @@ import { entryMatches, type InfoEntry } from '../core/info-entry.js';
 import { sameStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
-import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-torrent.js';
+import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-layout.js';
 import { SharedRuns } from '../core/shared-runs.js';
 
 export interface TorrentsOptions {
@@ -85,7 +85,7 @@ export class Torrents {
    * answered from a check older than itself. `revalidateMs` (default 0) lets
    * an operator trade that for a window of staleness.
    */
-  async cached(key: string, arrivedAt = this.now()): Promise<InfoEntry | null> {
+  async lookup(key: string, arrivedAt = this.now()): Promise<InfoEntry | null> {
     const recent = this.checked.get(key);
     const fresh = recent && (recent.at >= arrivedAt || this.now() - recent.at < this.o.revalidateMs);
     if (fresh && this.o.infoCache.load(key) === recent.entry) return this.hit(key, recent.entry);

@@ -10,9 +10,8 @@ import { encodeInfo, encodeTorrent, type EncodedInfo, type InfoFile } from './me
 import type { FilePieces, FileStamp } from './piece-cache.js';
 import type { PiecesResult } from './piece-store.js';
 import type { MirrorFile } from './root.js';
+import { DEFAULT_SERVICE_NAME } from './service-name.js';
 import { trackerTiers } from './trackers.js';
-
-export const DEFAULT_SERVICE_NAME = 'torrent_service';
 
 export type ServiceKind = 'single' | 'multi';
 

@@ -106,7 +106,7 @@ export const SETTINGS = {
   'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },
   'proxy-port': { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 3142, help: 'port the proxy listens on' },
   mirror: { flag: '--mirror <name=url>', repeatable: true, parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
-  'package-patterns': { flag: '--package-patterns <globs>',
+  'package-patterns': { flag: '--package-patterns <globs>', shownDefault: 'built in',
     parse: (t: string) => parseList(t),
     // Empty: the built-in list (kept out of the value so `config` stays one narrow table).
     default: (): string[] => [],
@@ -127,7 +127,7 @@ export const SETTINGS = {
   lpd: { flag: '--lpd <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
   pex: { flag: '--pex <yes|no>', parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },
   'allow-from': { flag: '--allow-from <cidr>', repeatable: true, parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
-  'allow-host': { flag: '--allow-host <host>', repeatable: true, parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
+  'allow-host': { flag: '--allow-host <host>', repeatable: true, shownDefault: 'any', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
   aria2c: { flag: '--aria2c <path>', parse: str, default: (): string => 'aria2c', help: 'the aria2c binary the proxy runs' },
 } as const;
 

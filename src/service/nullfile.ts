@@ -1,4 +1,4 @@
-// Null files (SPEC 3.3): the padding entries of multi-file torrents, fetched
+// Null files (pkgtorrent-service(8), "Null files"): the padding entries of multi-file torrents, fetched
 // through the web seed by clients that ignore BEP 47. Zeros of any size up to
 // the piece length, with Range and HEAD.
 import type { IncomingMessage, ServerResponse } from 'node:http';

@@ -4,7 +4,8 @@ import t from 'tap';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { cli, bin } from './helpers/cli.js';
-import { resolveSettings, formatValue, parseConfigFile } from '../src/core/config.js';
+import { formatValue } from '../src/core/config.js';
+import { parseConfigFile, resolveSettings } from '../src/core/settings-resolve.js';
 import { configReport } from '../src/commands/config.js';
 
 const CONF = [

@@ -2,7 +2,8 @@
 // settings, resolved once from the global flags.
 import { resolve } from 'node:path';
 import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
-import { DEFAULT_CONFIG_FILE, resolveSettings, type ResolvedSettings, type SettingKey } from '../core/config.js';
+import { DEFAULT_CONFIG_FILE, type ResolvedSettings, type SettingKey } from '../core/config.js';
+import { resolveSettings } from '../core/settings-resolve.js';
 import { settingFlags } from './setting-options.js';
 import { openCacheDir } from '../core/cache-dir.js';
 import { MirrorRoot } from '../core/root.js';

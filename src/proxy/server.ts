@@ -4,7 +4,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { Aria2Engine, type Spawn } from '../core/aria2.js';
-import { parseMirror } from '../core/config.js';
+import { parseMirror } from '../core/setting-parsers.js';
 import { PkgError } from '../core/errors.js';
 import { access } from './allow.js';
 import { fail, handle, type Outcome, type Route } from './handle.js';

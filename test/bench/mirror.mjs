@@ -16,7 +16,8 @@
 // The fixture is made under BENCH_DIR (default: a directory in the system's
 // temp dir, reused while its layout matches; BENCH_KEEP=0 removes it at the
 // end). Nothing drops the page cache: every file is read once before each
-// round so both sides of a pair start equally warm. CPU is user+system time
+// round so both sides of a pair start equally warm. Caches are removed only
+// after the last round (see below). CPU is user+system time
 // of the process and its children (getrusage), wall is monotonic elapsed time.
 import { spawnSync } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
@@ -171,7 +172,9 @@ function main() {
       );
       record('warm hash wall', find.wall, warmRun.wall, 'wall');
       record('warm hash CPU', find.cpu, warmRun.cpu, 'cpu');
-      rmSync(cache, { recursive: true, force: true });
+      // The caches stay until the end: ext4 makes new inodes slowly for
+      // minutes after many were deleted (it scans past recently freed ones),
+      // which charged a cold hash right after an rm -rf up to twice its CPU.
 
       // make on the small-file tree, mktorrent layout, 256 KiB pieces.
       warm(TREE);

@@ -1,0 +1,39 @@
+// make's direct info encoder against the general bencode encoder over the
+// same dictionary: the bytes (and so the info hash) must be identical.
+import t from 'tap';
+import { randomBytes } from 'node:crypto';
+import { encodePlainInfo } from '../src/core/plain-torrent.js';
+import { encodeInfo } from '../src/core/metainfo.js';
+import type { Content } from '../src/core/file-list.js';
+
+const file = (path: string[], size: number) => ({ abs: '/x', display: 'x', path, size, mtimeNs: 0n });
+
+t.test('multi-file info is byte for byte what bencode writes', async (t) => {
+  const content: Content = {
+    kind: 'multi',
+    files: [file(['a.txt'], 3), file(['dir', 'ñ', 'über.rpm'], 0), file(['日本', '😀.deb'], 123456789012)],
+    totalSize: 123456789015,
+  };
+  const pieces = randomBytes(20 * 7);
+  for (const extra of [{}, { private: true }, { source: 'Quellé' }, { private: true, source: 'x' }]) {
+    const got = encodePlainInfo({ name: 'tórrent', content, pieceLength: 262144, pieces, ...extra });
+    const want = encodeInfo({
+      kind: 'multi',
+      name: 'tórrent',
+      pieceLength: 262144,
+      pieces,
+      files: content.files.map((f) => ({ length: f.size, path: f.path })),
+      ...extra,
+    });
+    t.ok(got.bytes.equals(want.bytes), `bytes equal with ${JSON.stringify(extra)}`);
+    t.ok(got.infoHash.equals(want.infoHash), 'info hash equal');
+  }
+});
+
+t.test('single-file info is byte for byte what bencode writes', async (t) => {
+  const content: Content = { kind: 'single', files: [file([], 5)], totalSize: 5 };
+  const pieces = randomBytes(20);
+  const got = encodePlainInfo({ name: 'one.iso', content, pieceLength: 16384, pieces, private: true });
+  const want = encodeInfo({ kind: 'single', name: 'one.iso', pieceLength: 16384, pieces, length: 5, private: true });
+  t.ok(got.bytes.equals(want.bytes));
+});

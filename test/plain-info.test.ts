@@ -4,9 +4,9 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { encodePlainInfo } from '../src/core/plain-torrent.js';
 import { encodeInfo } from '../src/core/metainfo.js';
-import type { Content } from '../src/core/file-list.js';
+import { ContentFile, compareUtf8, type Content } from '../src/core/file-list.js';
 
-const file = (path: string[], size: number) => ({ abs: '/x', display: 'x', path, size, mtimeNs: 0n });
+const file = (path: string[], size: number) => new ContentFile({ abs: '/x', display: 'x' }, path, size, 0n);
 
 t.test('multi-file info is byte for byte what bencode writes', async (t) => {
   const content: Content = {
@@ -36,4 +36,13 @@ t.test('single-file info is byte for byte what bencode writes', async (t) => {
   const got = encodePlainInfo({ name: 'one.iso', content, pieceLength: 16384, pieces, private: true });
   const want = encodeInfo({ kind: 'single', name: 'one.iso', pieceLength: 16384, pieces, length: 5, private: true });
   t.ok(got.bytes.equals(want.bytes));
+});
+
+t.test('paths sort in the byte order of their UTF-8, as strcmp sorts them', async (t) => {
+  // '.' < '/', upper case first, and a character above U+FFFF (a surrogate
+  // pair in UTF-16) after U+E000-FFFF, where UTF-16 order would differ.
+  const names = ['a/b', 'a.txt', 'B', 'a', '\uffff', '\u{1F600}', '\ue000x', 'é', 'z', ''];
+  const bytes = [...names].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  t.same([...names].sort(compareUtf8), bytes);
+  t.not([...names].sort().join('|'), bytes.join('|'), 'the plain string sort differs here, so the test can tell');
 });

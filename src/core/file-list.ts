@@ -22,16 +22,31 @@ import type { HashPool, Segment } from './hasher.js';
 import { sameStamp } from './piece-cache.js';
 import { currentStampSync } from './root.js';
 
-/** A regular file of the content, with the stamp it had when listed. */
-export interface ContentFile {
+/**
+ * A regular file of the content, with the stamp it had when listed. Its
+ * paths are made from the top directory's when asked for, not stored: a
+ * mirror tree has hundreds of thousands of files, and two full path strings
+ * each were most of what make held per file.
+ */
+export class ContentFile {
+  constructor(
+    /** The top (the path given to make), as opened and as the user wrote it. */
+    private readonly top: { abs: string; display: string },
+    /** Segments below the torrent's top directory; [] for a single-file torrent. */
+    readonly path: string[],
+    readonly size: number,
+    readonly mtimeNs: bigint,
+  ) {}
+
   /** Absolute path to open (may go through symlinks, as mktorrent's does). */
-  abs: string;
+  get abs(): string {
+    return this.path.length ? join(this.top.abs, ...this.path) : this.top.abs;
+  }
+
   /** Path as the user knows it, for messages: "dir/sub/file". */
-  display: string;
-  /** Segments below the torrent's top directory; [] for a single-file torrent. */
-  path: string[];
-  size: number;
-  mtimeNs: bigint;
+  get display(): string {
+    return this.path.length ? join(this.top.display, ...this.path) : this.top.display;
+  }
 }
 
 export interface Content {
@@ -55,20 +70,39 @@ export async function listContent(abs: string, opts: ListOptions = {}): Promise<
     checkReadable(abs, display);
     const size = Number(st.size);
     if (size === 0) throw new PkgError('not-found', `${display}: empty file, nothing to put in a torrent`);
-    return { kind: 'single', files: [{ abs, display, path: [], size, mtimeNs: st.mtimeNs }], totalSize: size };
+    return { kind: 'single', files: [new ContentFile({ abs, display }, [], size, st.mtimeNs)], totalSize: size };
   }
   if (!st.isDirectory()) throw new PkgError('not-found', `${display}: not a regular file or directory`);
   const files: ContentFile[] = [];
-  const walker = { out: files, exclude: opts.excludeIds ?? new Set<string>(), ancestors: new Set([fileId(st)]) };
+  const walker = { top: { abs, display }, out: files, exclude: opts.excludeIds ?? new Set<string>(), ancestors: new Set([fileId(st)]) };
   await walk(walker, abs, display, []);
   if (files.length === 0) throw new PkgError('not-found', `${display}: empty directory, nothing to put in a torrent`);
   // strcmp() order of the whole relative path, as UTF-8 bytes.
-  const keyed = files.map((f) => ({ f, key: Buffer.from(f.path.join('/')) }));
-  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  const keyed = files.map((f) => ({ f, key: f.path.join('/') }));
+  keyed.sort((a, b) => compareUtf8(a.key, b.key));
   const sorted = keyed.map((k) => k.f);
   const totalSize = sorted.reduce((s, f) => s + f.size, 0);
   if (totalSize === 0) throw new PkgError('not-found', `${display}: every file is empty, nothing to put in a torrent`);
   return { kind: 'multi', files: sorted, totalSize };
+}
+
+/**
+ * Compares strings in the byte order of their UTF-8 encodings (strcmp's)
+ * without encoding them. That is code point order; UTF-16 code units agree
+ * with it except that surrogates (U+D800-DFFF, the halves of a character
+ * above U+FFFF) must sort after U+E000-FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /**
@@ -94,6 +128,7 @@ export function fileId(st: { dev: bigint | number; ino: bigint | number }): stri
 }
 
 interface Walker {
+  top: { abs: string; display: string };
   out: ContentFile[];
   exclude: ReadonlySet<string>;
   // Directories along the current branch, by dev:ino, so a symlink back to
@@ -126,7 +161,7 @@ async function walk(w: Walker, dir: string, display: string, rel: string[]): Pro
     } else if (e.st.isFile()) {
       if (w.exclude.has(id)) continue;
       checkReadable(e.abs, e.display);
-      w.out.push({ abs: e.abs, display: e.display, path: [...rel, e.n], size: Number(e.st.size), mtimeNs: e.st.mtimeNs });
+      w.out.push(new ContentFile(w.top, [...rel, e.n], Number(e.st.size), e.st.mtimeNs));
     }
     // Anything else (FIFO, socket, device) is not content, as for mktorrent.
   }

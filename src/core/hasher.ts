@@ -265,7 +265,8 @@ export function splitStream(segments: Segment[], pieceLength: number, taskBytes 
     let left = seg.length;
     while (left > 0) {
       const take = Math.min(left, room);
-      current.push({ ...seg, offset, length: take });
+      // A whole segment (a small file) goes in as it is: no copy per file.
+      current.push(take === seg.length ? seg : { ...seg, offset, length: take });
       offset += take;
       left -= take;
       room -= take;

@@ -77,6 +77,33 @@ for (const { label, opts } of LANES) {
     const ok = await pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 3 }], 16384);
     t.ok(ok.pieces.equals(createHash('sha1').update('abc').digest()));
   });
+  t.test(`${label}: many small files at once are hashed in batches, each answered as its own`, async (t) => {
+    const dir = t.testdir();
+    const pool = new HashPool(2, opts);
+    t.teardown(() => pool.close());
+    const pl = 1 << 20;
+    // Enough queued small tasks that workers are sent several per message;
+    // one missing file among them fails only its own job.
+    const files = Array.from({ length: 60 }, (_, i) => {
+      const path = join(dir, `p${i}`);
+      const data = randomBytes(1000 + i * 37);
+      if (i !== 31) writeFileSync(path, data);
+      return { path, data };
+    });
+    let progress = 0;
+    const results = await Promise.allSettled(
+      files.map((f) => pool.hashStream([{ path: f.path, offset: 0, length: f.data.length }], pl, { padTail: true, onProgress: (n) => (progress += n) })),
+    );
+    results.forEach((r, i) => {
+      if (i === 31) {
+        t.equal(r.status, 'rejected', 'the missing file fails');
+        return;
+      }
+      const want = expected(files[i]!.data, pl);
+      t.ok(r.status === 'fulfilled' && r.value.pieces.equals(want.pieces) && r.value.paddedTail!.equals(want.paddedTail!), `file ${i} has its own hashes`);
+    });
+    t.equal(progress, files.reduce((s, f, i) => s + (i === 31 ? 0 : f.data.length), 0), 'progress of every batched task arrives');
+  });
 }
 
 t.test('bad job counts are usage errors', async (t) => {

@@ -14,24 +14,39 @@
 //   "a/b" ('.' < '/') and "B" before "a";
 // - an unreadable file: mktorrent warns and leaves it out, which yields a
 //   torrent silently missing a file. We refuse instead.
-import { access, lstat, opendir, realpath, stat } from 'node:fs/promises';
-import { constants, type BigIntStats } from 'node:fs';
+import { opendir, realpath } from 'node:fs/promises';
+import { accessSync, constants, lstatSync, statSync, type BigIntStats } from 'node:fs';
 import { basename, join } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import type { HashPool, Segment } from './hasher.js';
 import { sameStamp } from './piece-cache.js';
-import { currentStamp } from './root.js';
+import { currentStampSync } from './root.js';
 
-/** A regular file of the content, with the stamp it had when listed. */
-export interface ContentFile {
+/**
+ * A regular file of the content, with the stamp it had when listed. Its
+ * paths are made from the top directory's when asked for, not stored: a
+ * mirror tree has hundreds of thousands of files, and two full path strings
+ * each were most of what make held per file.
+ */
+export class ContentFile {
+  constructor(
+    /** The top (the path given to make), as opened and as the user wrote it. */
+    private readonly top: { abs: string; display: string },
+    /** Segments below the torrent's top directory; [] for a single-file torrent. */
+    readonly path: string[],
+    readonly size: number,
+    readonly mtimeNs: bigint,
+  ) {}
+
   /** Absolute path to open (may go through symlinks, as mktorrent's does). */
-  abs: string;
+  get abs(): string {
+    return this.path.length ? join(this.top.abs, ...this.path) : this.top.abs;
+  }
+
   /** Path as the user knows it, for messages: "dir/sub/file". */
-  display: string;
-  /** Segments below the torrent's top directory; [] for a single-file torrent. */
-  path: string[];
-  size: number;
-  mtimeNs: bigint;
+  get display(): string {
+    return this.path.length ? join(this.top.display, ...this.path) : this.top.display;
+  }
 }
 
 export interface Content {
@@ -50,25 +65,44 @@ export interface ListOptions {
 /** Lists a file or a directory (absolute path) as mktorrent would put it into a torrent. */
 export async function listContent(abs: string, opts: ListOptions = {}): Promise<Content> {
   const display = opts.display ?? abs;
-  const st = await statOrFail(abs, display);
+  const st = statOrFail(abs, display);
   if (st.isFile()) {
-    await checkReadable(abs, display);
+    checkReadable(abs, display);
     const size = Number(st.size);
     if (size === 0) throw new PkgError('not-found', `${display}: empty file, nothing to put in a torrent`);
-    return { kind: 'single', files: [{ abs, display, path: [], size, mtimeNs: st.mtimeNs }], totalSize: size };
+    return { kind: 'single', files: [new ContentFile({ abs, display }, [], size, st.mtimeNs)], totalSize: size };
   }
   if (!st.isDirectory()) throw new PkgError('not-found', `${display}: not a regular file or directory`);
   const files: ContentFile[] = [];
-  const walker = { out: files, exclude: opts.excludeIds ?? new Set<string>(), ancestors: new Set([fileId(st)]) };
+  const walker = { top: { abs, display }, out: files, exclude: opts.excludeIds ?? new Set<string>(), ancestors: new Set([fileId(st)]) };
   await walk(walker, abs, display, []);
   if (files.length === 0) throw new PkgError('not-found', `${display}: empty directory, nothing to put in a torrent`);
   // strcmp() order of the whole relative path, as UTF-8 bytes.
-  const keyed = files.map((f) => ({ f, key: Buffer.from(f.path.join('/')) }));
-  keyed.sort((a, b) => Buffer.compare(a.key, b.key));
+  const keyed = files.map((f) => ({ f, key: f.path.join('/') }));
+  keyed.sort((a, b) => compareUtf8(a.key, b.key));
   const sorted = keyed.map((k) => k.f);
   const totalSize = sorted.reduce((s, f) => s + f.size, 0);
   if (totalSize === 0) throw new PkgError('not-found', `${display}: every file is empty, nothing to put in a torrent`);
   return { kind: 'multi', files: sorted, totalSize };
+}
+
+/**
+ * Compares strings in the byte order of their UTF-8 encodings (strcmp's)
+ * without encoding them. That is code point order; UTF-16 code units agree
+ * with it except that surrogates (U+D800-DFFF, the halves of a character
+ * above U+FFFF) must sort after U+E000-FFFF.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800) x = x >= 0xe000 ? x - 0x800 : x + 0x2000;
+    if (y >= 0xd800) y = y >= 0xe000 ? y - 0x800 : y + 0x2000;
+    return x - y;
+  }
+  return a.length - b.length;
 }
 
 /**
@@ -94,6 +128,7 @@ export function fileId(st: { dev: bigint | number; ino: bigint | number }): stri
 }
 
 interface Walker {
+  top: { abs: string; display: string };
   out: ContentFile[];
   exclude: ReadonlySet<string>;
   // Directories along the current branch, by dev:ino, so a symlink back to
@@ -108,14 +143,14 @@ async function walk(w: Walker, dir: string, display: string, rel: string[]): Pro
   } catch (e) {
     throw fsError(e, display);
   }
-  // stat() rather than the dirent type: symlinks are followed, as mktorrent does.
-  const entries = await Promise.all(
-    names.map(async (n) => {
-      const d = join(display, n);
-      checkName(n, d);
-      return { n, abs: join(dir, n), display: d, st: await statOrFail(join(dir, n), d) };
-    }),
-  );
+  // stat() rather than the dirent type: symlinks are followed, as mktorrent
+  // does. In-line: a stat from the inode cache is a microsecond, a thread-pool
+  // round trip tens of them, and a mirror directory holds thousands of files.
+  const entries = names.map((n) => {
+    const d = join(display, n);
+    checkName(n, d);
+    return { n, abs: join(dir, n), display: d, st: statOrFail(join(dir, n), d) };
+  });
   for (const e of entries) {
     const id = fileId(e.st);
     if (e.st.isDirectory()) {
@@ -125,8 +160,8 @@ async function walk(w: Walker, dir: string, display: string, rel: string[]): Pro
       w.ancestors.delete(id);
     } else if (e.st.isFile()) {
       if (w.exclude.has(id)) continue;
-      await checkReadable(e.abs, e.display);
-      w.out.push({ abs: e.abs, display: e.display, path: [...rel, e.n], size: Number(e.st.size), mtimeNs: e.st.mtimeNs });
+      checkReadable(e.abs, e.display);
+      w.out.push(new ContentFile(w.top, [...rel, e.n], Number(e.st.size), e.st.mtimeNs));
     }
     // Anything else (FIFO, socket, device) is not content, as for mktorrent.
   }
@@ -138,27 +173,28 @@ function checkName(name: string, display: string): void {
   if (name.includes('\uFFFD')) throw new PkgError('io', `${display}: file name is not valid UTF-8`);
 }
 
-async function statOrFail(path: string, display: string): Promise<BigIntStats> {
+function statOrFail(path: string, display: string): BigIntStats {
   try {
-    return await stat(path, { bigint: true });
+    return statSync(path, { bigint: true });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT' && (await isSymlink(path))) throw new PkgError('not-found', `${display}: dangling symbolic link`);
+    if (err.code === 'ENOENT' && isSymlink(path)) throw new PkgError('not-found', `${display}: dangling symbolic link`);
     if (err.code === 'ELOOP') throw new PkgError('forbidden', `${display}: symbolic link loop`);
     throw fsError(e, display);
   }
 }
 
-function isSymlink(path: string): Promise<boolean> {
-  return lstat(path).then(
-    (st) => st.isSymbolicLink(),
-    () => false,
-  );
+function isSymlink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
-async function checkReadable(path: string, display: string): Promise<void> {
+function checkReadable(path: string, display: string): void {
   try {
-    await access(path, constants.R_OK);
+    accessSync(path, constants.R_OK);
   } catch (e) {
     throw fsError(e, display);
   }
@@ -177,13 +213,14 @@ export function contentSegments(content: Content): Segment[] {
  */
 export async function hashContent(pool: HashPool, content: Content, pieceLength: number, onProgress?: (bytes: number) => void): Promise<Buffer> {
   const { pieces } = await pool.hashStream(contentSegments(content), pieceLength, { onProgress });
-  await Promise.all(
-    content.files.map(async (f) => {
-      const now = await currentStamp(f.abs);
-      if (!now || !sameStamp(now, f)) {
-        throw new PkgError('changed', `${f.display}: changed while it was hashed`);
-      }
-    }),
-  );
+  for (const f of content.files) {
+    let now;
+    try {
+      now = currentStampSync(f.abs);
+    } catch {
+      now = null;
+    }
+    if (!now || !sameStamp(now, f)) throw new PkgError('changed', `${f.display}: changed while it was hashed`);
+  }
   return pieces;
 }

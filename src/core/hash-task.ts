@@ -34,4 +34,5 @@ export type TaskReply =
   | { id: number; type: 'done'; pieces: Uint8Array; paddedTail: Uint8Array | null }
   | { id: number; type: 'error'; code: 'changed' | 'io'; path: string; message: string; errno?: string };
 
-export type WorkerMessage = { id: number; type: 'progress'; bytes: number } | TaskReply;
+/** From a worker: progress, a task's reply, or the replies of a batch of tasks sent as one message. */
+export type WorkerMessage = { id: number; type: 'progress'; bytes: number } | TaskReply | TaskReply[];

@@ -88,8 +88,9 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     const bar = o.progress(todo.reduce((s, f) => s + f.size, 0));
     let filesHashed = 0;
     let bytesHashed = 0;
-    // Enough files in flight to keep every worker busy with small packages.
-    await eachLimit(todo, o.jobs * 4, async (file) => {
+    // Enough files in flight to keep every worker busy with small packages,
+    // which go to workers in batches (see HashPool).
+    await eachLimit(todo, o.jobs * 16, async (file) => {
       if (o.signal?.aborted) return;
       try {
         await store.get(file, o.pieceLength, (n) => bar.add(n));

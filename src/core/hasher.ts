@@ -14,6 +14,14 @@ export type { Segment } from './hash-task.js';
 // that the last tasks of a run end close together (a 64 MiB task left one
 // core idle for up to 40 ms at the end of a make).
 const TASK_BYTES = 16 * 1024 * 1024;
+/**
+ * Small tasks (a package of a few KiB, hashed padded to a piece) go to a
+ * worker several to a message, up to this much hashing work, so that the
+ * message round trip is paid once per batch and the worker has the next
+ * task at hand while this thread is busy.
+ */
+const BATCH_WORK = 4 * 1024 * 1024;
+const BATCH_MAX = 32;
 
 export interface StreamHashes {
   /** SHA-1 of every piece, the last one as it is (possibly short). */
@@ -57,6 +65,8 @@ export class HashPool {
   readonly size: number;
   /** Every worker with the jobs sent to it, oldest (the one it is hashing) first. */
   private workers = new Map<Worker, Job[]>();
+  /** Messages (single tasks or batches) each worker has not answered yet. */
+  private batches = new Map<Worker, number>();
   private queue: Job[] = [];
   private nextId = 1;
   /** Set by close(): what every later or unfinished job fails with. */
@@ -127,19 +137,29 @@ export class HashPool {
     this.sendTo(1);
   }
 
-  /** Sends queued tasks to the workers that have `load` jobs in flight. */
+  /** Sends queued tasks to the workers that have `load` messages in flight. */
   private sendTo(load: number): void {
-    for (const [worker, jobs] of this.workers) {
+    for (const worker of this.workers.keys()) {
       if (!this.queue.length) return;
-      if (jobs.length === load) this.send(worker);
+      if ((this.batches.get(worker) ?? 0) === load) this.send(worker);
     }
   }
 
+  /** Sends the next task, or a batch of small ones, as one message. */
   private send(worker: Worker): void {
-    const job = this.queue.shift()!;
-    this.workers.get(worker)!.push(job);
+    const jobs = this.workers.get(worker)!;
+    const batch: HashTask[] = [];
+    let work = 0;
+    do {
+      const job = this.queue.shift()!;
+      jobs.push(job);
+      batch.push(job.task);
+      work += taskWork(job.task);
+      // Leave the inline lane a task of its own when it is idle.
+    } while (this.queue.length > (this.inline && !this.inline.busy ? 1 : 0) && work < BATCH_WORK && batch.length < BATCH_MAX);
+    this.batches.set(worker, (this.batches.get(worker) ?? 0) + 1);
     worker.ref();
-    worker.postMessage(job.task);
+    worker.postMessage(batch.length === 1 ? batch[0] : batch);
   }
 
   /**
@@ -174,15 +194,22 @@ export class HashPool {
 
   private onMessage(worker: Worker, msg: WorkerMessage): void {
     const jobs = this.workers.get(worker);
-    const job = jobs?.[0];
-    if (!job || job.task.id !== msg.id) return;
-    if (msg.type === 'progress') {
-      job.onProgress?.(msg.bytes);
+    if (!jobs) return;
+    if (!Array.isArray(msg) && msg.type === 'progress') {
+      // Tasks of a batch run in order, but are answered together: the one
+      // reporting progress need not be the first still listed.
+      jobs.find((j) => j.task.id === msg.id)?.onProgress?.(msg.bytes);
       return;
     }
-    jobs.shift();
+    const replies = Array.isArray(msg) ? msg : [msg];
+    for (const reply of replies) {
+      const job = jobs[0];
+      if (!job || job.task.id !== reply.id) return;
+      jobs.shift();
+      settle(job, reply);
+    }
+    this.batches.set(worker, (this.batches.get(worker) ?? 1) - 1);
     if (!jobs.length) worker.unref();
-    settle(job, msg);
     this.dispatch();
   }
 
@@ -191,6 +218,7 @@ export class HashPool {
     const jobs = this.workers.get(worker);
     if (!jobs) return;
     this.workers.delete(worker);
+    this.batches.delete(worker);
     for (const job of jobs) job.reject(err);
     if (!this.closed) this.dispatch();
   }
@@ -205,9 +233,16 @@ export class HashPool {
     this.closed ??= reason;
     const workers = [...this.workers];
     this.workers.clear();
+    this.batches.clear();
     for (const job of [...this.queue.splice(0), ...workers.flatMap(([, jobs]) => jobs)]) job.reject(this.closed);
     await Promise.all(workers.map(([w]) => w.terminate()));
   }
+}
+
+/** The bytes a task hashes: a padded tail counts as the whole piece it is hashed as. */
+function taskWork(task: HashTask): number {
+  const len = task.segments.reduce((s, x) => s + x.length, 0);
+  return task.padTail ? Math.ceil(len / task.pieceLength) * task.pieceLength : len;
 }
 
 /** Ends a job with a task's final reply, from a worker or the inline lane. */
@@ -228,7 +263,8 @@ export function splitStream(segments: Segment[], pieceLength: number, taskBytes 
     let left = seg.length;
     while (left > 0) {
       const take = Math.min(left, room);
-      current.push({ ...seg, offset, length: take });
+      // A whole segment (a small file) goes in as it is: no copy per file.
+      current.push(take === seg.length ? seg : { ...seg, offset, length: take });
       offset += take;
       left -= take;
       room -= take;

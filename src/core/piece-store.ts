@@ -6,7 +6,7 @@ import { HASH_LEN } from './hash-task.js';
 import type { HashPool } from './hasher.js';
 import { PkgError } from './errors.js';
 import { PieceCache, fullPieceCount, sameStamp, type FilePieces } from './piece-cache.js';
-import { currentStamp, type MirrorFile } from './root.js';
+import { currentStampSync, type MirrorFile } from './root.js';
 import { SharedRuns } from './shared-runs.js';
 
 export interface PiecesResult {
@@ -71,7 +71,8 @@ export async function hashFile(pool: HashPool, file: MirrorFile, pieceLength: nu
           onProgress,
           within: file.root,
         });
-  const after = await currentStamp(file.abs);
+  // In-line: a stat from the inode cache costs less than a thread-pool round trip.
+  const after = currentStampSync(file.abs);
   if (!after || !sameStamp(after, file)) throw new PkgError('changed', `${file.rel}: changed while it was hashed`);
   return {
     pieceLength,

@@ -8,7 +8,7 @@ import { PkgError, usageError } from './errors.js';
 import { fileId, hashContent, listContent, type Content } from './file-list.js';
 import { withHashPool } from './hash-pool-run.js';
 import { HASH_LEN } from './hash-task.js';
-import { CREATED_BY, encodeInfo, encodeTorrent, magnetLink, type EncodedInfo, type InfoSpec } from './metainfo.js';
+import { CREATED_BY, encodeTorrent, magnetLink, sha1, type EncodedInfo } from './metainfo.js';
 import { resolvePieceLength, type PieceLengthSpec } from './piece-length.js';
 import { announceUrlProblem, webSeedUrlProblem } from './urls.js';
 
@@ -60,12 +60,7 @@ export interface PlainTorrentSpec {
 }
 
 export function plainTorrent(s: PlainTorrentSpec): { info: EncodedInfo; bytes: Buffer } {
-  const common = { name: s.name, pieceLength: s.pieceLength, pieces: s.pieces, private: Boolean(s.private), source: s.source };
-  const infoSpec: InfoSpec =
-    s.content.kind === 'single'
-      ? { ...common, kind: 'single', length: s.content.totalSize }
-      : { ...common, kind: 'multi', files: s.content.files.map((f) => ({ length: f.size, path: f.path })) };
-  const info = encodeInfo(infoSpec);
+  const info = encodePlainInfo(s);
   const flat = s.tiers.flat();
   const bytes = encodeTorrent(info.bytes, {
     announce: flat[0],
@@ -78,6 +73,36 @@ export function plainTorrent(s: PlainTorrentSpec): { info: EncodedInfo; bytes: B
   });
   return { info, bytes };
 }
+
+/**
+ * The info dictionary, bencoded directly: the general encoder builds an
+ * object and a buffer per string of every file's entry, which on a tree of
+ * small packages was most of `make`'s memory (several KiB per file). Keys
+ * are in byte order, as bencoding requires: files|length, name, piece
+ * length, pieces, private, source.
+ */
+export function encodePlainInfo(s: Pick<PlainTorrentSpec, 'name' | 'content' | 'pieceLength' | 'pieces' | 'private' | 'source'>): EncodedInfo {
+  let head = 'd';
+  if (s.content.kind === 'single') head += `6:lengthi${s.content.totalSize}e`;
+  else {
+    const parts: string[] = ['5:filesl'];
+    for (const f of s.content.files) {
+      let entry = `d6:lengthi${f.size}e4:pathl`;
+      for (const seg of f.path) entry += `${Buffer.byteLength(seg)}:${seg}`;
+      parts.push(entry + 'ee');
+    }
+    parts.push('e');
+    head += parts.join('');
+  }
+  head += `4:name${str(s.name)}12:piece lengthi${s.pieceLength}e6:pieces${s.pieces.length}:`;
+  let tail = '';
+  if (s.private) tail += '7:privatei1e';
+  if (s.source) tail += `6:source${str(s.source)}`;
+  const bytes = Buffer.concat([Buffer.from(head), s.pieces, Buffer.from(tail + 'e')]);
+  return { bytes, infoHash: sha1(bytes) };
+}
+
+const str = (v: string) => `${Buffer.byteLength(v)}:${v}`;
 
 export interface MakePlainOptions extends Omit<PlainTorrentSpec, 'content' | 'pieceLength' | 'pieces'> {
   /** Absolute path of the file or directory. */

@@ -9,7 +9,7 @@ const DAY = 86400_000;
 
 t.test('the per-key use-time memo is bounded: a forgotten key is simply checked again', async (t) => {
   const dir = t.testdir({});
-  const cache = new InfoCache(dir, { waitMs: 1000, memoryEntries: 4, writes: new CacheWrites(dir, (l) => t.fail(l)) });
+  const cache = new InfoCache(dir, { waitMs: 1000, touchedKeys: 4, writes: new CacheWrites(dir, (l) => t.fail(l)) });
   const keys = Array.from({ length: 6 }, (_, i) => String(i).repeat(40));
   mkdirSync(join(dir, 'info'));
   const old = new Date(Date.now() - 3 * DAY);

@@ -17,11 +17,27 @@ export interface InfoCacheOptions {
   /** Longest a request waits for another process's build before giving up (503). */
   waitMs: number;
   /** Most entries kept decoded in memory. */
-  memoryEntries?: number;
+  memoryBytes?: number;
+  /** Most keys whose use time is remembered as recently asked about. */
+  touchedKeys?: number;
   /** Every write (locks, entries) goes through this: a cache that cannot be written never fails a build. */
   writes: CacheWrites;
   /** Cross-process build locks; default: judged by this process's clock and /proc. */
   locks?: BuildLocks;
+}
+
+/**
+ * Decoded entries kept in memory, in bytes: enough for tens of thousands of
+ * digests of a few packages (about 1 KiB each), so GETs spread over a large
+ * fleet's permutations are answered without reading the disk.
+ */
+export const INFO_MEMORY_BYTES = 64 * 1024 * 1024;
+/** Keys whose use time was asked about lately (a forgotten key costs one more stat). */
+const TOUCHED_KEYS = 65_536;
+
+/** About what a decoded entry holds in memory. */
+function entryBytes(e: InfoEntry): number {
+  return 256 + e.bytes.length + e.files.reduce((n, f) => n + 64 + f.rel.length, 0);
 }
 
 /**
@@ -39,8 +55,8 @@ export class InfoCache {
     readonly cacheDir: string,
     private readonly opts: InfoCacheOptions,
   ) {
-    this.memory = new BoundedMap(opts.memoryEntries ?? 4096);
-    this.touched = new BoundedMap(opts.memoryEntries ?? 4096);
+    this.memory = new BoundedMap(opts.memoryBytes ?? INFO_MEMORY_BYTES, entryBytes);
+    this.touched = new BoundedMap(opts.touchedKeys ?? TOUCHED_KEYS);
     this.locks = opts.locks ?? new BuildLocks();
   }
 

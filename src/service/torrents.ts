@@ -49,9 +49,15 @@ export interface Torrent {
   infoHashHex: string;
 }
 
+/** Ready torrents kept in memory, in bytes (see pkgtorrent-service(8), CACHE LAYOUT). */
+export const TORRENT_MEMORY_BYTES = 64 * 1024 * 1024;
+
 export class Torrents {
-  /** Bounded like the info cache's memory. */
-  private checked = new BoundedMap<string, Checked>(4096);
+  /**
+   * Checks and ready torrents, bounded by the torrents' bytes (the entries
+   * themselves are the info cache's, counted there).
+   */
+  private checked = new BoundedMap<string, Checked>(TORRENT_MEMORY_BYTES, (c) => 128 + (c.torrent?.value.bytes.length ?? 0));
   /** Stat checks scheduled for the end of this event-loop turn, by key. */
   private pending = new SharedRuns<string, InfoEntry | null>();
   /** When a request arrived or a check began, on one clock. */
@@ -160,7 +166,11 @@ export class Torrents {
     const memo = found?.entry === e ? found : undefined;
     if (memo?.torrent && memo.torrent.baseUrl === baseUrl && memo.torrent.trackers === trackers) return memo.torrent.value;
     const value = { bytes: serviceTorrent(e, baseUrl, trackers), infoHashHex: e.infoHash.toString('hex') };
-    if (memo) memo.torrent = { baseUrl, trackers, value };
+    if (memo) {
+      memo.torrent = { baseUrl, trackers, value };
+      // Set again, so the bound counts the torrent's bytes.
+      this.checked.set(key, memo);
+    }
     return value;
   }
 }

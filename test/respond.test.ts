@@ -1,0 +1,35 @@
+// Answers for failures: a bug is a 500 whose stack is logged once, a client
+// error a short reason; request text in log lines cannot forge lines.
+import t from 'tap';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PkgError } from '../src/core/errors.js';
+import { printable } from '../src/service/printable.js';
+import { sendError } from '../src/service/respond.js';
+import { request } from './helpers/server.js';
+
+t.test('an internal error: 500 "internal error", its stack logged once, then one line each time', async (t) => {
+  const log: string[] = [];
+  const bug = new Error('boom');
+  const server = createServer((req, res) => sendError(req, res, req.url === '/bug' ? bug : new PkgError('not-found', '/x: no such file'), (l) => log.push(l)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const first = await request(url, '/bug');
+  t.equal(first.status, 500);
+  t.equal(first.body.toString(), 'internal error\n', 'the client sees no details');
+  await request(url, '/bug');
+  t.equal(log.length, 2);
+  t.match(log[0], /^internal error on GET \/bug: Error: boom\n\s+at /, 'the first time: with its stack');
+  t.equal(log[1], 'internal error on GET /bug: boom (stack logged before)', 'after that: one line');
+  const missing = await request(url, '/missing');
+  t.equal(missing.status, 404);
+  t.equal(missing.body.toString(), '/x: no such file\n');
+  t.equal(log.length, 2, 'a client error is not logged here (the access log has it)');
+});
+
+t.test('printable: request text cannot break or forge a log line', async (t) => {
+  t.equal(printable('/pub/x.rpm'), '/pub/x.rpm', 'plain text as it is');
+  t.equal(printable('/a b\r\nGET /forged'), '/a%20b%0D%0AGET%20/forged', 'spaces and line breaks escaped');
+  t.equal(printable('x'.repeat(3000)).length, 2048, 'capped');
+});

@@ -139,7 +139,7 @@ async function makeService(ctx: Context, cmd: AnyCommand, paths: string[], opts:
   const cacheDir = await ctx.cacheDir(cmd);
   // As in serve: the cache is never part of the mirror.
   const root = (await ctx.root(cmd)).hiding(cacheDir);
-  const files = await resolveServicePaths(root, paths, { maxMatches: settings.values['max-glob-matches'], skip: await root.relativeInside(cacheDir) });
+  const files = await resolveServicePaths(root, paths, { maxMatches: settings.values['max-glob-matches'] });
   const output = outputPath(ctx, opts, files.length === 1 ? files[0]!.rel.split('/').pop()! : files[0]!.rel.split('/')[0]!);
   await checkOutputFree(output, opts.force, ctx.env.stdout);
   const trackers = tiers.length ? tiers.flat() : await new TrackerList(settings.values.trackers, { warn: (m) => ctx.warn(m) }).current();

@@ -190,8 +190,6 @@ export const MAX_VISITED = 200_000;
 export interface GlobFilesOptions {
   /** Most matches; one more is 'too-large'. */
   max: number;
-  /** Directories never walked into (the cache dir when under the root), root-relative. */
-  skip?: string | null;
   /** Stops the walk (the client went away). */
   signal?: AbortSignal;
 }
@@ -231,6 +229,8 @@ export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptio
     suppressErrors: false,
   }) as Readable;
   const prefix = g.base === '' ? '' : g.base + '/';
+  // Our own directories (the cache dir) under the root are not walked into.
+  const skip = root.hiddenUnder;
   const stop = () => stream.destroy();
   o.signal?.addEventListener('abort', stop, { once: true });
   const found: string[] = [];
@@ -240,7 +240,7 @@ export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptio
       if (++visited > MAX_VISITED) throw new PkgError('too-large', `/${g.source}: the glob walks more than ${MAX_VISITED} entries; narrow it`);
       if (!e.dirent.isFile() && !e.dirent.isSymbolicLink()) continue;
       const rel = prefix + e.path;
-      if (o.skip && (rel === o.skip || rel.startsWith(o.skip + '/'))) continue;
+      if (skip.some((d) => rel === d || rel.startsWith(d + '/'))) continue;
       if (!globMatches(g, rel)) continue;
       found.push(rel);
       if (found.length > o.max) throw new PkgError('too-large', `/${g.source}: more than ${o.max} files match`);
@@ -259,4 +259,4 @@ export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptio
 }
 
 /** What globFiles needs of a MirrorRoot (kept narrow so the glob has no other hold on it). */
-export type MirrorRootLike = Pick<MirrorRoot, 'real' | 'dotfiles' | 'join' | 'admit'>;
+export type MirrorRootLike = Pick<MirrorRoot, 'real' | 'dotfiles' | 'join' | 'admit' | 'hiddenUnder'>;

@@ -106,6 +106,17 @@ export class MirrorRoot {
   }
 
   /**
+   * The hidden directories that lie under the root, root-relative: a walk
+   * of the tree (a glob) never goes into them.
+   */
+  get hiddenUnder(): string[] {
+    return this.trees.hidden
+      .map((h) => relative(this.real, h))
+      .filter((rel) => rel !== '' && !rel.startsWith('..') && !isAbsolute(rel))
+      .map((rel) => rel.split(sep).join('/'));
+  }
+
+  /**
    * Whether an absolute, symlink-free path may be read as part of the mirror:
    * the tree it lies in (the root or an allowed outside tree), or why not.
    */

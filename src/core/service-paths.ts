@@ -9,8 +9,6 @@ import type { MirrorFile, MirrorRoot } from './root.js';
 export interface ServicePathOptions {
   /** Most files a glob may match (max-glob-matches). */
   maxMatches: number;
-  /** The cache dir as a root-relative path when it lies under the root: never walked. */
-  skip: string | null;
   /** Stops a glob's walk (the client went away). */
   signal?: AbortSignal;
 }
@@ -34,7 +32,7 @@ export async function filesForPath(root: MirrorRoot, rel: string, o: ServicePath
 }
 
 async function globMatches(root: MirrorRoot, rel: string, o: ServicePathOptions): Promise<MirrorFile[]> {
-  const rels = await globFiles(root, parseGlob(rel), { max: o.maxMatches, skip: o.skip, signal: o.signal });
+  const rels = await globFiles(root, parseGlob(rel), { max: o.maxMatches, signal: o.signal });
   const files = (
     await inTurns(rels, 64, (r) => {
       try {

@@ -14,8 +14,6 @@ export interface ServiceContext {
   limits: { maxBody: number; maxPaths: number; maxGlobMatches: number };
   /** Serve the files under the root too (--files). */
   files: boolean;
-  /** Cache dir when it lies under the root, as a root-relative path: never globbed or served. */
-  cacheRel: string | null;
   requestTimeoutMs: number;
   log: (line: string) => void;
 }

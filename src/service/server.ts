@@ -90,7 +90,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     baseUrl: { baseUrl: o.baseUrl, trustProxy: o.trustProxy },
     limits: { maxBody: o.maxBody, maxPaths: o.maxPaths, maxGlobMatches: o.maxGlobMatches },
     files: o.files,
-    cacheRel: await root.relativeInside(o.cacheDir),
     requestTimeoutMs: o.requestTimeoutMs,
     log: o.log,
   };

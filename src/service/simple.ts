@@ -30,7 +30,7 @@ async function matchFiles(ctx: ServiceContext, rel: string, res: ServerResponse)
   // A glob's walk stops when the client goes away or the build timeout answers it.
   const gone = new AbortController();
   res.once('close', () => gone.abort());
-  const files = await filesForPath(ctx.root, rel, { maxMatches: ctx.limits.maxGlobMatches, skip: ctx.cacheRel, signal: gone.signal });
+  const files = await filesForPath(ctx.root, rel, { maxMatches: ctx.limits.maxGlobMatches, signal: gone.signal });
   if (files.length > 1) checkMultiFilePaths(files.map((f) => f.rel));
   return files;
 }

@@ -5,8 +5,9 @@ import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { DEFAULT_CONFIG_FILE, type ResolvedSettings, type SettingKey } from '../core/config.js';
 import { resolveSettings } from '../core/settings-resolve.js';
 import { settingFlags } from './setting-options.js';
-import { openCacheDir } from '../core/cache-dir.js';
-import { MirrorRoot } from '../core/root.js';
+// The root and the cache dir are loaded when a command asks for them: make's
+// default layout uses neither, and they pull in the cache's modules.
+import type { MirrorRoot } from '../core/root.js';
 import type { Env } from './env.js';
 
 /** Settings every command takes as global flags (their options come from the table), in --help order. */
@@ -70,12 +71,14 @@ export class Context {
 
   async root(cmd: AnyCommand): Promise<MirrorRoot> {
     const s = (await this.resolve(cmd)).values;
+    const { MirrorRoot } = await import('../core/root.js');
     return MirrorRoot.open(s.root, { allowOutside: s['allow-outside'], dotfiles: s.dotfiles });
   }
 
   async cacheDir(cmd: AnyCommand): Promise<string> {
     const s = await this.resolve(cmd);
     const readOnlyOk = READ_ONLY_CACHE_OK.has(cmd.name());
+    const { openCacheDir } = await import('../core/cache-dir.js');
     return openCacheDir(s.values['cache-dir'], s.sources['cache-dir'] === 'default', this.env.vars, (m) => this.warn(m), { readOnlyOk });
   }
 }

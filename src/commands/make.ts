@@ -10,17 +10,15 @@ import { plural } from '../cli/text.js';
 import { usageError } from '../core/errors.js';
 import { torrentNameFor } from '../core/file-list.js';
 import { defaultJobs } from '../core/hasher.js';
-import { makeServiceTorrent, resolveServicePaths } from '../core/make-service.js';
 import { MKTORRENT_PIECE_LENGTH, parseTorrentPieceLength, type PieceLengthSpec } from '../core/piece-length.js';
 import type { SettingKey } from '../core/config.js';
 import { announceTiers, checkTorrentName, makePlainTorrent, webSeeds, type MadeTorrent } from '../core/plain-torrent.js';
 import { formatBytes } from '../core/size.js';
 import { checkOutputFree, writeTorrentOutput } from '../core/torrent-output.js';
-import { TrackerList } from '../core/trackers.js';
 import { MAKE_USAGE } from './make-usage.js';
 
 /** What `make` reports, on stdout or as --json. */
-export interface MakeResult extends Omit<MadeTorrent, 'bytes' | 'listing'> {
+export interface MakeResult extends Omit<MadeTorrent, 'bytes'> {
   output: string;
   layout: 'mktorrent' | 'service';
   /** Service layout: files hashed now and files whose hashes came from the piece cache. */
@@ -97,7 +95,9 @@ async function makeMktorrent(ctx: Context, cmd: AnyCommand, paths: string[], opt
   const settings = await pieceSettings(ctx, cmd, opts, spec);
   // The piece-length setting from the environment or config file counts as for every command; unset, mktorrent's default.
   const pieceLength = spec ?? (settings.sources['piece-length'] === 'default' ? undefined : settings.values['piece-length']);
-  const { bytes, listing, ...summary } = await makePlainTorrent({
+  // -v lists the files after the torrent is written, as they went in.
+  let listing = '';
+  const { bytes, ...summary } = await makePlainTorrent({
     target,
     display: paths[0]!,
     output,
@@ -111,10 +111,11 @@ async function makeMktorrent(ctx: Context, cmd: AnyCommand, paths: string[], opt
     creationDate: opts.date ? Math.floor(Date.now() / 1000) : undefined,
     jobs: settings.values.jobs || defaultJobs(),
     signal: ctx.env.signal,
-    progress: (total) => byteProgress(ctx.env.stderr, total, 'hashing'),
+    progress: ctx.env.stderr.isTTY ? (total) => byteProgress(ctx.env.stderr, total, 'hashing') : undefined,
+    onFile: opts.verbose ? (path, size) => void (listing += `  ${path}  ${formatBytes(size)}\n`) : undefined,
   });
   await writeTorrentOutput(output, bytes, opts.force, ctx.env.stdout);
-  if (opts.verbose) for (const f of listing ?? []) ctx.env.stderr.write(`  ${f.path}  ${formatBytes(f.size)}\n`);
+  if (listing) ctx.env.stderr.write(listing);
   return { ...summary, output, layout: 'mktorrent' };
 }
 
@@ -136,6 +137,9 @@ async function makeService(ctx: Context, cmd: AnyCommand, paths: string[], opts:
   const baseUrl = settings.values['base-url'];
   if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: --base-url https://mirror.example');
   const pieceLength = settings.values['piece-length'];
+  // Loaded here: the service layout's modules (globs, the piece cache) are a
+  // noticeable part of a short mktorrent-layout run that never uses them.
+  const [{ makeServiceTorrent, resolveServicePaths }, { TrackerList }] = await Promise.all([import('../core/make-service.js'), import('../core/trackers.js')]);
   const cacheDir = await ctx.cacheDir(cmd);
   // As in serve: the cache is never part of the mirror.
   const root = (await ctx.root(cmd)).hiding(cacheDir);

@@ -5,7 +5,7 @@
 // and an async read would only hop to libuv's thread pool and back, which
 // costs CPU that hashing needs (measured: about 15% of the throughput on two
 // cores with the data in the page cache).
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { openInside } from './open-inside.js';
 import { createHash, hash as oneShotHash, type Hash } from 'node:crypto';
 import { HASH_LEN, type HashTask, type Segment, type TaskReply } from './hash-task.js';
@@ -85,6 +85,7 @@ function* blocks(task: HashTask, buf: Buffer): Generator<Buffer> {
       if (n === 0) throw readError('changed', seg, 'file shrank while it was read');
       filled += n;
       segPos += n;
+      if (segPos === seg.length && seg.expect) checkExpected(fd, seg, seg.expect);
     }
     return filled;
   }
@@ -93,6 +94,14 @@ function* blocks(task: HashTask, buf: Buffer): Generator<Buffer> {
     for (let n = fill(); n > 0; n = fill()) yield buf.subarray(0, n);
   } finally {
     if (fd !== null) closeSync(fd);
+  }
+}
+
+/** A file read through `fd` must still be the one listed (see Segment.expect). */
+function checkExpected(fd: number, seg: Segment, expect: NonNullable<Segment['expect']>): void {
+  const st = fstatSync(fd);
+  if (st.ino !== expect.ino || st.size !== expect.size || st.mtimeMs !== expect.mtimeMs) {
+    throw readError('changed', seg, 'it is not the file that was listed, or it was written to');
   }
 }
 

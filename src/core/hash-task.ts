@@ -10,6 +10,13 @@ export interface Segment {
   length: number;
   /** How error messages name the file ("pub/x.rpm", the path the user gave); default: `path`. */
   name?: string;
+  /**
+   * The file as it was listed (stat's ino, size, mtimeMs): once this
+   * segment is read, the file it was read from must still match, or the
+   * task fails as 'changed'. A check on the open file, so that a listing
+   * need not stat every file again after hashing it.
+   */
+  expect?: { ino: number; size: number; mtimeMs: number };
 }
 
 /**

@@ -3,9 +3,8 @@
 // dictionary and outer keys as mktorrent writes them, so the info hash is
 // mktorrent's own for the same input and piece length.
 import { stat } from 'node:fs/promises';
-import fg from 'fast-glob';
 import { PkgError, usageError } from './errors.js';
-import { fileId, hashContent, listContent, type Content } from './file-list.js';
+import { hashContent, measureContent, openContent, type Content, type HashedContent } from './file-list.js';
 import { withHashPool } from './hash-pool-run.js';
 import { HASH_LEN } from './hash-task.js';
 import { CREATED_BY, encodeTorrent, magnetLink, sha1, type EncodedInfo } from './metainfo.js';
@@ -46,10 +45,9 @@ export function checkTorrentName(name: string): string {
 
 export interface PlainTorrentSpec {
   name: string;
-  content: Content;
+  /** The content's file entries and piece hashes (see hashContent). */
+  content: Pick<HashedContent, 'kind' | 'totalSize' | 'fileEntries' | 'pieces'>;
   pieceLength: number;
-  /** Concatenated piece hashes of the content stream (see hashContent). */
-  pieces: Buffer;
   private?: boolean;
   source?: string;
   tiers: string[][];
@@ -75,36 +73,27 @@ export function plainTorrent(s: PlainTorrentSpec): { info: EncodedInfo; bytes: B
 }
 
 /**
- * The info dictionary, bencoded directly: the general encoder builds an
- * object and a buffer per string of every file's entry, which on a tree of
- * small packages was most of `make`'s memory (several KiB per file). Keys
- * are in byte order, as bencoding requires: files|length, name, piece
- * length, pieces, private, source.
+ * The info dictionary, bencoded directly around the `files` entries the
+ * walk already encoded: the general encoder builds an object and a buffer
+ * per string of every file's entry, which on a tree of small packages was
+ * most of `make`'s memory (several KiB per file). Keys are in byte order, as
+ * bencoding requires: files|length, name, piece length, pieces, private,
+ * source.
  */
-export function encodePlainInfo(s: Pick<PlainTorrentSpec, 'name' | 'content' | 'pieceLength' | 'pieces' | 'private' | 'source'>): EncodedInfo {
-  let head = 'd';
-  if (s.content.kind === 'single') head += `6:lengthi${s.content.totalSize}e`;
-  else {
-    const parts: string[] = ['5:filesl'];
-    for (const f of s.content.files) {
-      let entry = `d6:lengthi${f.size}e4:pathl`;
-      for (const seg of f.path) entry += `${Buffer.byteLength(seg)}:${seg}`;
-      parts.push(entry + 'ee');
-    }
-    parts.push('e');
-    head += parts.join('');
-  }
-  head += `4:name${str(s.name)}12:piece lengthi${s.pieceLength}e6:pieces${s.pieces.length}:`;
+export function encodePlainInfo(s: Pick<PlainTorrentSpec, 'name' | 'content' | 'pieceLength' | 'private' | 'source'>): EncodedInfo {
+  const { kind, totalSize, fileEntries, pieces } = s.content;
+  const files = kind === 'single' ? [Buffer.from(`d6:lengthi${totalSize}e`)] : [Buffer.from('d5:filesl'), fileEntries, Buffer.from('e')];
+  const head = `4:name${str(s.name)}12:piece lengthi${s.pieceLength}e6:pieces${pieces.length}:`;
   let tail = '';
   if (s.private) tail += '7:privatei1e';
   if (s.source) tail += `6:source${str(s.source)}`;
-  const bytes = Buffer.concat([Buffer.from(head), s.pieces, Buffer.from(tail + 'e')]);
+  const bytes = Buffer.concat([...files, Buffer.from(head), pieces, Buffer.from(tail + 'e')]);
   return { bytes, infoHash: sha1(bytes) };
 }
 
 const str = (v: string) => `${Buffer.byteLength(v)}:${v}`;
 
-export interface MakePlainOptions extends Omit<PlainTorrentSpec, 'content' | 'pieceLength' | 'pieces'> {
+export interface MakePlainOptions extends Omit<PlainTorrentSpec, 'content' | 'pieceLength'> {
   /** Absolute path of the file or directory. */
   target: string;
   /** The path as the user gave it, for messages. */
@@ -114,7 +103,10 @@ export interface MakePlainOptions extends Omit<PlainTorrentSpec, 'content' | 'pi
   output: string;
   jobs: number;
   signal?: AbortSignal;
-  progress: (totalBytes: number) => { add(bytes: number): void; stop(): void };
+  /** A progress bar for this many bytes; absent when none is shown (the total then need not be known before hashing). */
+  progress?: (totalBytes: number) => { add(bytes: number): void; stop(): void };
+  /** Each file put into the torrent, in order, as the user names it (for -v). */
+  onFile?: (path: string, size: number) => void;
 }
 
 /** A torrent made from a shell, with what `make` reports about it. */
@@ -127,43 +119,52 @@ export interface MadeTorrent {
   pieceLength: number;
   files: number;
   pieces: number;
-  /** The files as the user names them, for -v; only the mktorrent layout lists a tree. */
-  listing?: Array<{ path: string; size: number }>;
 }
 
 /** Lists and hashes the content, then lays out the torrent as mktorrent does. */
 export async function makePlainTorrent(o: MakePlainOptions): Promise<MadeTorrent> {
-  const { content, pieceLength, pieces } = await withHashPool(o.jobs, o.signal, async (pool) => {
+  const { content, pieceLength } = await withHashPool(o.jobs, o.signal, async (pool) => {
     // The output may lie inside the directory (`make -o x.torrent .`); with
     // --force the old torrent must not become part of the new one.
-    const excludeIds = new Set<string>();
     const old = o.output === '-' ? null : await stat(o.output).catch(() => null);
-    if (old) excludeIds.add(fileId(old));
-    const content = await listContent(o.target, { display: o.display, excludeIds }).catch((e: unknown) => {
-      // `make '*.iso'`: the shell did not expand it, and neither do we.
-      if (e instanceof PkgError && e.kind === 'not-found' && fg.isDynamicPattern(o.display)) {
-        throw usageError(`${o.display}: no such file or directory; make takes one file or directory, not a glob`);
-      }
-      throw e;
-    });
-    const pieceLength = resolvePieceLength(o.pieceLength, content.totalSize);
-    const bar = o.progress(content.totalSize);
+    const source = await open(o);
+    // Only -l auto and a progress bar need the total before hashing: a
+    // first walk adds it up (stat only, no reads).
+    const measured = o.pieceLength === 'auto' || o.progress ? measureContent(source) : null;
+    const pieceLength = resolvePieceLength(o.pieceLength, measured?.totalSize ?? 0);
+    const bar = measured && o.progress ? o.progress(measured.totalSize) : null;
     try {
-      return { content, pieceLength, pieces: await hashContent(pool, content, pieceLength, (n) => bar.add(n)) };
+      const content = await hashContent(pool, source, { pieceLength, onProgress: bar ? (n) => bar.add(n) : undefined, onFile: o.onFile });
+      // -l auto chose the piece length for the tree as it was.
+      if (measured && resolvePieceLength(o.pieceLength, content.totalSize) !== pieceLength) {
+        throw new PkgError('changed', `${o.display}: files changed while they were listed`);
+      }
+      return { content, pieceLength };
     } finally {
-      bar.stop();
+      bar?.stop();
+    }
+
+    async function open(o: MakePlainOptions): Promise<Content> {
+      try {
+        return openContent(o.target, { display: o.display, exclude: old ? [old] : [] });
+      } catch (e) {
+        // `make '*.iso'`: the shell did not expand it, and neither do we.
+        if (e instanceof PkgError && e.kind === 'not-found' && (await import('fast-glob')).default.isDynamicPattern(o.display)) {
+          throw usageError(`${o.display}: no such file or directory; make takes one file or directory, not a glob`);
+        }
+        throw e;
+      }
     }
   });
-  const { info, bytes } = plainTorrent({ ...o, content, pieceLength, pieces });
+  const { info, bytes } = plainTorrent({ ...o, content, pieceLength });
   return {
     bytes,
     infoHash: info.infoHash.toString('hex'),
     magnet: magnetLink(info.infoHash, o.name, o.tiers.flat(), o.webSeeds),
-    listing: content.files.map((f) => ({ path: f.display, size: f.size })),
     name: o.name,
     size: content.totalSize,
     pieceLength,
-    files: content.files.length,
-    pieces: pieces.length / HASH_LEN,
+    files: content.files,
+    pieces: content.pieces.length / HASH_LEN,
   };
 }

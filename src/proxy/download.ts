@@ -1,7 +1,9 @@
 // One package downloading through the engine, shared by every request for
 // it. `verified` is the prefix of the file whose pieces aria2 reports done
 // AND whose SHA-1 this process checked against the torrent on disk: only
-// those bytes are ever sent to a client or moved into the store.
+// those bytes are ever sent to a client or moved into the store. The last
+// pieces checked stay in memory, so a client keeping up is sent the very
+// buffer that was hashed instead of reading the file a second time.
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,6 +12,9 @@ import type { PackageTorrent } from './lookup.js';
 import type { Store } from './store.js';
 
 export type DownloadState = 'running' | 'complete' | 'failed';
+
+/** Verified bytes kept in memory per download for clients that keep up. */
+const HELD_BYTES = 16 * 1024 * 1024;
 
 export class SharedDownload {
   verified = 0;
@@ -22,6 +27,8 @@ export class SharedDownload {
   private generation = 0;
   private waiters = new Set<() => void>();
   private fh: FileHandle | null = null;
+  /** Verified pieces by index, oldest first; never written to after they are put here. */
+  private held = new Map<number, Buffer>();
 
   constructor(
     private readonly engine: Aria2Engine,
@@ -38,6 +45,12 @@ export class SharedDownload {
     this.generation = this.engine.generation;
     this.gid = await this.engine.addTorrent(this.t.torrent, [this.webSeed], { dir: this.store.partialDir(this.t.infoHash) });
     void this.run();
+  }
+
+  /** The verified bytes from `at` to the end of its piece, when still in memory. */
+  heldFrom(at: number): Buffer | null {
+    const i = Math.floor(at / this.t.pieceLength);
+    return this.held.get(i)?.subarray(at - i * this.t.pieceLength) ?? null;
   }
 
   /** Resolves at the next change of `verified` or `state`. */
@@ -87,15 +100,22 @@ export class SharedDownload {
     const before = this.verified;
     if (end <= this.verified) return false;
     this.fh ??= await open(this.path, 'r');
-    const buf = Buffer.allocUnsafe(pieceLength);
     while (this.verified < end) {
       const i = this.verified / pieceLength;
       const n = Math.min(pieceLength, length - this.verified);
+      // A buffer of its own per piece: it may be queued on sockets while later pieces are read.
+      const buf = Buffer.allocUnsafe(n);
       const { bytesRead } = await this.fh.read(buf, 0, n, this.verified);
       const want = this.t.pieces.subarray(i * 20, i * 20 + 20);
       // A piece not yet on disk in full: look again at the next poll.
-      if (bytesRead !== n || !createHash('sha1').update(buf.subarray(0, n)).digest().equals(want)) break;
+      if (bytesRead !== n || !createHash('sha1').update(buf).digest().equals(want)) break;
+      this.held.set(i, buf);
+      if (this.held.size * pieceLength > HELD_BYTES) this.held.delete(this.held.keys().next().value!);
       this.verified += n;
+      // Clients go on at once, not after the whole batch (after a split
+      // download's second half arrives that is many pieces); the last piece
+      // waits for the store (run).
+      if (this.verified < length) this.notify();
     }
     return this.verified > before;
   }

@@ -31,6 +31,8 @@ export interface EngineOptions {
   uploadLimit?: number;
   /** Downloads aria2 runs at once (seeding ones excluded). */
   maxDownloads?: number;
+  /** HTTP connections to the web seed per download (aria2's --max-connection-per-server). */
+  webSeedConnections?: number;
   log?: (line: string) => void;
 }
 
@@ -87,6 +89,11 @@ export function aria2Args(o: EngineOptions, rpcPort: number, secret: string, par
     `--max-concurrent-downloads=${o.maxDownloads ?? 16}`,
     // A seeding torrent must not hold a slot a package manager is waiting for.
     '--bt-detach-seed-only=true',
+    // One connection to the web seed is bound by aria2's own receive loop;
+    // two, each on its own half of the file (splits no smaller than
+    // --min-split-size, default 20M), beat a single curl on loopback.
+    `--max-connection-per-server=${o.webSeedConnections ?? 2}`,
+    `--split=${o.webSeedConnections ?? 2}`,
     // Pieces are read while they arrive: no preallocation to wait for.
     '--file-allocation=none',
     '--auto-file-renaming=false',

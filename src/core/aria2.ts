@@ -49,6 +49,8 @@ export interface TorrentStatus {
   connections: number;
   numSeeders: number;
   seeder: boolean;
+  /** Checking existing data (--check-integrity), or queued to. */
+  verifying: boolean;
   errorMessage?: string;
   files: Array<{ path: string; length: number; selected: boolean }>;
 }
@@ -218,6 +220,10 @@ export class Aria2Engine {
     return this.call('aria2.getGlobalOption');
   }
 
+  getOption(gid: string): Promise<Record<string, string>> {
+    return this.call('aria2.getOption', gid);
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     const child = this.child;
@@ -246,6 +252,7 @@ function parseStatus(r: Record<string, unknown>): TorrentStatus {
     connections: n('connections'),
     numSeeders: n('numSeeders'),
     seeder: r.seeder === 'true',
+    verifying: r.verifiedLength !== undefined || r.verifyIntegrityPending === 'true',
     errorMessage: r.errorMessage as string | undefined,
     files: files.map((f) => ({ path: f.path!, length: Number(f.length), selected: f.selected === 'true' })),
   };

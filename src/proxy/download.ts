@@ -75,7 +75,7 @@ export class SharedDownload {
         const grew = await this.verifyUpTo(verifiedPrefixPieces(s.bitfield));
         if (this.verified === this.t.length) {
           // Into the store before the last bytes go out: a client's next request finds it there.
-          await this.store.commit(this.t.infoHash, this.t.name);
+          await this.store.commit(this.t.infoHash, this.t.name, this.t.torrent);
           this.state = 'complete';
         } else {
           if (grew) this.notify();

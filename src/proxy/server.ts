@@ -46,6 +46,8 @@ export interface RunningProxy {
   url: string;
   engine: Aria2Engine;
   packages: Packages;
+  /** Stored packages seeding again since the start, once aria2 checked them all. */
+  reseeded: Promise<number>;
   close(): Promise<void>;
 }
 
@@ -137,12 +139,23 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     await engine.close();
     throw err;
   }
+  const reseeded = packages.reseed(o.seedTimeMs).then(
+    (n) => {
+      if (n > 0) o.log(`seeding ${n} stored package(s) again`);
+      return n;
+    },
+    (err: Error) => {
+      o.log(`seeding stored packages again stopped: ${err.message}`);
+      return 0;
+    },
+  );
   const addr = server.address() as { address: string; port: number; family: string };
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
     engine,
     packages,
+    reseeded,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

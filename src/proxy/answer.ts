@@ -20,10 +20,14 @@ export interface Sent {
 
 const CHUNK = 1024 * 1024;
 
-function write(res: ServerResponse, data: Buffer): Promise<boolean> {
+/** Resolves when more may be written (false: the client is gone); `flushed` runs once the socket is done with `data`. */
+function write(res: ServerResponse, data: Buffer, flushed: () => void = () => undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    if (res.destroyed) return resolve(false);
-    if (res.write(data)) return resolve(true);
+    if (res.destroyed) {
+      flushed();
+      return resolve(false);
+    }
+    if (res.write(data, () => flushed())) return resolve(true);
     const done = (ok: boolean) => {
       res.off('drain', onDrain);
       res.off('close', onClose);
@@ -51,7 +55,8 @@ export async function answerFromDownload(
     while (sent.torrentBytes < length && !res.destroyed) {
       const at = sent.torrentBytes;
       if (dl.verified > at) {
-        let chunk = dl.heldFrom(at);
+        const held = dl.heldFrom(at);
+        let chunk = held?.data;
         if (!chunk) {
           // Behind the pieces held in memory: from the file, into a fresh buffer the socket may keep.
           fh ??= await open(dl.path, 'r');
@@ -60,7 +65,7 @@ export async function answerFromDownload(
           if (bytesRead === 0) throw new Error('downloaded file shorter than its verified pieces');
           chunk = b.subarray(0, bytesRead);
         }
-        if (!(await write(res, chunk))) return sent;
+        if (!(await write(res, chunk, held?.release))) return sent;
         sent.torrentBytes += chunk.length;
         continue;
       }

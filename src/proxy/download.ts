@@ -9,12 +9,13 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifiedPrefixPieces, type Aria2Engine } from '../core/aria2.js';
 import type { PackageTorrent } from './lookup.js';
+import { HeldPiece, PiecePool } from './piece-buffers.js';
 import type { Store } from './store.js';
 
 export type DownloadState = 'running' | 'complete' | 'failed';
 
-/** Verified bytes kept in memory per download for clients that keep up. */
-const HELD_BYTES = 16 * 1024 * 1024;
+/** Verified bytes kept in memory per download for clients that keep up (default). */
+export const HELD_BYTES = 16 * 1024 * 1024;
 
 export class SharedDownload {
   verified = 0;
@@ -27,17 +28,21 @@ export class SharedDownload {
   private generation = 0;
   private waiters = new Set<() => void>();
   private fh: FileHandle | null = null;
-  /** Verified pieces by index, oldest first; never written to after they are put here. */
-  private held = new Map<number, Buffer>();
+  /** Verified pieces by index, oldest first. */
+  private held = new Map<number, HeldPiece>();
+  private readonly pool: PiecePool;
 
   constructor(
     private readonly engine: Aria2Engine,
     private readonly store: Store,
     readonly t: PackageTorrent,
     private readonly webSeed: string,
+    private readonly heldBytes = HELD_BYTES,
     private readonly pollMs = 50,
   ) {
     this.path = join(store.partialDir(t.infoHash), t.name);
+    const window = Math.max(1, Math.floor(heldBytes / t.pieceLength));
+    this.pool = new PiecePool(t.pieceLength, window);
   }
 
   /** Hands the torrent to aria2; throws when the engine cannot take it (the caller goes direct). */
@@ -47,10 +52,10 @@ export class SharedDownload {
     void this.run();
   }
 
-  /** The verified bytes from `at` to the end of its piece, when still in memory. */
-  heldFrom(at: number): Buffer | null {
+  /** The verified bytes from `at` to the end of its piece, when still in memory; release them once written. */
+  heldFrom(at: number): { data: Buffer; release: () => void } | null {
     const i = Math.floor(at / this.t.pieceLength);
-    return this.held.get(i)?.subarray(at - i * this.t.pieceLength) ?? null;
+    return this.held.get(i)?.lease(at - i * this.t.pieceLength) ?? null;
   }
 
   /** Resolves at the next change of `verified` or `state`. */
@@ -103,14 +108,20 @@ export class SharedDownload {
     while (this.verified < end) {
       const i = this.verified / pieceLength;
       const n = Math.min(pieceLength, length - this.verified);
-      // A buffer of its own per piece: it may be queued on sockets while later pieces are read.
-      const buf = Buffer.allocUnsafe(n);
+      const buf = this.pool.take();
       const { bytesRead } = await this.fh.read(buf, 0, n, this.verified);
       const want = this.t.pieces.subarray(i * 20, i * 20 + 20);
       // A piece not yet on disk in full: look again at the next poll.
-      if (bytesRead !== n || !createHash('sha1').update(buf).digest().equals(want)) break;
-      this.held.set(i, buf);
-      if (this.held.size * pieceLength > HELD_BYTES) this.held.delete(this.held.keys().next().value!);
+      if (bytesRead !== n || !createHash('sha1').update(buf.subarray(0, n)).digest().equals(want)) {
+        this.pool.give(buf);
+        break;
+      }
+      this.held.set(i, new HeldPiece(buf, n, this.pool));
+      if (this.held.size * pieceLength > this.heldBytes) {
+        const [oldest, piece] = this.held.entries().next().value!;
+        this.held.delete(oldest);
+        piece.drop();
+      }
       this.verified += n;
       // Clients go on at once, not after the whole batch (after a split
       // download's second half arrives that is many pieces); the last piece

@@ -21,6 +21,7 @@ export class Packages {
     readonly engine: Aria2Engine,
     readonly store: Store,
     private readonly seedMaxTorrents: number,
+    private readonly heldBytes?: number,
   ) {}
 
   /** The download already running for this torrent, or a new one; null when the store cannot take it. */
@@ -41,7 +42,7 @@ export class Packages {
     if (!(await this.store.makeRoom(t.length))) return null;
     this.forgetSeed(t.infoHash);
     await this.store.discardPartial(t.infoHash);
-    const dl = new SharedDownload(this.engine, this.store, t, webSeed);
+    const dl = new SharedDownload(this.engine, this.store, t, webSeed, this.heldBytes);
     await dl.start();
     this.started++;
     return dl;

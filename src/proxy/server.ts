@@ -38,6 +38,8 @@ export interface ProxyOptions {
   allowHosts: string[];
   aria2c: string;
   spawn?: Spawn;
+  /** Verified bytes each download keeps in memory for clients that keep up (default 16 MiB). */
+  heldBytes?: number;
   log: (line: string) => void;
   accessLog: (line: string) => void;
 }
@@ -77,7 +79,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     uploadLimit: o.uploadLimit,
     log: o.log,
   });
-  packages = new Packages(engine, store, o.seedMaxTorrents);
+  packages = new Packages(engine, store, o.seedMaxTorrents, o.heldBytes);
   const route: Route = {
     isPackage: packageMatcher(o.patterns),
     minSize: o.minSize,

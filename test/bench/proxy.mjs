@@ -16,8 +16,8 @@
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomFillSync } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,6 +59,16 @@ async function curl(url, proxy) {
   return { ok: code === '200', ttfb: Number(ttfb), total: Number(total), size: Number(size) };
 }
 
+// CPU seconds of a process from /proc (Linux), null elsewhere: the load-independent side of the figures.
+function procCpu(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return null;
+  }
+}
+
 async function withProxy(minSize, fn) {
   const store = mkdtempSync(join(dir, 'store-'));
   const p = await startProxy({
@@ -68,7 +78,7 @@ async function withProxy(minSize, fn) {
     log: () => undefined, accessLog: () => undefined,
   });
   try {
-    return await fn(p.url);
+    return await fn(p.url, p.engine);
   } finally {
     await p.close();
     rmSync(store, { recursive: true, force: true });
@@ -78,24 +88,35 @@ async function withProxy(minSize, fn) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x, d = 2) => x.toFixed(d);
 
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+console.log(`load average at start: ${load()}`);
 const ratios = [];
 const ttfbs = [];
+const proxyCpus = [];
+const ariaCpus = [];
 for (let i = 0; i < ROUNDS; i++) {
   const big = `${mirror}/pub/big.rpm`;
   const directFirst = i % 2 === 0;
   const direct0 = directFirst ? await curl(big) : null;
-  const viaProxy = await withProxy(1024 * 1024, async (url) => {
+  const viaProxy = await withProxy(1024 * 1024, async (url, engine) => {
     if (!(await curl(`${mirror}/pub/warm.rpm`, url)).ok) throw new Error(`round ${i}: the warm-up download failed`);
-    return curl(big, url);
+    const [cpu0, aria0] = [process.cpuUsage(), procCpu(engine.pid)];
+    const r = await curl(big, url);
+    const cpu = process.cpuUsage(cpu0);
+    const aria1 = procCpu(engine.pid);
+    return { ...r, proxyCpu: (cpu.user + cpu.system) / 1e6, ariaCpu: aria0 === null || aria1 === null ? NaN : aria1 - aria0 };
   });
   const direct = direct0 ?? (await curl(big));
   if (!direct.ok || !viaProxy.ok || viaProxy.size !== MB * 1024 * 1024) throw new Error(`round ${i}: a download failed`);
   const r = direct.total / viaProxy.total;
   ratios.push(r);
   ttfbs.push(viaProxy.ttfb);
-  console.log(`round ${i + 1} (${directFirst ? 'direct' : 'proxy'} first): direct ${fmt((MB * 1.048576) / direct.total, 0)} MB/s, proxy ${fmt((MB * 1.048576) / viaProxy.total, 0)} MB/s (ratio ${fmt(r)}), proxy first byte ${fmt(viaProxy.ttfb, 3)} s`);
+  proxyCpus.push(viaProxy.proxyCpu);
+  ariaCpus.push(viaProxy.ariaCpu);
+  console.log(`round ${i + 1} (${directFirst ? 'direct' : 'proxy'} first): direct ${fmt((MB * 1.048576) / direct.total, 0)} MB/s, proxy ${fmt((MB * 1.048576) / viaProxy.total, 0)} MB/s (ratio ${fmt(r)}), proxy first byte ${fmt(viaProxy.ttfb, 3)} s, CPU proxy ${fmt(viaProxy.proxyCpu)} s aria2 ${fmt(viaProxy.ariaCpu)} s`);
 }
 console.log(`${MB} MiB cold through the proxy (web seed only): throughput ratio median ${fmt(median(ratios))} (range ${fmt(Math.min(...ratios))}-${fmt(Math.max(...ratios))}, target >= 0.60); time to first byte median ${fmt(median(ttfbs), 3)} s (range ${fmt(Math.min(...ttfbs), 3)}-${fmt(Math.max(...ttfbs), 3)}, target <= 0.5)`);
+console.log(`CPU for the ${MB} MiB request (not disturbed by load): proxy process median ${fmt(median(proxyCpus))} s, aria2 median ${fmt(median(ariaCpus))} s; load average now: ${load()}`);
 
 // 50 KB: cold BitTorrent each time needs a fresh store; one proxy per path kind.
 if (SMALL_ROUNDS === 0) process.exit(0);

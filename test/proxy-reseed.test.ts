@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratch } from './helpers/clients.js';
+import { until } from './helpers/poll.js';
 import { need } from './helpers/oracles.js';
 import { startOpentracker } from './helpers/opentracker.js';
 import { writeTree } from './helpers/mirror.js';
@@ -58,6 +59,24 @@ t.test('a restarted proxy seeds its stored package again: a second proxy complet
   t.ok(minutes > 9 && minutes <= 10, `seeds for what is left of the seed time since it was stored (${minutes} min)`);
 
   await completesFromPeers(t, gate, '/pub/big.rpm', data);
+});
+
+t.test('aria2 killed: the restarted aria2 seeds the stored package again', async (t) => {
+  if (!need(t, 'aria2c')) return;
+  const { dir, data, torrent, gate } = await setup(t, false);
+  const p = await startTestProxy(t, { store: join(dir, 'store'), seedTimeMs: 10 * 60_000 });
+  t.ok((await viaProxy(p.url, `${gate.url}/pub/big.rpm`)).body.equals(data));
+  await p.line(/big\.rpm 200 bittorrent/);
+  const seeding = async () =>
+    (await p.engine.call<Array<{ infoHash: string; seeder: string }>>('aria2.tellActive', ['infoHash', 'seeder']).catch(() => [])).some(
+      (a) => a.infoHash === torrent.infoHash && a.seeder === 'true',
+    );
+  t.ok(await until(10_000, seeding), 'seeding after the download');
+  const gen = p.engine.generation;
+  process.kill(p.engine.pid!, 'SIGKILL');
+  t.ok(await until(10_000, () => p.engine.generation === gen + 1), 'aria2 restarted');
+  t.ok(await until(20_000, seeding), 'and seeds the stored package again');
+  await p.line(/seeding 1 stored package\(s\) again/);
 });
 
 t.test('a stored file that fails the check is dropped, not seeded', async (t) => {

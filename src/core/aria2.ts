@@ -34,6 +34,8 @@ export interface EngineOptions {
   /** HTTP connections to the web seed per download (aria2's --max-connection-per-server). */
   webSeedConnections?: number;
   log?: (line: string) => void;
+  /** Called when aria2 answers again after it died and was restarted. */
+  onRestart?: () => void;
 }
 
 export interface TorrentStatus {
@@ -158,6 +160,7 @@ export class Aria2Engine {
     for (;;) {
       try {
         await Promise.race([this.rawCall('aria2.getVersion', []), failedToSpawn]);
+        if (this.generation > 1) this.o.onRestart?.();
         return;
       } catch (err) {
         if (err instanceof PkgError && err.message.startsWith('cannot start')) throw err;

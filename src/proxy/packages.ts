@@ -62,7 +62,7 @@ export class Packages {
   }
 
   /**
-   * Seeds stored packages again, as after a restart: the newest
+   * Seeds stored packages again, after a restart of the proxy or of aria2: the newest
    * `seedMaxTorrents` whose seed time, counted from when they were stored,
    * is not over, for what is left of it. aria2 checks every piece of the
    * stored file against its torrent first (--check-integrity); a file
@@ -75,8 +75,13 @@ export class Packages {
       .filter((e) => seedTimeMs - (now - e.completedAt) > 0)
       .sort((a, b) => a.completedAt - b.completedAt)
       .slice(-this.seedMaxTorrents);
+    // What an earlier aria2 process seeded is gone with it.
+    const generation = this.engine.generation;
+    this.seeding = this.seeding.filter((s) => s.generation === generation);
     let seeding = 0;
     for (const { torrent: t, completedAt } of stored) {
+      // aria2 restarted meanwhile: the restart's own pass takes over.
+      if (this.engine.generation !== generation) break;
       const ih = t.infoHash;
       if (this.running.has(ih) || this.seeding.some((s) => s.infoHash === ih)) continue;
       const dir = await this.store.linkForSeeding(ih, t.name);

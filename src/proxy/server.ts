@@ -65,6 +65,19 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const allow = access(o.host, o.allowFrom, o.allowHosts);
   const mirrors = new Map(o.mirrors.map((m) => parseMirror(m)).map((m) => [m.name, m.url]));
   let packages: Packages | null = null;
+  const reseed = async (): Promise<number> => {
+    if (!packages) return 0; // aria2 restarted before the proxy was up: its start's pass comes
+    return packages.reseed(o.seedTimeMs).then(
+      (n) => {
+        if (n > 0) o.log(`seeding ${n} stored package(s) again`);
+        return n;
+      },
+      (err: Error) => {
+        o.log(`seeding stored packages again stopped: ${err.message}`);
+        return 0;
+      },
+    );
+  };
   const store = await Store.open(o.store, o.storeSize, (ih) => packages?.forgetSeed(ih));
   const engine = await Aria2Engine.start({
     dir: join(o.store, 'partial'),
@@ -78,6 +91,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     seedRatio: o.seedRatio,
     uploadLimit: o.uploadLimit,
     log: o.log,
+    onRestart: () => void reseed(),
   });
   packages = new Packages(engine, store, o.seedMaxTorrents, o.heldBytes);
   const route: Route = {
@@ -141,16 +155,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     await engine.close();
     throw err;
   }
-  const reseeded = packages.reseed(o.seedTimeMs).then(
-    (n) => {
-      if (n > 0) o.log(`seeding ${n} stored package(s) again`);
-      return n;
-    },
-    (err: Error) => {
-      o.log(`seeding stored packages again stopped: ${err.message}`);
-      return 0;
-    },
-  );
+  const reseeded = reseed();
   const addr = server.address() as { address: string; port: number; family: string };
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {

@@ -71,6 +71,7 @@ export class Packages {
    * Resolves with how many seed.
    */
   async reseed(seedTimeMs: number, now = Date.now()): Promise<number> {
+    if (this.seedMaxTorrents <= 0) return 0; // (slice(-0) would keep them all)
     const stored = (await this.store.storedTorrents())
       .filter((e) => seedTimeMs - (now - e.completedAt) > 0)
       .sort((a, b) => a.completedAt - b.completedAt)

@@ -46,6 +46,8 @@ t.test('options took effect in the running aria2c; peer discovery off', async (t
   t.equal(g['max-overall-upload-limit'], '1048576');
   t.equal(g['max-concurrent-downloads'], '9');
   t.equal(g['bt-detach-seed-only'], 'true');
+  t.equal(g['max-connection-per-server'], '2', 'two connections to the web seed');
+  t.equal(g.split, '2');
   t.equal(g['rpc-save-upload-metadata'], 'false');
   t.equal(g.dir, dir);
   // The secret is required: a call without it is refused.

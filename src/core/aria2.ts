@@ -31,7 +31,11 @@ export interface EngineOptions {
   uploadLimit?: number;
   /** Downloads aria2 runs at once (seeding ones excluded). */
   maxDownloads?: number;
+  /** HTTP connections to the web seed per download (aria2's --max-connection-per-server). */
+  webSeedConnections?: number;
   log?: (line: string) => void;
+  /** Called when aria2 answers again after it died and was restarted. */
+  onRestart?: () => void;
 }
 
 export interface TorrentStatus {
@@ -47,6 +51,8 @@ export interface TorrentStatus {
   connections: number;
   numSeeders: number;
   seeder: boolean;
+  /** Checking existing data (--check-integrity), or queued to. */
+  verifying: boolean;
   errorMessage?: string;
   files: Array<{ path: string; length: number; selected: boolean }>;
 }
@@ -87,6 +93,11 @@ export function aria2Args(o: EngineOptions, rpcPort: number, secret: string, par
     `--max-concurrent-downloads=${o.maxDownloads ?? 16}`,
     // A seeding torrent must not hold a slot a package manager is waiting for.
     '--bt-detach-seed-only=true',
+    // One connection to the web seed is bound by aria2's own receive loop;
+    // two, each on its own half of the file (splits no smaller than
+    // --min-split-size, default 20M), beat a single curl on loopback.
+    `--max-connection-per-server=${o.webSeedConnections ?? 2}`,
+    `--split=${o.webSeedConnections ?? 2}`,
     // Pieces are read while they arrive: no preallocation to wait for.
     '--file-allocation=none',
     '--auto-file-renaming=false',
@@ -149,6 +160,7 @@ export class Aria2Engine {
     for (;;) {
       try {
         await Promise.race([this.rawCall('aria2.getVersion', []), failedToSpawn]);
+        if (this.generation > 1) this.o.onRestart?.();
         return;
       } catch (err) {
         if (err instanceof PkgError && err.message.startsWith('cannot start')) throw err;
@@ -211,6 +223,10 @@ export class Aria2Engine {
     return this.call('aria2.getGlobalOption');
   }
 
+  getOption(gid: string): Promise<Record<string, string>> {
+    return this.call('aria2.getOption', gid);
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     const child = this.child;
@@ -239,6 +255,7 @@ function parseStatus(r: Record<string, unknown>): TorrentStatus {
     connections: n('connections'),
     numSeeders: n('numSeeders'),
     seeder: r.seeder === 'true',
+    verifying: r.verifiedLength !== undefined || r.verifyIntegrityPending === 'true',
     errorMessage: r.errorMessage as string | undefined,
     files: files.map((f) => ({ path: f.path!, length: Number(f.length), selected: f.selected === 'true' })),
   };

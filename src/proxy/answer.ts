@@ -20,10 +20,14 @@ export interface Sent {
 
 const CHUNK = 1024 * 1024;
 
-function write(res: ServerResponse, data: Buffer): Promise<boolean> {
+/** Resolves when more may be written (false: the client is gone); `flushed` runs once the socket is done with `data`. */
+function write(res: ServerResponse, data: Buffer, flushed: () => void = () => undefined): Promise<boolean> {
   return new Promise((resolve) => {
-    if (res.destroyed) return resolve(false);
-    if (res.write(data)) return resolve(true);
+    if (res.destroyed) {
+      flushed();
+      return resolve(false);
+    }
+    if (res.write(data, () => flushed())) return resolve(true);
     const done = (ok: boolean) => {
       res.off('drain', onDrain);
       res.off('close', onClose);
@@ -47,15 +51,22 @@ export async function answerFromDownload(
   res.writeHead(200, { ...headers, 'content-length': length });
   const sent: Sent = { torrentBytes: 0, mirrorBytes: 0, fallback: '' };
   let fh: Awaited<ReturnType<typeof open>> | null = null;
-  const buf = Buffer.allocUnsafe(CHUNK);
   try {
     while (sent.torrentBytes < length && !res.destroyed) {
       const at = sent.torrentBytes;
       if (dl.verified > at) {
-        fh ??= await open(dl.path, 'r');
-        const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK, dl.verified - at), at);
-        if (!(await write(res, Buffer.from(buf.subarray(0, bytesRead))))) return sent;
-        sent.torrentBytes += bytesRead;
+        const held = dl.heldFrom(at);
+        let chunk = held?.data;
+        if (!chunk) {
+          // Behind the pieces held in memory: from the file, into a fresh buffer the socket may keep.
+          fh ??= await open(dl.path, 'r');
+          const b = Buffer.allocUnsafe(Math.min(CHUNK, dl.verified - at));
+          const { bytesRead } = await fh.read(b, 0, b.length, at);
+          if (bytesRead === 0) throw new Error('downloaded file shorter than its verified pieces');
+          chunk = b.subarray(0, bytesRead);
+        }
+        if (!(await write(res, chunk, held?.release))) return sent;
+        sent.torrentBytes += chunk.length;
         continue;
       }
       if (dl.state === 'failed') {

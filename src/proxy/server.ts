@@ -38,6 +38,8 @@ export interface ProxyOptions {
   allowHosts: string[];
   aria2c: string;
   spawn?: Spawn;
+  /** Verified bytes each download keeps in memory for clients that keep up (default 16 MiB). */
+  heldBytes?: number;
   log: (line: string) => void;
   accessLog: (line: string) => void;
 }
@@ -46,6 +48,8 @@ export interface RunningProxy {
   url: string;
   engine: Aria2Engine;
   packages: Packages;
+  /** Stored packages seeding again since the start, once aria2 checked them all. */
+  reseeded: Promise<number>;
   close(): Promise<void>;
 }
 
@@ -61,6 +65,19 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const allow = access(o.host, o.allowFrom, o.allowHosts);
   const mirrors = new Map(o.mirrors.map((m) => parseMirror(m)).map((m) => [m.name, m.url]));
   let packages: Packages | null = null;
+  const reseed = async (): Promise<number> => {
+    if (!packages) return 0; // aria2 restarted before the proxy was up: its start's pass comes
+    return packages.reseed(o.seedTimeMs).then(
+      (n) => {
+        if (n > 0) o.log(`seeding ${n} stored package(s) again`);
+        return n;
+      },
+      (err: Error) => {
+        o.log(`seeding stored packages again stopped: ${err.message}`);
+        return 0;
+      },
+    );
+  };
   const store = await Store.open(o.store, o.storeSize, (ih) => packages?.forgetSeed(ih));
   const engine = await Aria2Engine.start({
     dir: join(o.store, 'partial'),
@@ -74,8 +91,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     seedRatio: o.seedRatio,
     uploadLimit: o.uploadLimit,
     log: o.log,
+    onRestart: () => void reseed(),
   });
-  packages = new Packages(engine, store, o.seedMaxTorrents);
+  packages = new Packages(engine, store, o.seedMaxTorrents, o.heldBytes);
   const route: Route = {
     isPackage: packageMatcher(o.patterns),
     minSize: o.minSize,
@@ -137,12 +155,14 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     await engine.close();
     throw err;
   }
+  const reseeded = reseed();
   const addr = server.address() as { address: string; port: number; family: string };
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
     engine,
     packages,
+    reseeded,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

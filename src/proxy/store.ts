@@ -1,12 +1,22 @@
-// Completed packages, by info hash: done/<info hash>/<name>. A file gets
+// Completed packages, by info hash: done/<info hash>/<name>, with the
+// torrent beside it as <name>.torrent (one package per directory, so the
+// two names never clash) for seeding again after a restart. A file gets
 // there only after every piece was verified against its torrent, by an
 // atomic rename of a directory holding a hard link to aria2's download, so
 // a crash at any point leaves either nothing or a complete file. aria2
 // downloads into partial/<info hash>/, which is emptied at every start.
 // Least recently used entries go first when the store is over its size.
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, rename, rm, stat, utimes } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { parsePackageTorrent, type PackageTorrent } from './lookup.js';
+
+/** A stored package with the torrent it was verified against. */
+export interface StoredTorrent {
+  torrent: PackageTorrent;
+  /** When it was stored (the torrent file's mtime, never touched after). */
+  completedAt: number;
+}
 
 export class Store {
   private constructor(
@@ -49,12 +59,13 @@ export class Store {
     return true;
   }
 
-  /** Moves a verified download into the store (aria2 keeps seeding from its own link). */
-  async commit(infoHash: string, name: string): Promise<void> {
+  /** Moves a verified download into the store with its torrent (aria2 keeps seeding from its own link). */
+  async commit(infoHash: string, name: string, torrent: Buffer): Promise<void> {
     const tmp = join(this.dir, 'done', `.tmp-${infoHash}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
     try {
       await link(join(this.partialDir(infoHash), name), join(tmp, name));
+      await writeFile(join(tmp, `${name}.torrent`), torrent);
       await rm(join(this.dir, 'done', infoHash), { recursive: true, force: true });
       await rename(tmp, join(this.dir, 'done', infoHash));
     } catch (err) {
@@ -62,6 +73,48 @@ export class Store {
       throw err;
     }
     await this.evict(this.maxBytes);
+  }
+
+  /**
+   * Every stored package whose torrent is whole and matches it: a single
+   * file of that name and length whose info hash names the directory.
+   * Anything else (no torrent, an older store, a damaged or foreign one)
+   * is left out: it is still answered from, only not seeded.
+   */
+  async storedTorrents(): Promise<StoredTorrent[]> {
+    const out: StoredTorrent[] = [];
+    for (const ih of await readdir(join(this.dir, 'done'))) {
+      if (!/^[0-9a-f]{40}$/.test(ih)) continue;
+      const d = join(this.dir, 'done', ih);
+      try {
+        for (const f of await readdir(d)) {
+          if (!f.endsWith('.torrent')) continue;
+          const name = f.slice(0, -'.torrent'.length);
+          const size = await stat(join(d, name)).then((s) => (s.isFile() ? s.size : -1), () => -1);
+          if (size < 0) continue;
+          const t = parsePackageTorrent(await readFile(join(d, f)), name, size);
+          if (t?.infoHash === ih) out.push({ torrent: t, completedAt: (await stat(join(d, f))).mtimeMs });
+        }
+      } catch {
+        // Removed meanwhile by an eviction.
+      }
+    }
+    return out;
+  }
+
+  /** A link to a stored file where aria2 seeds it from (partial/<info hash>/<name>). */
+  async linkForSeeding(infoHash: string, name: string): Promise<string> {
+    const dir = this.partialDir(infoHash);
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    await link(join(this.dir, 'done', infoHash, name), join(dir, name));
+    return dir;
+  }
+
+  /** Drops a stored package (found damaged). */
+  async remove(infoHash: string): Promise<void> {
+    await rm(join(this.dir, 'done', infoHash), { recursive: true, force: true });
+    await this.discardPartial(infoHash);
   }
 
   async discardPartial(infoHash: string): Promise<void> {

@@ -124,3 +124,19 @@ export async function startGate(t: Test, upstream: string): Promise<Gate> {
   gate.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return gate;
 }
+
+/**
+ * The peer-to-peer proof: with the web seed refusing aria2, a fresh proxy
+ * still gets all of `path` (`data`) over BitTorrent, from whatever peer the
+ * tracker names, and the web seed sends it at most a little.
+ */
+export async function completesFromPeers(t: Test, gate: Gate, path: string, data: Buffer): Promise<void> {
+  gate.policy = { kind: 'refuse' };
+  const webSeedBytes = gate.aria2Bytes;
+  const second = await startTestProxy(t, { stallMs: 60_000 });
+  const r = await viaProxy(second.url, `${gate.url}${path}`);
+  t.ok(r.body.equals(data), 'second proxy: bytes identical');
+  const name = path.slice(path.lastIndexOf('/') + 1).replace(/\./g, '\\.');
+  t.match(await second.line(new RegExp(`${name} 200 bittorrent`)), new RegExp(`torrent=${data.length} mirror=0 `), 'all of it over BitTorrent, no Range fallback');
+  t.ok(gate.aria2Bytes - webSeedBytes < 64 * 1024, `the web seed sent the second proxy at most a little (${gate.aria2Bytes - webSeedBytes} bytes)`);
+}

@@ -120,6 +120,12 @@ t.test('what is not seeded again: seed time over, a torrent that does not match 
   writeFileSync(tfile, Buffer.concat([Buffer.from(good.toString('latin1').replace('4:name7:big.rpm', '4:name7:big.rpn'), 'latin1')]));
   t.same(await (await Store.open(store, 1024 ** 3)).storedTorrents(), [], 'a torrent naming another file is not used');
   writeFileSync(tfile, good);
+  // seed-max-torrents 0: seeding is off, so nothing is re-added either.
+  const none = await startTestProxy(t, { store, seedTimeMs: 3600_000, seedMaxTorrents: 0 });
+  t.equal(await none.reseeded, 0, 'seed-max-torrents 0: not seeded');
+  const idle = await none.engine.call<Array<{ infoHash: string }>>('aria2.tellActive', ['infoHash']);
+  t.notOk(idle.some((a) => a.infoHash === torrent.infoHash), 'aria2 was not given it');
+  await none.close();
   const again = await startTestProxy(t, { store, seedTimeMs: 3600_000 });
   t.equal(await again.reseeded, 1, 'the restored torrent seeds (its mtime is now)');
 });

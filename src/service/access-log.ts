@@ -41,16 +41,20 @@ export class LogBuffer {
   }
 }
 
-// Formatting a date costs more than the rest of the line; one per millisecond is enough.
-let lastMs = 0;
-let lastIso = '';
+// Formatting a date costs more than the rest of the line: the ISO text is
+// made once per second and the milliseconds put in by hand.
+let lastSecond = -1;
+/** "2026-12-01T21:08:42." for the second in lastSecond. */
+let secondPrefix = '';
 function isoNow(): string {
   const now = Date.now();
-  if (now !== lastMs) {
-    lastMs = now;
-    lastIso = new Date(now).toISOString();
+  const second = Math.floor(now / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondPrefix = new Date(second * 1000).toISOString().slice(0, 20);
   }
-  return lastIso;
+  const ms = now - second * 1000;
+  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
 /** What a response carries for its log line: when it started (performance.now) and where the line goes. */

@@ -134,8 +134,10 @@ export class InfoCache {
    */
   checked(key: string, entry: InfoEntry, at: number): void {
     const prev = this.memory.get(key);
-    const ready = prev && prev.entry.infoHash.equals(entry.infoHash) ? prev.ready : null;
-    this.memory.set(key, { entry, checkedAt: at, ready });
+    // The same entry checked again (every window, for each digest in use):
+    // only the time changes, so its weight and place stay as they are.
+    if (prev?.entry === entry) prev.checkedAt = at;
+    else this.memory.set(key, { entry, checkedAt: at, ready: prev && prev.entry.infoHash.equals(entry.infoHash) ? prev.ready : null });
   }
 
   /** Forgets the key's entry (its files changed, or it is gone). */

@@ -88,12 +88,8 @@ export class Torrents {
     return oldest;
   }
 
-  /**
-   * The cached entry for a key when a check of its files holds for a
-   * request that arrived at `arrivedAt`, without checking: the digest GET's
-   * synchronous fast path. Null: ask `lookup`.
-   */
-  fresh(key: string, arrivedAt: number): InfoEntry | null {
+  /** The cached entry for a key when a check of its files holds for a request that arrived at `arrivedAt`; null: check. */
+  private fresh(key: string, arrivedAt: number): InfoEntry | null {
     const e = this.o.infoCache.fresh(key, arrivedAt);
     if (e) void this.o.infoCache.used(key);
     return e;

@@ -2,7 +2,7 @@
 // never lets a request be answered from a check older than itself.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { utimesSync } from 'node:fs';
+import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CacheWrites } from '../src/core/cache-writes.js';
 import { HashPool } from '../src/core/hasher.js';
@@ -25,13 +25,16 @@ async function setup(t: Test, revalidateMs = 0, now?: () => number) {
   const torrents = new Torrents({
     root,
     pieces: new PieceMemo(new PieceStore(new PieceCache(join(dir, 'cache')), pool)),
-    infoCache: new InfoCache(join(dir, 'cache'), { waitMs: 5000, writes: new CacheWrites(join(dir, 'cache'), (l) => t.fail(l)) }),
+    infoCache: new InfoCache(join(dir, 'cache'), {
+      waitMs: 5000,
+      writes: new CacheWrites(join(dir, 'cache'), (l) => t.fail(l)),
+      revalidateMs,
+      ...(now ? { now } : {}),
+    }),
     pieceLength: 65536,
     serviceName: 'torrent_service',
     queueLimit: 4,
-    revalidateMs,
     log: () => {},
-    ...(now ? { now } : {}),
   });
   const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS), 'multi', torrents.now());
   // A new mtime (whole seconds later) that every filesystem can record.
@@ -39,12 +42,12 @@ async function setup(t: Test, revalidateMs = 0, now?: () => number) {
     const later = new Date(Date.now() + 5000);
     utimesSync(join(dir, 'root', rel), later, later);
   };
-  return { torrents, built, touch };
+  return { torrents, built, touch, root };
 }
 
 t.test('GETs in one turn all get the entry from the check they share', async (t) => {
   const { torrents, built } = await setup(t);
-  const answers = await Promise.all(Array.from({ length: 10 }, () => torrents.lookup(KEY)));
+  const answers = await Promise.all(Array.from({ length: 10 }, async () => torrents.lookup(KEY)));
   t.ok(answers.every((e) => e === built), 'every GET answered with the built entry');
 });
 
@@ -87,4 +90,42 @@ t.test('the default 1 s window: a changed file is answered at most until the win
   clock += 2;
   t.equal(await torrents.lookup(KEY), null, '1001 ms after the check, the change is seen');
   t.equal(await torrents.lookup(KEY), null, 'and stays seen');
+});
+
+t.test('a file stat shared by two digests: the window counts from the stat, not from the later check', async (t) => {
+  let clock = 1_000_000;
+  const { torrents, built, touch, root } = await setup(t, 1000, () => clock);
+  const key2 = 'b2'.repeat(20);
+  const built2 = await torrents.forFiles(key2, await resolveFiles(root, RELS.slice(0, 2)), 'multi', torrents.now());
+  clock += 1001;
+  t.equal(await torrents.lookup(KEY), built, 'the first digest checked its three files at t1');
+  touch(RELS[0]!);
+  clock += 500;
+  t.equal(await torrents.lookup(key2), built2, 'the second digest, checked at t1 + 500, uses the stat of t1 (still inside the window)');
+  clock += 501;
+  t.equal(await torrents.lookup(key2), null, '1001 ms after that stat, the change is seen, though the digest itself was checked 501 ms ago');
+  t.equal(await torrents.lookup(KEY), null, 'and by the first digest too');
+});
+
+t.test('strict: every check stats the files again', async (t) => {
+  const { torrents, built, touch } = await setup(t, 0);
+  t.equal(await torrents.lookup(KEY), built);
+  touch(RELS[0]!);
+  t.equal(await torrents.lookup(KEY), null, 'no stat is reused without a window');
+});
+
+t.test('a ready torrent is reused for the same entry and host, never for a rebuilt entry', async (t) => {
+  const { torrents, built, touch, root } = await setup(t, 0);
+  const first = torrents.torrent(KEY, built, 'http://mirror', []);
+  t.equal(torrents.torrent(KEY, built, 'http://mirror', []), first, 'same entry, host and trackers: the same bytes');
+  const other = torrents.torrent(KEY, built, 'http://other', []);
+  t.not(other.bytes.toString('latin1'), first.bytes.toString('latin1'), 'another host: its own web seed');
+  t.not(torrents.torrent(KEY, built, 'http://other', ['http://t.example/announce']).bytes.length, other.bytes.length, 'other trackers: made again');
+  writeFileSync(join(root.dir, RELS[2]!), randomBytes(9));
+  touch(RELS[2]!);
+  const rebuilt = await torrents.forFiles(KEY, await resolveFiles(root, RELS), 'multi', torrents.now());
+  t.not(rebuilt.infoHash.toString('hex'), built.infoHash.toString('hex'), 'the entry was rebuilt');
+  const again = torrents.torrent(KEY, rebuilt, 'http://mirror', []);
+  t.equal(again.infoHashHex, rebuilt.infoHash.toString('hex'), 'the torrent is made of the rebuilt entry');
+  t.match(again.disposition, `filename=${rebuilt.infoHash.toString('hex')}.torrent`);
 });

@@ -74,6 +74,16 @@ export class TrackerList {
     private readonly opts: { checkIntervalMs?: number; warn?: (msg: string) => void; now?: () => number } = {},
   ) {}
 
+  /**
+   * The list without waiting, when no re-check is due or under way (the
+   * cached GET's synchronous path); null means: ask `current()`.
+   */
+  ready(): string[] | null {
+    if (this.checking) return null;
+    if (this.path && (this.opts.now ?? Date.now)() - this.checkedAt >= (this.opts.checkIntervalMs ?? 60_000)) return null;
+    return this.urls;
+  }
+
   async current(): Promise<string[]> {
     const now = (this.opts.now ?? Date.now)();
     if (this.path && now - this.checkedAt >= (this.opts.checkIntervalMs ?? 60_000)) {

@@ -1,9 +1,9 @@
 // One line per request on stderr: time, method, path, status, bytes, duration.
 // The path is the raw request target with anything unprintable escaped, so a
 // hostile URL cannot forge or break log lines.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { printable } from './printable.js';
-import { bodyLength } from './respond.js';
+import { declaredLength } from './respond.js';
 
 /**
  * Collects lines and writes them at most every FLUSH_MS, or sooner when
@@ -41,30 +41,54 @@ export class LogBuffer {
   }
 }
 
-// Formatting a date costs more than the rest of the line; one per millisecond is enough.
-let lastMs = 0;
-let lastIso = '';
+// Formatting a date costs more than the rest of the line: the ISO text is
+// made once per second and the milliseconds put in by hand.
+let lastSecond = -1;
+/** "2026-12-01T21:08:42." for the second in lastSecond. */
+let secondPrefix = '';
 function isoNow(): string {
   const now = Date.now();
-  if (now !== lastMs) {
-    lastMs = now;
-    lastIso = new Date(now).toISOString();
+  const second = Math.floor(now / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    secondPrefix = new Date(second * 1000).toISOString().slice(0, 20);
   }
-  return lastIso;
+  const ms = now - second * 1000;
+  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
-export function accessLog(req: IncomingMessage, res: ServerResponse, started: bigint, write: (line: string) => void): void {
-  const finish = () => {
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-    const aborted = !res.writableFinished;
-    // Our own answers record their length; `send` sets the header itself.
-    const declared = bodyLength.get(res) ?? Number(res.getHeader('content-length') ?? 0);
-    const bytes = req.method === 'HEAD' || res.statusCode === 304 ? 0 : declared;
-    write(
-      `${isoNow()} ${printable(req.method ?? '-')} ${printable(req.url ?? '-')} ` +
-        `${aborted ? `${res.statusCode}!` : res.statusCode} ${bytes} ${ms.toFixed(1)}ms\n`,
-    );
-  };
+/** What a response carries for its log line: when it started (performance.now) and where the line goes. */
+const STARTED = Symbol('started');
+const WRITE = Symbol('writeLog');
+type Logged = ServerResponse & { [STARTED]: number; [WRITE]: (line: string) => void };
+
+/**
+ * Writes the request's line when its response closes. One shared listener
+ * and two properties per request rather than a closure and a once-wrapper:
+ * this runs on every request.
+ */
+export function accessLog(res: ServerResponse, started: number, write: (line: string) => void): void {
+  const r = res as Logged;
+  r[STARTED] = started;
+  r[WRITE] = write;
   // 'close' comes after 'finish' too, and alone when the client went away.
-  res.once('close', finish);
+  res.on('close', logLine);
+}
+
+/** The 'close' listener: `res` is the response it was added to, as for every EventEmitter listener. */
+function logLine(this: Logged): void {
+  writeLine(this);
+}
+
+function writeLine(res: Logged): void {
+  const req = res.req;
+  const ms = performance.now() - res[STARTED];
+  const aborted = !res.writableFinished;
+  // Our own answers record their length; `send` sets the header itself.
+  const declared = declaredLength(res) ?? Number(res.getHeader('content-length') ?? 0);
+  const bytes = req.method === 'HEAD' || res.statusCode === 304 ? 0 : declared;
+  res[WRITE](
+    `${isoNow()} ${printable(req.method ?? '-')} ${printable(req.url ?? '-')} ` +
+      `${aborted ? `${res.statusCode}!` : res.statusCode} ${bytes} ${ms.toFixed(1)}ms\n`,
+  );
 }

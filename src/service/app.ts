@@ -12,12 +12,17 @@ import { handleSimple } from './simple.js';
 
 export function requestHandler(ctx: ServiceContext, writeLog: (line: string) => void) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    accessLog(req, res, process.hrtime.bigint(), writeLog);
-    dispatch(ctx, req, res).catch((err: unknown) => sendError(req, res, err, ctx.log));
+    accessLog(res, performance.now(), writeLog);
+    // A cached digest GET is answered synchronously (no promise); everything else settles later.
+    try {
+      dispatch(ctx, req, res)?.catch((err: unknown) => sendError(req, res, err, ctx.log));
+    } catch (err) {
+      sendError(req, res, err, ctx.log);
+    }
   };
 }
 
-async function dispatch(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse): Promise<void> {
+function dispatch(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse): Promise<void> | void {
   const r = route(req.url ?? '/', ctx.serviceName);
   switch (r.kind) {
     case 'digest':

@@ -122,19 +122,24 @@ export function baseUrlFor(req: BaseUrlRequest, opts: BaseUrlOptions): string {
   if (host === undefined) throw new PkgError('bad-request', 'missing Host header (or start serve with --base-url)');
   const checked = checkHostOnce(host, proto);
   if (!checked.ok) throw new PkgError('bad-request', `invalid ${header} header: ${checked.why}`);
-  return `${proto}://${checked.host}`;
+  return checked.base;
 }
 
 /**
- * checkHost, remembered: a mirror is asked for by a handful of names, and
- * the check (a URL parse among others) is a visible share of a cached GET.
- * Bounded, so a client sending a new Host each time costs only the check.
+ * checkHost, remembered with the base URL it gives: a mirror is asked for by
+ * a handful of names, and the check (a URL parse among others) is a visible
+ * share of a cached GET. Bounded, so a client sending a new Host each time
+ * costs only the check. One table per scheme, so the key is the header as sent.
  */
-const checkedHosts = new BoundedMap<string, HostCheck>(256);
+type Remembered = { ok: true; base: string } | { ok: false; why: string };
+const checkedHosts = { http: new BoundedMap<string, Remembered>(256), https: new BoundedMap<string, Remembered>(256) };
 
-function checkHostOnce(host: string, proto: 'http' | 'https'): HostCheck {
-  const key = `${proto} ${host}`;
-  let c = checkedHosts.get(key);
-  if (c === undefined) checkedHosts.set(key, (c = checkHost(host, proto)));
+function checkHostOnce(host: string, proto: 'http' | 'https'): Remembered {
+  const seen = checkedHosts[proto];
+  let c = seen.get(host);
+  if (c === undefined) {
+    const r = checkHost(host, proto);
+    seen.set(host, (c = r.ok ? { ok: true, base: `${proto}://${r.host}` } : r));
+  }
   return c;
 }

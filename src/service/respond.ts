@@ -4,6 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { PkgError } from '../core/errors.js';
 import { printable } from './printable.js';
+import type { Torrent } from './torrents.js';
 
 export const TORRENT_TYPE = 'application/x-bittorrent';
 /** Seconds a client should wait after a 503 before asking again. */
@@ -31,8 +32,14 @@ export class ClientHttpError extends Error {
   }
 }
 
-/** Body length of each answered response, for the access log. */
-export const bodyLength = new WeakMap<ServerResponse, number>();
+/** Where a response records the body length it declared, for the access log. */
+const BODY_LENGTH = Symbol('bodyLength');
+type Noted = ServerResponse & { [BODY_LENGTH]?: number };
+
+/** The body length our own answer declared, if it was written by `writeHead` here. */
+export function declaredLength(res: ServerResponse): number | undefined {
+  return (res as Noted)[BODY_LENGTH];
+}
 
 /**
  * writeHead with the headers object (the fast path of node:http), noting
@@ -40,7 +47,8 @@ export const bodyLength = new WeakMap<ServerResponse, number>();
  */
 export function writeHead(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
   const len = headers['Content-Length'];
-  if (typeof len === 'number') bodyLength.set(res, len);
+  // A property rather than a WeakMap: one per request, gone with it.
+  if (typeof len === 'number') (res as Noted)[BODY_LENGTH] = len;
   res.writeHead(status, headers);
 }
 
@@ -48,16 +56,16 @@ export function allowMethods(req: IncomingMessage, allow: readonly string[]): vo
   if (!allow.includes(req.method ?? '')) throw new MethodNotAllowed(allow);
 }
 
-export function sendTorrent(req: IncomingMessage, res: ServerResponse, torrent: Buffer, infoHashHex: string): void {
+export function sendTorrent(req: IncomingMessage, res: ServerResponse, t: Pick<Torrent, 'bytes' | 'disposition'>): void {
   // Already answered (timed out while building): the result is cached for the retry.
   if (res.headersSent) return;
   writeHead(res, 200, {
     'Content-Type': TORRENT_TYPE,
-    // Unquoted on purpose: the client strips "attachment; filename=" and uses the rest.
-    'Content-Disposition': `attachment; filename=${infoHashHex}.torrent`,
-    'Content-Length': torrent.length,
+    // Unquoted on purpose (made so in Torrents.torrent): the client strips "attachment; filename=" and uses the rest.
+    'Content-Disposition': t.disposition,
+    'Content-Length': t.bytes.length,
   });
-  res.end(req.method === 'HEAD' ? undefined : torrent);
+  res.end(req.method === 'HEAD' ? undefined : t.bytes);
 }
 
 /** 412 rather than 404: HTTP caches in front of the mirror keep 404s. */

@@ -3,6 +3,8 @@
 // any single prefix segment: /<prefix>/<service name>/<mode>/...
 import { PkgError } from '../core/errors.js';
 
+const SLASH = 0x2f;
+
 export type Route =
   | { kind: 'digest'; digest: string }
   /** Path under the root, decoded, with its leading slash; may hold glob patterns. */
@@ -24,27 +26,34 @@ export function decodedPath(url: string): string {
   }
 }
 
+const DIGEST = /^[0-9a-fA-F]{40}$/;
+
 export function route(url: string, serviceName: string): Route {
   const path = decodedPath(url);
-  const segs = path.split('/');
-  // ['', prefix, service, mode, ...rest]
-  if (segs.length < 4 || segs[1] === '' || segs[2] !== serviceName) return { kind: 'file', path };
-  const mode = segs[3];
-  const rest = segs.slice(4);
+  // /<prefix>/<service>/<mode>/<rest>, found by index rather than split: this runs on every request.
+  const prefixEnd = path.indexOf('/', 1);
+  // No service segment, or an empty prefix ("//...").
+  if (prefixEnd <= 1) return { kind: 'file', path };
+  const modeStart = prefixEnd + 1 + serviceName.length + 1;
+  if (path.charCodeAt(modeStart - 1) !== SLASH || !path.startsWith(serviceName, prefixEnd + 1)) return { kind: 'file', path };
+  const modeEnd = path.indexOf('/', modeStart);
+  const mode = modeEnd < 0 ? path.slice(modeStart) : path.slice(modeStart, modeEnd);
+  /** Everything after the mode's slash; null when there is no such slash. */
+  const rest = modeEnd < 0 ? null : path.slice(modeEnd + 1);
+  /** The rest when it is exactly one segment. */
+  const one = rest !== null && !rest.includes('/') ? rest : null;
   switch (mode) {
     case 'digest': {
-      const d = rest.length === 1 ? rest[0]!.toLowerCase() : '';
-      if (!/^[0-9a-f]{40}$/.test(d)) throw new PkgError('bad-request', 'malformed digest: expected 40 hex digits');
-      return { kind: 'digest', digest: d };
+      if (one === null || !DIGEST.test(one)) throw new PkgError('bad-request', 'malformed digest: expected 40 hex digits');
+      return { kind: 'digest', digest: one.toLowerCase() };
     }
     case 'simple':
     case 'single': {
-      const p = rest.join('/');
-      if (p === '') throw new PkgError('bad-request', `${mode}/ needs a path under the root`);
-      return { kind: 'simple', path: '/' + p };
+      if (!rest) throw new PkgError('bad-request', `${mode}/ needs a path under the root`);
+      return { kind: 'simple', path: '/' + rest };
     }
     case 'nullfile': {
-      const m = rest.length === 1 ? /^(\d+)_\d+$/.exec(rest[0]!) : null;
+      const m = one === null ? null : /^(\d+)_\d+$/.exec(one);
       if (!m) throw new PkgError('not-found', 'no such null file: expected nullfile/<size>_<n>');
       return { kind: 'nullfile', size: Number(m[1]) };
     }

@@ -40,7 +40,7 @@ export interface ServeOptions {
   maxGlobMatches: number;
   queueLimit: number;
   requestTimeoutMs: number;
-  /** See TorrentsOptions.revalidateMs. */
+  /** How long a stat check of a cached entry's files holds for GETs, in ms (InfoCacheOptions.revalidateMs). */
   revalidateMs: number;
   /** While the cache cannot be written, how often a write is tried again (default CACHE_RETRY_MS). */
   cacheRetryMs?: number;
@@ -70,7 +70,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const writes = new CacheWrites(o.cacheDir, o.log, { retryMs: o.cacheRetryMs });
   writes.probe();
   const store = new PieceStore(new PieceCache(o.cacheDir), pool, { writes });
-  const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs, writes });
+  const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs, writes, revalidateMs: o.revalidateMs });
   const torrents = new Torrents({
     root,
     pieces: new PieceMemo(store),
@@ -78,7 +78,6 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     pieceLength: o.pieceLength,
     serviceName: o.serviceName,
     queueLimit: o.queueLimit,
-    revalidateMs: o.revalidateMs,
     log: o.log,
   });
   const ctx: ServiceContext = {

@@ -22,8 +22,7 @@ export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, re
   const key =
     files.length === 1 ? `${sha1('/' + files[0]!.rel).toString('hex')}_s` : sha1(files.map((f) => '/' + f.rel).join('\n')).toString('hex');
   const entry = await ctx.torrents.forFiles(key, files, files.length === 1 ? 'single' : 'multi', statedAt);
-  const t = ctx.torrents.torrent(key, entry, base, await ctx.trackers.current());
-  sendTorrent(req, res, t.bytes, t.infoHashHex);
+  sendTorrent(req, res, ctx.torrents.torrent(key, entry, base, await ctx.trackers.current()));
 }
 
 async function matchFiles(ctx: ServiceContext, rel: string, res: ServerResponse): Promise<MirrorFile[]> {

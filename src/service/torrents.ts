@@ -5,9 +5,9 @@
 // PieceMemo.get -> PieceStore.get -> HashPool.
 import { BoundedMap } from '../core/bounded-map.js';
 import { PkgError } from '../core/errors.js';
-import type { InfoCache } from '../core/info-cache.js';
+import type { InfoCache, ReadyTorrent } from '../core/info-cache.js';
 import { entryMatches, type InfoEntry } from '../core/info-entry.js';
-import { sameStamp } from '../core/piece-cache.js';
+import { sameStamp, type FileStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
 import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-layout.js';
@@ -17,54 +17,46 @@ export interface TorrentsOptions {
   root: MirrorRoot;
   /** Piece hashes: memory, else the piece store (cache, else hashing). */
   pieces: PieceMemo;
+  /**
+   * Entries, and the one record of when each entry's files were last found
+   * unchanged: its clock and revalidation window decide every GET here.
+   * Stat'ing 40 packages costs far more than answering the torrent, so a hot
+   * digest is checked at most once per window: a replaced package can yield
+   * its old torrent for at most that long. POSTs always check (they stat
+   * every file anyway).
+   */
   infoCache: InfoCache;
   pieceLength: number;
   serviceName: string;
   /** Most distinct builds at once in this process; more is 503. */
   queueLimit: number;
-  /**
-   * How long a cached entry's stat check holds for GETs, in ms; 0 checks on
-   * every request. Stat'ing 40 packages costs far more than answering the
-   * torrent, so a hot digest is checked at most this often: a replaced
-   * package can yield its old torrent for at most this long. POSTs always
-   * check (they stat every file anyway).
-   */
-  revalidateMs: number;
   /** One line per build, for the operator (and tests counting hashing). */
   log: (line: string) => void;
-  /** The clock of check times, in ms (performance.now); a test moves it by hand. */
-  now?: () => number;
-}
-
-/** The last check of an entry against the files, and the last torrent made of it. */
-interface Checked {
-  entry: InfoEntry;
-  at: number;
-  torrent?: { baseUrl: string; trackers: readonly string[]; value: Torrent };
 }
 
 /** A torrent ready to send. */
-export interface Torrent {
-  bytes: Buffer;
-  infoHashHex: string;
+export type Torrent = ReadyTorrent;
+
+/** A file's stamp as last stat'ed (null: gone), and when, on the info cache's clock. */
+interface Stated {
+  rel: string;
+  stamp: FileStamp | null;
+  at: number;
 }
 
-/** Ready torrents kept in memory, in bytes (see pkgtorrent-service(8), CACHE LAYOUT). */
-export const TORRENT_MEMORY_BYTES = 64 * 1024 * 1024;
+/** File stamps kept for the revalidation window, in bytes (see pkgtorrent-service(8), CACHE LAYOUT). */
+export const STAMP_MEMORY_BYTES = 16 * 1024 * 1024;
 
 export class Torrents {
-  /**
-   * Checks and ready torrents, bounded by the torrents' bytes (the entries
-   * themselves are the info cache's, counted there).
-   */
-  private checked = new BoundedMap<string, Checked>(TORRENT_MEMORY_BYTES, (c) => 128 + (c.torrent?.value.bytes.length ?? 0));
-  /** Stat checks scheduled for the end of this event-loop turn, by key. */
+  /** The files' stamps as last stat'ed, for the revalidation window only. */
+  private stamps = new BoundedMap<string, Stated>(STAMP_MEMORY_BYTES, (s) => 128 + 2 * s.rel.length);
+  /** Stat checks scheduled for the end of this event-loop turn, by key (strict mode). */
   private pending = new SharedRuns<string, InfoEntry | null>();
-  /** When a request arrived or a check began, on one clock. */
+  /** When a request arrived or a check began, on the info cache's clock. */
   readonly now: () => number;
 
   constructor(private readonly o: TorrentsOptions) {
-    this.now = o.now ?? (() => performance.now());
+    this.now = o.infoCache.now;
   }
 
   /** Same piece length and service name as this service: otherwise the entry describes another torrent. */
@@ -72,12 +64,35 @@ export class Torrents {
     return e.pieceLength === this.o.pieceLength && e.serviceName === this.o.serviceName;
   }
 
-  /** Are the entry's files still the ones it was built from? One stat each, nothing is read. */
-  private unchanged(e: InfoEntry): boolean {
-    return e.files.every((f) => {
-      const now = currentStampSync(this.o.root.join(f.rel));
-      return now !== null && sameStamp(now, f);
-    });
+  /**
+   * Whether the entry's files are still the ones it was built from, and if
+   * so the time of the oldest stat that says so (null: one changed or is
+   * gone). One stat each, nothing is read; inside a revalidation window a
+   * file stat'ed less than the window ago (for this entry or another that
+   * shares it) is not stat'ed again, as nginx's open_file_cache does, so
+   * digests spread over a few thousand packages cost a few thousand stats
+   * per window, not four per request.
+   */
+  private unchanged(e: InfoEntry, now: number): number | null {
+    const window = this.o.infoCache.revalidateMs;
+    let oldest = now;
+    for (const f of e.files) {
+      let s = window > 0 ? this.stamps.get(f.rel) : undefined;
+      if (s === undefined || now - s.at >= window) {
+        s = { rel: f.rel, stamp: currentStampSync(this.o.root.join(f.rel)), at: now };
+        if (window > 0) this.stamps.set(f.rel, s);
+      }
+      if (s.stamp === null || !sameStamp(s.stamp, f)) return null;
+      if (s.at < oldest) oldest = s.at;
+    }
+    return oldest;
+  }
+
+  /** The cached entry for a key when a check of its files holds for a request that arrived at `arrivedAt`; null: check. */
+  private fresh(key: string, arrivedAt: number): InfoEntry | null {
+    const e = this.o.infoCache.fresh(key, arrivedAt);
+    if (e) void this.o.infoCache.used(key);
+    return e;
   }
 
   /**
@@ -86,15 +101,16 @@ export class Torrents {
    * another process may have rebuilt it.
    *
    * Every answer rests on a stat check of the files made after the request
-   * arrived (`arrivedAt`, on `now`): concurrent requests for a hot
+   * arrived (`arrivedAt`, on `now`), or within the info cache's revalidation
+   * window. Inside a window the check runs at once (its answer holds for
+   * the window anyway); strict (no window), concurrent requests for a hot
    * digest share one check instead of 40 stats each, and none of them can be
-   * answered from a check older than itself. `revalidateMs` (default 0) lets
-   * an operator trade that for a window of staleness.
+   * answered from a check older than itself.
    */
-  async lookup(key: string, arrivedAt = this.now()): Promise<InfoEntry | null> {
-    const recent = this.checked.get(key);
-    const fresh = recent && (recent.at >= arrivedAt || this.now() - recent.at < this.o.revalidateMs);
-    if (fresh && this.o.infoCache.load(key) === recent.entry) return this.hit(key, recent.entry);
+  lookup(key: string, arrivedAt = this.now()): InfoEntry | null | Promise<InfoEntry | null> {
+    const e = this.fresh(key, arrivedAt);
+    if (e) return e;
+    if (this.o.infoCache.revalidateMs > 0) return this.checkNow(key);
     return this.check(key);
   }
 
@@ -112,22 +128,24 @@ export class Torrents {
     // Taken before any stat: the answer holds for requests that arrived by now.
     const at = this.now();
     const c = this.o.infoCache;
-    let e = c.load(key);
-    if (e && this.ours(e) && this.unchanged(e)) return this.hit(key, e, at);
+    const first = this.checked(key, c.load(key), at);
+    if (first) return first;
     // Another process may have rebuilt it since it was read.
-    e = c.reload(key);
-    if (e && this.ours(e) && this.unchanged(e)) return this.hit(key, e, at);
-    this.checked.delete(key);
-    return null;
+    const again = this.checked(key, c.reload(key), at);
+    if (!again) c.forget(key);
+    return again;
   }
 
-  /** Records a use; `checkedAt` when the files were checked, starting then. */
-  private hit(key: string, e: InfoEntry, checkedAt?: number): InfoEntry {
+  /** The entry if it is ours and its files are unchanged (then recorded as checked). */
+  private checked(key: string, e: InfoEntry | null, at: number): InfoEntry | null {
+    const checkedAt = e && this.ours(e) ? this.unchanged(e, at) : null;
+    return e && checkedAt !== null ? this.hit(key, e, checkedAt) : null;
+  }
+
+  /** Records a use, and that the entry's files were found unchanged at `checkedAt`. */
+  private hit(key: string, e: InfoEntry, checkedAt: number): InfoEntry {
     void this.o.infoCache.used(key);
-    if (checkedAt !== undefined) {
-      const prev = this.checked.get(key);
-      this.checked.set(key, { entry: e, at: checkedAt, torrent: prev?.entry === e ? prev.torrent : undefined });
-    }
+    this.o.infoCache.checked(key, e, checkedAt);
     return e;
   }
 
@@ -160,17 +178,20 @@ export class Torrents {
   /** The whole torrent for an entry: its info bytes spliced in, with this request's host and the current trackers. */
   torrent(key: string, e: InfoEntry, baseUrl: string, trackers: readonly string[]): Torrent {
     // Most requests for a digest come from one host name with the same
-    // trackers (TrackerList keeps the same array until the file changes):
-    // then the last torrent is reused as it is.
-    const found = this.checked.get(key);
-    const memo = found?.entry === e ? found : undefined;
-    if (memo?.torrent && memo.torrent.baseUrl === baseUrl && memo.torrent.trackers === trackers) return memo.torrent.value;
-    const value = { bytes: serviceTorrent(e, baseUrl, trackers), infoHashHex: e.infoHash.toString('hex') };
-    if (memo) {
-      memo.torrent = { baseUrl, trackers, value };
-      // Set again, so the bound counts the torrent's bytes.
-      this.checked.set(key, memo);
-    }
-    return value;
+    // trackers: then the last torrent is reused as it is.
+    const c = this.o.infoCache;
+    const kept = c.ready(key, e, baseUrl, trackers);
+    if (kept) return kept;
+    const infoHashHex = e.infoHash.toString('hex');
+    const made: Torrent = {
+      baseUrl,
+      trackers,
+      bytes: serviceTorrent(e, baseUrl, trackers),
+      infoHashHex,
+      // Unquoted on purpose: the client strips "attachment; filename=" and uses the rest.
+      disposition: `attachment; filename=${infoHashHex}.torrent`,
+    };
+    c.keepReady(key, e, made);
+    return made;
   }
 }

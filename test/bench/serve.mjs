@@ -8,7 +8,8 @@
 //     the default >= 0.70);
 //   - GETs spread uniformly over 10,000 cached digests of 4 packages each,
 //     1 s window: ratio to the hot digest of the same round (target >= 0.8);
-//   - serve's RSS after each case;
+//   - serve's RSS after each case, and its CPU per request (a paired ratio
+//     less moved by other load on the machine than req/s);
 //   - the server time of cold POSTs of 200 packages whose pieces are cached
 //     (target <= 20 ms).
 //
@@ -231,13 +232,18 @@ progress(`warm-up, then ${ROUNDS} rounds of ${names.length} x ${DURATION} s ...`
 for (const c of Object.values(cases)) await load(c.url, 2, c.spread);
 const rates = Object.fromEntries(names.map((n) => [n, []]));
 const rssAfter = Object.fromEntries(names.map((n) => [n, []]));
+// The server's own CPU per request: less disturbed than req/s by whatever
+// else the machine runs (the load generator shares it too).
+const cpuPerRequest = Object.fromEntries(names.map((n) => [n, []]));
 for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 ? [...names].reverse() : names;
   for (const n of order) {
     const c = cases[n];
+    const cpuBefore = cpuSeconds(c.proc.child.pid);
     const r = await load(c.url, DURATION, c.spread);
     if (r.non2xx || r.errors || r.timeouts) throw new Error(`${c.label}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
     rates[n].push(r.requests.total / r.duration);
+    cpuPerRequest[n].push(((cpuSeconds(c.proc.child.pid) - cpuBefore) / r.requests.total) * 1e6);
     rssAfter[n].push(rss(c.proc.child.pid));
   }
 }
@@ -269,6 +275,14 @@ for (const [n, ratio] of rows) {
   console.log(`| ${cases[n].label} | ${median(rates[n]).toFixed(0)} | ${list(rates[n])} | ${ratio ? ratio.text : ''} | ${last.now.toFixed(0)}; peak ${last.peak.toFixed(0)} |`);
 }
 for (const [n, ratio] of rows.slice(1)) console.log(`  ${cases[n].label}: ratio per round ${list(ratio.ratios, 2)}`);
+// As a throughput ratio: reference CPU per request over this case's, per round.
+const cpuRatio = (n, ref) => median(cpuPerRequest[n].map((v, i) => cpuPerRequest[ref][i] / v)).toFixed(2);
+console.log(
+  `  serve CPU per request (us, median; ratio to the reference from per-round CPU): ` +
+    [['bare', null], ['hot', 'bare'], ['strict', 'bare'], ['spread', 'hot']]
+      .map(([n, ref]) => `${n} ${median(cpuPerRequest[n]).toFixed(1)}${ref ? ` (${cpuRatio(n, ref)} to ${ref})` : ''}`)
+      .join(', '),
+);
 console.log(`  RSS after each round (MB): ${names.map((n) => `${n} ${list(rssAfter[n].map((x) => x.now))}`).join(', ')}`);
 console.log(`  10k setup: ${SPREAD} POSTs (32 in flight) in ${setupSeconds.toFixed(1)} s wall, ${setupServeCpu.toFixed(1)} s of serve's CPU`);
 for (const c of [strict, spreadServe, bare]) c.child.kill();

@@ -224,3 +224,14 @@ t.test('a version 1 entry is not hashed again: hash rewrites it as version 2', a
   const src = statSync(join(dir, 'root/fedora/a.rpm'));
   t.ok(isCurrentEntry(statSync(entry), src, 16384), 'and current by stat from now on');
 });
+
+t.test('links to directories are walked, each real directory once per path down, so a loop ends', async (t) => {
+  const dir = t.testdir({ root: { pub: { 'a.rpm': 'a' } }, cache: {} });
+  symlinkSync(join(dir, 'root/pub'), join(dir, 'root/alias'));
+  symlinkSync(join(dir, 'root/pub'), join(dir, 'root/pub/loop'));
+  const r = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).filesHashed, 3, 'pub/a.rpm, pub/loop/a.rpm, alias/a.rpm');
+  t.ok(existsSync(join(dir, 'cache/pieces/alias/a.rpm')), 'a file under a linked directory is hashed by its path');
+  t.notOk(existsSync(join(dir, 'cache/pieces/pub/loop/loop')), 'the loop is not followed twice');
+});

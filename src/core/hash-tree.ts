@@ -1,7 +1,6 @@
 // The cron job's work: walk the root (or the files matching globs), find the
 // files whose piece cache entry is missing or stale, and hash them, going on
 // past a file that fails. Printing is the caller's.
-import fg from 'fast-glob';
 import { lstatSync, readdir, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
 import { relative, sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
@@ -65,6 +64,8 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     } else {
       const exclude = o.exclude.map(underRoot);
       const ignore = cacheRel === null ? exclude : [...exclude, `${cacheRel}/**`];
+      // Loaded only here: its start-up is a tenth of a second, a third of a warm run of the whole tree.
+      const { default: fg } = await import('fast-glob');
       const names = await fg(o.patterns.length ? o.patterns.map(underRoot) : ['**'], {
         cwd: root.real,
         onlyFiles: true,
@@ -201,20 +202,21 @@ function usualName(name: string, rel: string): boolean {
  * coarser than the source's.
  */
 async function freshness(root: MirrorRoot, cache: PieceCache, c: Candidate, pieceLength: number, now: number): Promise<MirrorFile | 'cached'> {
-  let source: { size: number; mtimeMs: number };
-  let file: MirrorFile | null = null;
-  if (c.abs !== null) {
-    const st = lstatSync(c.abs, { throwIfNoEntry: false });
-    // Gone or replaced since the walk: the root says what it is now.
-    if (!st?.isFile()) return freshness(root, cache, { rel: c.rel, abs: null }, pieceLength, now);
-    source = st;
-  } else {
-    file = root.file(c.rel);
-    source = { size: file.size, mtimeMs: Number(file.mtimeNs) / 1e6 };
-  }
   const entryPath = cache.entryPath(c.rel, pieceLength);
+  // The entry first: when it is missing (a cold run) the file needs only the exact stat it is hashed with.
   const entry = lstatSync(entryPath, { throwIfNoEntry: false });
-  const resolved = () => file ?? plainFile(root, c.rel, c.abs!);
+  let file: MirrorFile | null = null;
+  if (c.abs === null) file = root.file(c.rel);
+  else if (!entry) return plainFile(root, c);
+  let source: { size: number; mtimeMs: number } | undefined;
+  if (file) source = { size: file.size, mtimeMs: Number(file.mtimeNs) / 1e6 };
+  else {
+    const st = lstatSync(c.abs!, { throwIfNoEntry: false });
+    if (st?.isFile()) source = st;
+  }
+  // Gone or replaced since the walk: the root says what it is now.
+  if (!source) return freshness(root, cache, { rel: c.rel, abs: null }, pieceLength, now);
+  const resolved = () => file ?? plainFile(root, c);
   if (entry?.isFile() && isCurrentEntry(entry, source, pieceLength)) {
     if (now - entryUseTimeMs(entry) >= USE_TIME_GRAIN_MS) refreshEntryUseSync(entryPath, entryUseTimeMs(entry), resolved().mtimeNs, now);
     return 'cached';
@@ -234,14 +236,16 @@ async function freshness(root: MirrorRoot, cache: PieceCache, c: Candidate, piec
 }
 
 /** A file the walk proved plain (see Candidate), with its exact stamp. */
-function plainFile(root: MirrorRoot, rel: string, abs: string): MirrorFile {
+function plainFile(root: MirrorRoot, { rel, abs }: Candidate): MirrorFile {
+  if (abs === null) return root.file(rel);
   let st;
   try {
-    st = statSync(abs, { bigint: true });
+    st = lstatSync(abs, { bigint: true });
   } catch (e) {
     throw fsError(e, rel);
   }
-  if (!st.isFile()) throw new PkgError('not-found', `${rel}: not a regular file`);
+  // Replaced since the walk (by a directory, or a link): the root says what it is now.
+  if (!st.isFile()) return root.file(rel);
   return { rel, abs, root: root.real, size: Number(st.size), mtimeNs: st.mtimeNs };
 }
 

@@ -255,6 +255,7 @@ function report() {
       }
     }
     console.log(`${t.label.padEnd(52)} ${fmt(r.median)} [${fmt(r.min)}..${fmt(r.max)}]  target ${t.target};  ${detail}`);
+    console.log(`${''.padEnd(52)} pairs in order: ${ratios.map((x) => fmt(x)).join(' ')}`);
   }
 }
 

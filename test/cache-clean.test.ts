@@ -297,3 +297,35 @@ t.test('cleaning while hash fills the same cache leaves a valid cache', async (t
   const after = JSON.parse((await cli(hashArgs)).stdout);
   t.equal(after.filesCached, 96, 'the cache is complete and valid');
 });
+
+t.test("a piece entry's use time is its atime: an old source mtime is not disuse, and clean's own read is no use", async (t) => {
+  const dir = t.testdir({ root: { 'old.rpm': randomBytes(30_000), 'idle.rpm': randomBytes(30_000) }, cache: {} });
+  const root = join(dir, 'root');
+  const cache = join(dir, 'cache');
+  // A package last changed long ago: its entry's mtime is that old too.
+  const longAgo = new Date(Date.now() - 400 * DAY);
+  utimesSync(join(root, 'old.rpm'), longAgo, longAgo);
+  t.equal((await cli(['hash', '--root', root, '--cache-dir', cache, '--piece-length', '16K'])).code, 0);
+  const entry = (rel: string) => join(cache, 'pieces', rel, String(PL));
+  t.ok(Date.now() - statSync(entry('old.rpm')).mtimeMs > 399 * DAY, "the entry has the source's mtime");
+  // Not used for 40 days: only the atime says so.
+  const idle = statSync(entry('idle.rpm'));
+  utimesSync(entry('idle.rpm'), new Date(Date.now() - 40 * DAY), idle.mtime);
+  // Used two days ago: a plain read would move that atime (relatime), clean's must not.
+  const twoDays = new Date(Date.now() - 2 * DAY);
+  utimesSync(entry('old.rpm'), twoDays, longAgo);
+
+  const r = await cli(['cache', 'clean', '--root', root, '--cache-dir', cache, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  t.same(
+    j.removed.map((m: { path: string; reason: string }) => [m.path, m.reason]),
+    [
+      ['pieces/idle.rpm', 'empty-dir'],
+      ['pieces/idle.rpm/16384', 'unused'],
+    ],
+  );
+  t.ok(existsSync(entry('old.rpm')), 'an entry of an old file, used recently, stays');
+  t.ok(Math.abs(statSync(entry('old.rpm')).atimeMs - twoDays.getTime()) < 1000, 'reading it in clean did not count as a use');
+  t.ok(await new PieceCache(cache).get('old.rpm', PL, (await MirrorRoot.open(root)).file('old.rpm')), 'and it is still valid');
+});

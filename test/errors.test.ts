@@ -31,5 +31,15 @@ t.test('the root and the glob walk throw them', async (t) => {
   const root = await MirrorRoot.open(rootDir);
   t.throws(() => root.file('.hidden/x.rpm'), { kind: 'forbidden', message: hiddenFile('.hidden/x.rpm').message });
   t.throws(() => root.openFile(root.file('links/b.rpm')), { kind: 'forbidden', message: outsideRoot('links/b.rpm').message });
+  // A refusal for leaving the root says so by a field, not only in words; other refusals of the same kind do not.
+  const refusal = (() => {
+    try {
+      root.file('links/b.rpm');
+    } catch (e) {
+      return e;
+    }
+  })();
+  t.ok(refusal instanceof PkgError && refusal.kind === 'forbidden' && refusal.reason === 'outside-root', 'reason outside-root');
+  t.equal(hiddenFile('x').reason, undefined);
   await t.rejects(globFiles(root, parseGlob('pub/*'), { max: 10, signal: AbortSignal.abort() }), { kind: 'busy', message: requestCancelled().message });
 });

@@ -1,12 +1,14 @@
 // `pkgtorrent hash`: incremental, pattern-driven, and honest about failures.
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, utimesSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, utimesSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, bin } from './helpers/cli.js';
 import { pieceHashes } from './helpers/bencode.js';
 import { summaryLine } from '../src/commands/hash.js';
-import { PieceCache } from '../src/core/piece-cache.js';
+import { FORMAT_VERSION, PieceCache, isCurrentEntry } from '../src/core/piece-cache.js';
+import { need } from './helpers/oracles.js';
+import { watchOpens } from './helpers/watch-opens.js';
 import { MirrorRoot } from '../src/core/root.js';
 
 function tree(t: Test) {
@@ -170,4 +172,66 @@ t.test('paths with a leading slash, as serve and make write them, are under the 
 
 t.test('rates are whole bytes below 1 KiB/s', async (t) => {
   t.equal(summaryLine({ filesHashed: 1, filesCached: 0, bytesHashed: 6, seconds: 0.011, bytesPerSecond: 545.4545454545455, errors: [] }), 'hashed 1 file, 0 already cached, 6 B in 0.0s (545 B/s), 0 errors');
+});
+
+t.test('a second run decides by stat alone: it opens no entry and no source file', async (t) => {
+  if (!need(t, 'inotifywait')) return;
+  const dir = tree(t);
+  const args = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--piece-length', '16K', '--json'];
+  t.equal((await cli(args)).code, 0);
+  const events = await watchOpens(t, dir);
+  const second = JSON.parse((await cli(args)).stdout);
+  t.equal(second.filesCached, 5);
+  // Directories are listed (opened); no regular file is.
+  const opened = events()
+    .trim()
+    .split('\n')
+    .filter((l) => l && !/\bISDIR\b/.test(l));
+  t.same(opened, [], 'no file opened');
+});
+
+t.test('an entry current by stat is trusted by hash, but a reader still validates it', async (t) => {
+  const dir = tree(t);
+  const args = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--piece-length', '16K', '--json'];
+  t.equal((await cli(args)).code, 0);
+  const entry = join(dir, 'cache/pieces/fedora/a.rpm/16384');
+  const st = statSync(entry, { bigint: true });
+  // Same size and times, one flipped bit: only reading can tell.
+  const bytes = readFileSync(entry);
+  bytes[40] = bytes[40]! ^ 1;
+  writeFileSync(entry, bytes);
+  utimesSync(entry, Number(st.atimeNs) / 1e9, Number(st.mtimeNs) / 1e9);
+  t.equal(JSON.parse((await cli(args)).stdout).filesHashed, 0, 'hash: nothing to do');
+  const root = await MirrorRoot.open(join(dir, 'root'));
+  const file = root.file('fedora/a.rpm');
+  t.equal(await new PieceCache(join(dir, 'cache')).get(file.rel, 16384, file), null, 'the reader refuses it');
+});
+
+t.test('a version 1 entry is not hashed again: hash rewrites it as version 2', async (t) => {
+  const dir = tree(t);
+  const args = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--piece-length', '16K', '--json'];
+  t.equal((await cli(args)).code, 0);
+  const entry = join(dir, 'cache/pieces/fedora/a.rpm/16384');
+  // As version 1 wrote it: version 1, the entry's mtime its use time.
+  const v2 = readFileSync(entry);
+  const body = Buffer.from(v2.subarray(0, v2.length - 20));
+  body.writeUInt16BE(1, 8);
+  writeFileSync(entry, Buffer.concat([body, createHash('sha1').update(body).digest()]));
+  const s = JSON.parse((await cli(args)).stdout);
+  t.equal(s.filesHashed, 0, 'nothing hashed');
+  t.equal(s.filesCached, 5);
+  t.equal(readFileSync(entry).readUInt16BE(8), FORMAT_VERSION, 'rewritten in the current version');
+  const src = statSync(join(dir, 'root/fedora/a.rpm'));
+  t.ok(isCurrentEntry(statSync(entry), src, 16384), 'and current by stat from now on');
+});
+
+t.test('links to directories are walked, each real directory once per path down, so a loop ends', async (t) => {
+  const dir = t.testdir({ root: { pub: { 'a.rpm': 'a' } }, cache: {} });
+  symlinkSync(join(dir, 'root/pub'), join(dir, 'root/alias'));
+  symlinkSync(join(dir, 'root/pub'), join(dir, 'root/pub/loop'));
+  const r = await cli(['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--json']);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(JSON.parse(r.stdout).filesHashed, 3, 'pub/a.rpm, pub/loop/a.rpm, alias/a.rpm');
+  t.ok(existsSync(join(dir, 'cache/pieces/alias/a.rpm')), 'a file under a linked directory is hashed by its path');
+  t.notOk(existsSync(join(dir, 'cache/pieces/pub/loop/loop')), 'the loop is not followed twice');
 });

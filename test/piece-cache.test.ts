@@ -1,10 +1,10 @@
 // The piece cache: entries are trusted only when fully valid and current.
 import t, { type Test } from 'tap';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, utimesSync, existsSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { HashPool } from '../src/core/hasher.js';
-import { PieceCache, decodeEntry, encodeEntry, MAGIC, FORMAT_VERSION } from '../src/core/piece-cache.js';
+import { PieceCache, decodeEntry, encodeEntry, entryLength, isCurrentEntry, MAGIC, FORMAT_VERSION } from '../src/core/piece-cache.js';
 import { PieceStore, hashFile } from '../src/core/piece-store.js';
 import { MirrorRoot } from '../src/core/root.js';
 import { isTempName } from '../src/core/atomic.js';
@@ -126,15 +126,76 @@ t.test('one store hashes a file once for concurrent requests', async (t) => {
 
 t.test('use time is refreshed on a hit only when older than a day', async (t) => {
   const { root, cache, store } = await setup(t, { 'a.rpm': 'hello' });
+  // An old source, as on a mirror: with an atime not after the mtime, the kernel (relatime) would move it on any read.
+  const longAgo = new Date(Date.now() - 30 * 86400_000);
+  utimesSync(join(root.real, 'pub/a.rpm'), longAgo, longAgo);
   const file = root.file('pub/a.rpm');
   await store.get(file, PL);
   const entry = cache.entryPath(file.rel, PL);
   const old = new Date(Date.now() - 3 * 86400_000);
   utimesSync(entry, old, old);
   await cache.get(file.rel, PL, file);
-  t.ok(Date.now() - statSync(entry).mtimeMs < 60_000, 'refreshed');
+  t.ok(Date.now() - statSync(entry).atimeMs < 60_000, 'refreshed');
+  // The kernel may move an old atime on a read too; only our refresh puts the source's mtime back.
+  t.ok(Math.abs(statSync(entry).mtimeMs - statSync(join(root.real, 'pub/a.rpm')).mtimeMs) < 0.002, 'by us, with the mtime the source has');
+  // Used an hour ago. The mtime is a marker our refresh would put back to the
+  // source's (the kernel moves the atime after a utimes, by relatime's ctime rule).
   const recent = new Date(Date.now() - 3600_000);
-  utimesSync(entry, recent, recent);
+  const marker = new Date(longAgo.getTime() + 5000);
+  utimesSync(entry, recent, marker);
   await cache.get(file.rel, PL, file);
-  t.ok(Math.abs(statSync(entry).mtimeMs - recent.getTime()) < 1000, 'left alone');
+  // To within utimes' rounding; a refresh would have moved it 5 s.
+  t.ok(Math.abs(statSync(entry).mtimeMs - marker.getTime()) < 1, 'left alone');
 });
+
+t.test("an entry carries its source's mtime, and its use time as atime", async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(40_000) });
+  const src = join(root.real, 'pub/a.rpm');
+  const past = new Date('2020-03-04T05:06:07.123Z');
+  utimesSync(src, past, past);
+  const file = root.file('pub/a.rpm');
+  const before = Date.now();
+  await store.get(file, PL);
+  const entry = statSync(cache.entryPath(file.rel, PL), { bigint: true });
+  const srcStat = statSync(src, { bigint: true });
+  // futimes rounds to the microsecond here, after a double's rounding.
+  t.ok(entry.mtimeNs - srcStat.mtimeNs < 2000n && srcStat.mtimeNs - entry.mtimeNs < 2000n, 'mtime is the source mtime to within utimes precision');
+  t.ok(Number(entry.atimeMs) >= before - 1000, 'atime is the time of writing');
+  t.equal(Number(entry.size), entryLength(file.size, PL), 'the size follows from the source size');
+  t.ok(isCurrentEntry(statSync(cache.entryPath(file.rel, PL)), statSync(src), PL), 'current by stat alone');
+  // The entry's size tells the piece count only: a same-count size change with the same mtime is for readers to notice.
+  t.notOk(isCurrentEntry(statSync(cache.entryPath(file.rel, PL)), { size: file.size + PL, mtimeMs: statSync(src).mtimeMs }, PL), 'another piece count is not');
+  t.notOk(isCurrentEntry(statSync(cache.entryPath(file.rel, PL)), { size: file.size, mtimeMs: statSync(src).mtimeMs + 1 }, PL), 'another mtime is not');
+});
+
+t.test("a use refreshes a version 2 entry's atime and leaves its mtime the source's", async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': 'hello' });
+  const file = root.file('pub/a.rpm');
+  await store.get(file, PL);
+  const path = cache.entryPath(file.rel, PL);
+  const mtime = statSync(path).mtimeMs;
+  const old = new Date(Date.now() - 3 * 86400_000);
+  utimesSync(path, old, new Date(mtime));
+  t.ok(await cache.get(file.rel, PL, file));
+  t.ok(Date.now() - statSync(path).atimeMs < 60_000, 'atime refreshed');
+  t.ok(Math.abs(statSync(path).mtimeMs - mtime) < 0.002, 'mtime unchanged');
+});
+
+t.test('a version 1 entry is still read, its use time being its mtime', async (t) => {
+  const { root, cache, store } = await setup(t, { 'a.rpm': randomBytes(20_000) });
+  const file = root.file('pub/a.rpm');
+  const { pieces } = await store.get(file, PL);
+  const path = cache.entryPath(file.rel, PL);
+  writeFileSync(path, versionOne(encodeEntry(pieces)));
+  const old = new Date(Date.now() - 3 * 86400_000);
+  utimesSync(path, old, old);
+  t.same(await cache.get(file.rel, PL, file), pieces, 'a hit');
+  t.ok(Date.now() - statSync(path).mtimeMs < 60_000, 'mtime refreshed as version 1 did');
+});
+
+/** The same entry as version 1 wrote it: only the version field and the checksum differ. */
+function versionOne(v2: Buffer): Buffer {
+  const body = Buffer.from(v2.subarray(0, v2.length - 20));
+  body.writeUInt16BE(1, 8);
+  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+}

@@ -11,8 +11,9 @@ import { formatTable, plural } from '../cli/text.js';
 
 const CLEAN_USAGE = `
 Removes from the cache dir:
-  - piece and info entries not used for --older-than (use time is the entry's
-    mtime, refreshed at most once a day when the entry is used);
+  - piece and info entries not used for --older-than (use time is a piece
+    entry's atime, an info entry's mtime, refreshed at most once a day when
+    the entry is used);
   - entries whose source file is gone or has another size or mtime (only when
     a root is set with --root, PKGTORRENT_ROOT or the config file, so a clean
     run from the wrong directory cannot empty the cache);

@@ -6,21 +6,24 @@
 //   keeps reading it; a reader that opens it afterwards sees a miss and
 //   rebuilds. Writers replace entries by rename, never in place.
 // - Before unlinking we lstat again and skip the file if it is not the one we
-//   judged (another inode, mtime or size): a writer renamed a fresh entry over
-//   it, or a reader refreshed its use time, while we were deciding.
+//   judged (another inode, mtime or size, or for a piece entry atime): a
+//   writer renamed a fresh entry over it, or a reader used it, while we were
+//   deciding. Piece entries are read without moving their atime (their use
+//   time, see piece-cache.ts), so our own read does not count as a use.
 // - Temp files and locks are removed only when older than `leftoverAgeMs`, far
 //   longer than any write takes, so a write in progress keeps its temp file.
 // - Empty directories are removed with rmdir, which fails (ENOTEMPTY) when a
 //   writer put something in meanwhile; a writer that made the directory just
 //   before our rmdir re-creates it (writeFileAtomic retries on ENOENT).
 // - Nothing outside the cache dir is touched: the walk never follows symlinks.
-import { lstat, readFile, rmdir, unlink } from 'node:fs/promises';
+import { lstat, rmdir, unlink } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { PkgError, errnoText } from './errors.js';
 import { walkCache, type CacheFileKind, type WalkedFile } from './cache-layout.js';
 import { isStaleLock } from './build-lock.js';
 import { readInfoEntry } from './info-entry.js';
-import { decodeEntry, pieceEntrySource, sameStamp } from './piece-cache.js';
+import { decodeEntry, entryUseTimeMs, pieceEntrySource, sameStamp } from './piece-cache.js';
+import { readQuietlySync } from './atomic.js';
 import type { MirrorRoot } from './root.js';
 
 export type RemovalReason =
@@ -99,7 +102,7 @@ export async function cleanCache(o: CleanOptions): Promise<CleanResult> {
 
   const visitFile = async (f: WalkedFile): Promise<boolean> => {
     const rel = f.segments.join('/');
-    let verdict: { reason: RemovalReason; source?: string } | null;
+    let verdict: Verdict | null;
     try {
       verdict = await judge(f, o, now);
     } catch (e) {
@@ -115,7 +118,7 @@ export async function cleanCache(o: CleanOptions): Promise<CleanResult> {
       record(removal);
       return true;
     }
-    const outcome = await removeIfUnchanged(f.abs, f.stat).catch((e: unknown) => {
+    const outcome = await removeIfUnchanged(f.abs, verdict.judged ?? f.stat, f.kind === 'piece').catch((e: unknown) => {
       result.errors.push({ path: rel, message: errnoMessage('cannot remove', e) });
       return 'kept' as const;
     });
@@ -158,8 +161,15 @@ export async function cleanCache(o: CleanOptions): Promise<CleanResult> {
   return result;
 }
 
+interface Verdict {
+  reason: RemovalReason;
+  source?: string;
+  /** The file's stat after we read it, when we did: what "unchanged" is measured against. */
+  judged?: Stats;
+}
+
 /** Why a file should go, or null to keep it. */
-async function judge(f: WalkedFile, o: CleanOptions, now: number): Promise<{ reason: RemovalReason; source?: string } | null> {
+async function judge(f: WalkedFile, o: CleanOptions, now: number): Promise<Verdict | null> {
   const age = now - f.stat.mtimeMs;
   switch (f.kind) {
     case 'temp':
@@ -169,7 +179,7 @@ async function judge(f: WalkedFile, o: CleanOptions, now: number): Promise<{ rea
       // dead; asking build-lock too keeps one rule for what stale means.
       return age > o.leftoverAgeMs && isStaleLock(f.abs, now) ? { reason: 'leftover' } : null;
     case 'piece':
-      return judgePiece(f, o, age);
+      return judgePiece(f, o, now);
     case 'info':
       return judgeInfo(f, o, age);
     default:
@@ -177,15 +187,17 @@ async function judge(f: WalkedFile, o: CleanOptions, now: number): Promise<{ rea
   }
 }
 
-async function judgePiece(f: WalkedFile, o: CleanOptions, age: number): Promise<{ reason: RemovalReason; source?: string } | null> {
-  const buf = await readIfPresent(f.abs);
-  if (!buf) return null;
-  const entry = decodeEntry(buf);
+async function judgePiece(f: WalkedFile, o: CleanOptions, now: number): Promise<Verdict | null> {
+  const read = readQuietlySync(f.abs);
+  if (!read) return null;
+  const entry = decodeEntry(read.data);
   const { rel, pieceLength } = pieceEntrySource(f.segments);
-  if (!entry || entry.pieceLength !== pieceLength) return { reason: 'corrupt' };
-  if (age > o.olderThanMs) return { reason: 'unused' };
-  if (o.root) return sourceVerdict(o.root, [{ rel, size: entry.size, mtimeNs: entry.mtimeNs }]);
-  return null;
+  const judged = read.stat;
+  if (!entry || entry.pieceLength !== pieceLength) return { reason: 'corrupt', judged };
+  // The use time as listed, before our read (which may have moved the atime where O_NOATIME is refused).
+  if (now - entryUseTimeMs(f.stat) > o.olderThanMs) return { reason: 'unused', judged };
+  const verdict = o.root && (await sourceVerdict(o.root, [{ rel, size: entry.size, mtimeNs: entry.mtimeNs }]));
+  return verdict ? { ...verdict, judged } : null;
 }
 
 async function judgeInfo(f: WalkedFile, o: CleanOptions, age: number): Promise<{ reason: RemovalReason; source?: string } | null> {
@@ -228,15 +240,6 @@ function errnoMessage(what: string, e: unknown): string {
   return e instanceof PkgError ? e.message : `${what}: ${errnoText(e)}`;
 }
 
-async function readIfPresent(path: string): Promise<Buffer | null> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-}
-
 async function stillThere(path: string): Promise<boolean> {
   try {
     await lstat(path);
@@ -248,9 +251,10 @@ async function stillThere(path: string): Promise<boolean> {
 
 /**
  * Unlinks the file only if it is still the one that was judged. 'gone' when
- * someone else removed it first; 'kept' when it changed under us.
+ * someone else removed it first; 'kept' when it changed under us, or, with
+ * `byAtime` (a piece entry), was used.
  */
-async function removeIfUnchanged(path: string, judged: Stats): Promise<'removed' | 'gone' | 'kept'> {
+async function removeIfUnchanged(path: string, judged: Stats, byAtime: boolean): Promise<'removed' | 'gone' | 'kept'> {
   let now: Stats;
   try {
     now = await lstat(path);
@@ -261,6 +265,7 @@ async function removeIfUnchanged(path: string, judged: Stats): Promise<'removed'
   if (!now.isFile() || now.ino !== judged.ino || now.dev !== judged.dev || now.size !== judged.size || now.mtimeMs !== judged.mtimeMs) {
     return 'kept';
   }
+  if (byAtime && now.atimeMs !== judged.atimeMs) return 'kept';
   try {
     await unlink(path);
   } catch (e) {

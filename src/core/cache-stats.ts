@@ -1,11 +1,12 @@
 // `cache stats`: what a cache dir holds, by kind, from names and lstat alone
 // (no entry is read), so it is cheap enough to run on a big cache at any time.
 import { walkCache, type CacheFileKind } from './cache-layout.js';
+import { entryUseTimeMs } from './piece-cache.js';
 
 export interface KindStats {
   files: number;
   bytes: number;
-  /** Oldest use time (the file's mtime) as epoch milliseconds, null when empty. */
+  /** Oldest use time as epoch milliseconds, null when empty: a piece entry's by entryUseTimeMs, any other file's mtime. */
   oldestUseMs: number | null;
   newestUseMs: number | null;
 }
@@ -36,8 +37,9 @@ export async function cacheStats(cacheDir: string): Promise<CacheStats> {
       const k = stats.kinds[f.kind];
       k.files++;
       k.bytes += f.stat.size;
-      k.oldestUseMs = Math.min(k.oldestUseMs ?? Infinity, f.stat.mtimeMs);
-      k.newestUseMs = Math.max(k.newestUseMs ?? -Infinity, f.stat.mtimeMs);
+      const used = f.kind === 'piece' ? entryUseTimeMs(f.stat) : f.stat.mtimeMs;
+      k.oldestUseMs = Math.min(k.oldestUseMs ?? Infinity, used);
+      k.newestUseMs = Math.max(k.newestUseMs ?? -Infinity, used);
       if (f.kind === 'piece') {
         const pl = (stats.pieceLengths[f.segments[f.segments.length - 1]!] ??= { files: 0, bytes: 0 });
         pl.files++;

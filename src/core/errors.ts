@@ -13,11 +13,18 @@ export type ErrorKind =
   | 'io' // the file system failed (a broken disk, no descriptors left): HTTP 503, worth retrying
   | 'exists'; // refusing to overwrite
 
+/**
+ * A finer reason within a kind, for callers that act on it (hash adds a hint
+ * to a refusal of a link out of the root), so none has to match message text.
+ */
+export type ErrorReason = 'outside-root';
+
 export class PkgError extends Error {
   override readonly name = 'PkgError';
   constructor(
     readonly kind: ErrorKind,
     message: string,
+    readonly reason?: ErrorReason,
   ) {
     super(message);
   }
@@ -53,7 +60,7 @@ export const usageError = (message: string) => new PkgError('usage', message);
 // says the same thing with the same kind.
 
 /** A path that leads (by symbolic link) out of the root and the allowed trees. */
-export const outsideRoot = (rel: string) => new PkgError('forbidden', `${rel}: resolves outside the root`);
+export const outsideRoot = (rel: string) => new PkgError('forbidden', `${rel}: resolves outside the root`, 'outside-root');
 /** A dot-file or a path through a dot-directory, without --dotfiles. */
 export const hiddenFile = (rel: string) => new PkgError('forbidden', `${rel}: hidden files are not part of the mirror`);
 /** The client went away or the service is stopping: the work is abandoned. */

@@ -1,15 +1,14 @@
 // The cron job's work: walk the root (or the files matching globs), find the
 // files whose piece cache entry is missing or stale, and hash them, going on
 // past a file that fails. Printing is the caller's.
-import fg from 'fast-glob';
-import { readdir } from 'node:fs';
-import { relative } from 'node:path';
+import { lstatSync, readdir, readdirSync, realpathSync, statSync, type Dirent } from 'node:fs';
+import { relative, sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import { withHashPool } from './hash-pool-run.js';
 import { eachLimit } from './limit.js';
-import { PieceCache } from './piece-cache.js';
+import { FORMAT_VERSION, PieceCache, USE_TIME_GRAIN_MS, entryUseTimeMs, isCurrentEntry, refreshEntryUseSync } from './piece-cache.js';
 import { PieceStore } from './piece-store.js';
-import type { MirrorFile, MirrorRoot } from './root.js';
+import { MAX_NAME_BYTES, MAX_PATH_BYTES, isDotName, type MirrorFile, type MirrorRoot } from './root.js';
 
 export interface HashSummary {
   filesHashed: number;
@@ -46,44 +45,63 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     errors.push({ path, message });
     o.warn(message);
   };
+  const unreadableDir = (abs: string, err: NodeJS.ErrnoException) => {
+    const rel = relative(o.root.real, abs) || '.';
+    fail(rel, fsError(err, rel).message);
+  };
   // An interrupt closes the pool, so a large file in flight stops too.
   return withHashPool(o.jobs, o.signal, async (pool) => {
-    const store = new PieceStore(new PieceCache(o.cacheDir), pool, {
+    const cache = new PieceCache(o.cacheDir);
+    const store = new PieceStore(cache, pool, {
       onCacheError: (rel, err) => fail(rel, `${rel}: cannot write cache entry: ${err.message}`),
     });
-    // Never hash our own cache when it lives under the root.
-    const cacheRel = await o.root.relativeInside(o.cacheDir);
-    const exclude = o.exclude.map(underRoot);
-    const ignore = cacheRel === null ? exclude : [...exclude, `${cacheRel}/**`];
-    const names = await fg(o.patterns.length ? o.patterns.map(underRoot) : ['**'], {
-      cwd: o.root.real,
-      onlyFiles: true,
-      // Hidden files are not part of the mirror unless the dotfiles setting says so (MirrorRoot refuses them too).
-      dot: o.root.dotfiles,
-      ignore,
-      // A directory that cannot be read is reported and the walk goes on without it.
-      fs: { readdir: reportingReaddir((abs, err) => fail(relative(o.root.real, abs) || '.', fsError(err, relative(o.root.real, abs) || '.').message)) },
-    });
-    if (o.patterns.length && names.length === 0) throw new PkgError('not-found', `no files match ${o.patterns.join(' ')} under ${o.root.dir}`);
-    if (names.length === 0 && errors.length === 0) throw new PkgError('not-found', `no files to hash under ${o.root.dir}`);
-    names.sort();
+    // Never hash our own cache when it lives under the root, by any path.
+    const root = o.root.hiding(o.cacheDir);
+    const cacheRel = await root.relativeInside(o.cacheDir);
+    let candidates: Candidate[];
+    if (o.patterns.length === 0 && o.exclude.length === 0) {
+      candidates = walkTree(root, new Set([...root.hiddenUnder, ...(cacheRel === null ? [] : [cacheRel])]), unreadableDir);
+    } else {
+      const exclude = o.exclude.map(underRoot);
+      const ignore = cacheRel === null ? exclude : [...exclude, `${cacheRel}/**`];
+      // Loaded only here: its start-up is a tenth of a second, a third of a warm run of the whole tree.
+      const { default: fg } = await import('fast-glob');
+      const names = await fg(o.patterns.length ? o.patterns.map(underRoot) : ['**'], {
+        cwd: root.real,
+        onlyFiles: true,
+        // Hidden files are not part of the mirror unless the dotfiles setting says so (MirrorRoot refuses them too).
+        dot: root.dotfiles,
+        ignore,
+        // A directory that cannot be read is reported and the walk goes on without it.
+        fs: { readdir: reportingReaddir(unreadableDir) },
+      });
+      candidates = names.map((rel) => ({ rel, abs: null }));
+    }
+    if (o.patterns.length && candidates.length === 0) throw new PkgError('not-found', `no files match ${o.patterns.join(' ')} under ${o.root.dir}`);
+    if (candidates.length === 0 && errors.length === 0) throw new PkgError('not-found', `no files to hash under ${o.root.dir}`);
+    candidates.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
     // First pass: what is stale, so the bar knows the total.
     const todo: MirrorFile[] = [];
     let filesCached = 0;
-    await eachLimit(names, 16, async (name) => {
-      let file: MirrorFile;
+    const now = Date.now();
+    for (let i = 0; i < candidates.length; i++) {
+      // Let a signal in now and then: this pass runs in-line.
+      if (i % 4096 === 4095) await new Promise(setImmediate);
+      if (o.signal?.aborted) break;
+      const c = candidates[i]!;
+      let verdict: MirrorFile | 'cached';
       try {
-        file = o.root.file(name);
+        verdict = await freshness(root, cache, c, o.pieceLength, now);
       } catch (e) {
         // Skipped, never silently: a link out of the root is the usual sign of symlinked storage.
-        const outside = e instanceof PkgError && /resolves outside the root/.test(e.message);
-        fail(name, `skipping ${(e as Error).message}${outside ? ' (--allow-outside DIR lets links lead into DIR)' : ''}`);
-        return;
+        const outside = e instanceof PkgError && e.reason === 'outside-root';
+        fail(c.rel, `skipping ${(e as Error).message}${outside ? ' (--allow-outside DIR lets links lead into DIR)' : ''}`);
+        continue;
       }
-      if (await store.lookup(file, o.pieceLength)) filesCached++;
-      else todo.push(file);
-    });
+      if (verdict === 'cached') filesCached++;
+      else todo.push(verdict);
+    }
 
     const bar = o.progress(todo.reduce((s, f) => s + f.size, 0));
     let filesHashed = 0;
@@ -93,7 +111,7 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     await eachLimit(todo, o.jobs * 16, async (file) => {
       if (o.signal?.aborted) return;
       try {
-        await store.get(file, o.pieceLength, (n) => bar.add(n));
+        await store.hashAndStore(file, o.pieceLength, (n) => bar.add(n));
         filesHashed++;
         bytesHashed += file.size;
       } catch (e) {
@@ -104,6 +122,131 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     const seconds = (Date.now() - started) / 1000;
     return { filesHashed, filesCached, bytesHashed, seconds, bytesPerSecond: bytesHashed / Math.max(seconds, 0.001), errors };
   });
+}
+
+/**
+ * A file to look at: `abs` is set when the walk proved the path has no
+ * symbolic link in it and lies in the root, outside our cache, with no hidden
+ * or unusual name, so it needs no resolving; otherwise the root resolves
+ * (and may refuse) it.
+ */
+interface Candidate {
+  rel: string;
+  abs: string | null;
+}
+
+/**
+ * Lists the files under the root as fast-glob's '**' would (symbolic links
+ * followed, hidden names only with dotfiles), reading each directory once
+ * with its file types. Files reached without a link need no realpath later;
+ * that was half a warm run's system calls.
+ */
+function walkTree(root: MirrorRoot, prune: ReadonlySet<string>, unreadable: (abs: string, err: NodeJS.ErrnoException) => void): Candidate[] {
+  const out: Candidate[] = [];
+  const visit = (absDir: string, relDir: string, plain: boolean, linked: ReadonlySet<string>) => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(absDir, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') unreadable(absDir, e as NodeJS.ErrnoException);
+      return;
+    }
+    for (const d of entries) {
+      const name = d.name;
+      if (!root.dotfiles && isDotName(name)) continue;
+      const rel = relDir === '' ? name : `${relDir}/${name}`;
+      const abs = absDir + sep + name;
+      if (d.isDirectory()) {
+        if (!prune.has(rel)) visit(abs, rel, plain && usualName(name, rel), linked);
+      } else if (d.isFile()) {
+        out.push({ rel, abs: plain && usualName(name, rel) ? abs : null });
+      } else if (d.isSymbolicLink()) {
+        // A link to a file is resolved by the root; a link to a directory is
+        // walked, once per real directory on the way down (a loop ends there).
+        const st = statSync(abs, { throwIfNoEntry: false });
+        if (st?.isFile()) out.push({ rel, abs: null });
+        else if (st?.isDirectory()) {
+          let real: string;
+          try {
+            real = realpathSync.native(abs);
+          } catch {
+            continue;
+          }
+          if (!linked.has(real)) visit(abs, rel, false, new Set([...linked, real]));
+        }
+      }
+    }
+  };
+  visit(root.real, '', true, new Set([root.real]));
+  return out;
+}
+
+/**
+ * A name MirrorRoot accepts as it is (checkRelPath): no backslash, not
+ * longer than a file system takes. The byte lengths are counted only when
+ * the UTF-16 lengths leave any doubt (at most 3 bytes per unit).
+ */
+function usualName(name: string, rel: string): boolean {
+  return (
+    !name.includes('\\') &&
+    (name.length * 3 <= MAX_NAME_BYTES || Buffer.byteLength(name) <= MAX_NAME_BYTES) &&
+    (rel.length * 3 <= MAX_PATH_BYTES || Buffer.byteLength(rel) <= MAX_PATH_BYTES)
+  );
+}
+
+/**
+ * 'cached' when the file's entry is current, else the file to hash. From a
+ * stat of the file and of its entry (see isCurrentEntry); only an entry that
+ * exists and is not current by its stat is read: a version 1 entry (valid,
+ * then rewritten as version 2) or one on a file system whose times are
+ * coarser than the source's.
+ */
+async function freshness(root: MirrorRoot, cache: PieceCache, c: Candidate, pieceLength: number, now: number): Promise<MirrorFile | 'cached'> {
+  const entryPath = cache.entryPath(c.rel, pieceLength);
+  // The entry first: when it is missing (a cold run) the file needs only the exact stat it is hashed with.
+  const entry = lstatSync(entryPath, { throwIfNoEntry: false });
+  let file: MirrorFile | null = null;
+  if (c.abs === null) file = root.file(c.rel);
+  else if (!entry) return plainFile(root, c);
+  let source: { size: number; mtimeMs: number } | undefined;
+  if (file) source = { size: file.size, mtimeMs: Number(file.mtimeNs) / 1e6 };
+  else {
+    const st = lstatSync(c.abs!, { throwIfNoEntry: false });
+    if (st?.isFile()) source = st;
+  }
+  // Gone or replaced since the walk: the root says what it is now.
+  if (!source) return freshness(root, cache, { rel: c.rel, abs: null }, pieceLength, now);
+  const resolved = () => file ?? plainFile(root, c);
+  if (entry?.isFile() && isCurrentEntry(entry, source, pieceLength)) {
+    if (now - entryUseTimeMs(entry) >= USE_TIME_GRAIN_MS) refreshEntryUseSync(entryPath, entryUseTimeMs(entry), resolved().mtimeNs, now);
+    return 'cached';
+  }
+  file = resolved();
+  if (!entry) return file;
+  const valid = await cache.read(c.rel, pieceLength, file);
+  if (!valid) return file;
+  if (valid.version < FORMAT_VERSION) {
+    try {
+      cache.write(c.rel, valid.pieces, now);
+    } catch {
+      // Still valid as it is; the next run tries again.
+    }
+  }
+  return 'cached';
+}
+
+/** A file the walk proved plain (see Candidate), with its exact stamp. */
+function plainFile(root: MirrorRoot, { rel, abs }: Candidate): MirrorFile {
+  if (abs === null) return root.file(rel);
+  let st;
+  try {
+    st = lstatSync(abs, { bigint: true });
+  } catch (e) {
+    throw fsError(e, rel);
+  }
+  // Replaced since the walk (by a directory, or a link): the root says what it is now.
+  if (!st.isFile()) return root.file(rel);
+  return { rel, abs, root: root.real, size: Number(st.size), mtimeNs: st.mtimeNs };
 }
 
 /**

@@ -18,21 +18,34 @@
 // later writer add, say, BitTorrent v2 SHA-256 piece layers beside the SHA-1
 // list without a new version; readers skip section types they do not know.
 // A change that old readers must not misread bumps FORMAT_VERSION instead.
+//
+// The entry file's times (version 2): its mtime is the source file's mtime
+// and its atime is the entry's last use. So `hash` tells a current entry from
+// a stale one by a stat of each file alone (see isCurrentEntry), never
+// reading the entry; whoever uses an entry's hashes still reads and fully
+// validates it. Version 1 entries have the same bytes but their mtime was the
+// use time; they are still read, and `hash` rewrites them as version 2.
+// Version 2 exists so that an older pkgtorrent, which would take the source's
+// mtime for a use time (and evict by it), treats these entries as invalid.
 import { utimes, stat } from 'node:fs/promises';
+import { utimesSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { readCacheFileSync, writeFileAtomic } from './atomic.js';
 import { HASH_LEN } from './hash-task.js';
 
 export const MAGIC = Buffer.from('PKTPIECE', 'latin1');
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Versions decodeEntry accepts: the same bytes, different meaning of the file's times. */
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 /** Section types. Numbers are part of the format: never reuse one. */
 export const SECTION_SHA1_PIECES = 1;
 const HEADER_LEN = 8 + 2 + 2 + 4 + 8 + 8;
 const SECTION_HEADER_LEN = 8;
 
-// Use time is the entry file's own mtime, refreshed at most this often so a
-// busy service does not write to its cache on every request.
+// Use time is refreshed at most this often so a busy service does not write
+// to its cache on every request (for an entry: its atime, see above; for a
+// version 1 entry and an info entry: its mtime).
 export const USE_TIME_GRAIN_MS = 24 * 3600 * 1000;
 
 /** The identity of a source file as the cache sees it. */
@@ -53,6 +66,47 @@ export function fullPieceCount(size: number, pieceLength: number): number {
   return Math.floor(size / pieceLength);
 }
 
+/** The length of the entry this module writes for a file of `size` bytes. */
+export function entryLength(size: number, pieceLength: number): number {
+  const hashes = fullPieceCount(size, pieceLength) + (size % pieceLength === 0 ? 0 : 2);
+  return HEADER_LEN + SECTION_HEADER_LEN + hashes * HASH_LEN + HASH_LEN;
+}
+
+/**
+ * The source mtime as an entry's mtime is set to, in seconds: utimes takes a
+ * double, so this is the source's to within a fraction of a microsecond.
+ * Always the same for the same stamp, so a refresh never moves it.
+ */
+export function entryMtimeSeconds(mtimeNs: bigint): number {
+  return Number(mtimeNs) / 1e9;
+}
+
+/** How far apart an entry's mtime and its source's may be: utimes' rounding (see entryMtimeSeconds). */
+const MTIME_SLACK_MS = 0.002;
+
+/**
+ * Whether a version 2 entry is current for its source, from the two files'
+ * stats alone: the entry's mtime is the source's and its size is the one an
+ * entry for that size has. What `hash` uses to decide there is nothing to do;
+ * it is not validation (a reader of the entry still decodes and checks it).
+ */
+export function isCurrentEntry(
+  entry: { size: number; mtimeMs: number },
+  source: { size: number; mtimeMs: number },
+  pieceLength: number,
+): boolean {
+  return entry.size === entryLength(source.size, pieceLength) && Math.abs(entry.mtimeMs - source.mtimeMs) <= MTIME_SLACK_MS;
+}
+
+/**
+ * An entry's last use, from its stat: its atime. For a version 1 entry too,
+ * whose use time was its mtime: every write and refresh set both times, and a
+ * read (a use) only moves the atime later.
+ */
+export function entryUseTimeMs(st: { atimeMs: number }): number {
+  return st.atimeMs;
+}
+
 export function encodeEntry(p: FilePieces): Buffer {
   const body = p.tail ? Buffer.concat([p.full, p.tail.padded, p.tail.plain]) : p.full;
   const head = Buffer.alloc(HEADER_LEN + SECTION_HEADER_LEN);
@@ -68,6 +122,11 @@ export function encodeEntry(p: FilePieces): Buffer {
   return Buffer.concat([head, body, sum]);
 }
 
+/** The version of an entry that decodeEntry accepted. */
+export function entryVersion(buf: Buffer): number {
+  return buf.readUInt16BE(8);
+}
+
 /**
  * Decodes an entry, or returns null for anything not fully valid: wrong magic,
  * unknown version, bad length or checksum, inconsistent counts. The caller
@@ -76,7 +135,8 @@ export function encodeEntry(p: FilePieces): Buffer {
 export function decodeEntry(buf: Buffer): FilePieces | null {
   if (buf.length < HEADER_LEN + HASH_LEN) return null;
   if (!buf.subarray(0, 8).equals(MAGIC)) return null;
-  if (buf.readUInt16BE(8) !== FORMAT_VERSION) return null;
+  const version = buf.readUInt16BE(8);
+  if (!READABLE_VERSIONS.includes(version)) return null;
   const end = buf.length - HASH_LEN;
   const sum = createHash('sha1').update(buf.subarray(0, end)).digest();
   if (!sum.equals(buf.subarray(end))) return null;
@@ -138,12 +198,19 @@ export class PieceCache {
 
   /** The cached hashes for a file with this stamp, or null when missing, stale or invalid. */
   async get(relPath: string, pieceLength: number, stamp: FileStamp): Promise<FilePieces | null> {
+    return (await this.read(relPath, pieceLength, stamp))?.pieces ?? null;
+  }
+
+  /** get, with the version the entry was written in. */
+  async read(relPath: string, pieceLength: number, stamp: FileStamp): Promise<{ pieces: FilePieces; version: number } | null> {
     const path = this.entryPath(relPath, pieceLength);
     const file = readCacheFileSync(path);
     const entry = file && decodeEntry(file.data);
     if (!entry || entry.pieceLength !== pieceLength || !sameStamp(entry, stamp)) return null;
-    await refreshUseTime(path, file.mtimeMs);
-    return entry;
+    const version = entryVersion(file.data);
+    if (version === 1) await refreshUseTime(path, file.mtimeMs);
+    else await refreshEntryUse(path, entryUseTimeMs(file), entry.mtimeNs);
+    return { pieces: entry, version };
   }
 
   /** Stores an entry atomically. Failure to cache is reported, never fatal to the caller's result. */
@@ -151,15 +218,17 @@ export class PieceCache {
     this.write(relPath, pieces);
   }
 
-  /** put, synchronously: it throws what the write throws. */
-  write(relPath: string, pieces: FilePieces): void {
-    writeFileAtomic(this.entryPath(relPath, pieces.pieceLength), encodeEntry(pieces));
+  /** put, synchronously: it throws what the write throws. Used now, with the source's mtime. */
+  write(relPath: string, pieces: FilePieces, now = Date.now()): void {
+    const times = { atime: now / 1000, mtime: entryMtimeSeconds(pieces.mtimeNs) };
+    writeFileAtomic(this.entryPath(relPath, pieces.pieceLength), encodeEntry(pieces), 0o644, times);
   }
 }
 
 /**
  * Refreshes an entry's use time when it is older than the grain. `mtimeMs`
- * is the entry's current mtime when the caller already has it.
+ * is the entry's current mtime when the caller already has it. For info
+ * entries and version 1 piece entries, whose use time is their mtime.
  */
 export async function refreshUseTime(path: string, mtimeMs?: number, now = Date.now()): Promise<void> {
   try {
@@ -169,5 +238,25 @@ export async function refreshUseTime(path: string, mtimeMs?: number, now = Date.
     await utimes(path, t, t);
   } catch {
     // A read-only cache or a concurrent clean: the entry is still good for this use.
+  }
+}
+
+/** The same for a version 2 piece entry: its atime is the use time, its mtime stays the source's. */
+export async function refreshEntryUse(path: string, lastUseMs: number, mtimeNs: bigint, now = Date.now()): Promise<void> {
+  if (now - lastUseMs < USE_TIME_GRAIN_MS) return;
+  try {
+    await utimes(path, now / 1000, entryMtimeSeconds(mtimeNs));
+  } catch {
+    // As above.
+  }
+}
+
+/** refreshEntryUse for the `hash` walk, which runs synchronously. */
+export function refreshEntryUseSync(path: string, lastUseMs: number, mtimeNs: bigint, now = Date.now()): void {
+  if (now - lastUseMs < USE_TIME_GRAIN_MS) return;
+  try {
+    utimesSync(path, now / 1000, entryMtimeSeconds(mtimeNs));
+  } catch {
+    // As above.
   }
 }

@@ -40,13 +40,25 @@ export class PieceStore {
   }
 
   get(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
-    const key = `${pieceLength}\0${file.size}\0${file.mtimeNs}\0${file.abs}\0${file.rel}`;
-    return this.inflight.run(key, () => this.load(file, pieceLength, onProgress));
+    return this.inflight.run(this.key(file, pieceLength), () => this.load(file, pieceLength, onProgress));
+  }
+
+  /** Hashes the file and stores the entry, without looking in the cache first: for a caller that just did. */
+  hashAndStore(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
+    return this.inflight.run(this.key(file, pieceLength), () => this.store(file, pieceLength, onProgress));
+  }
+
+  private key(file: MirrorFile, pieceLength: number): string {
+    return `${pieceLength}\0${file.size}\0${file.mtimeNs}\0${file.abs}\0${file.rel}`;
   }
 
   private async load(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
     const hit = await this.lookup(file, pieceLength);
     if (hit) return { pieces: hit, hashed: false };
+    return this.store(file, pieceLength, onProgress);
+  }
+
+  private async store(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
     const pieces = await hashFile(this.pool, file, pieceLength, onProgress);
     const cache = this.cache;
     if (cache && this.opts.writes) this.opts.writes.attempt(file.rel, () => cache.write(file.rel, pieces));

@@ -12,6 +12,7 @@
 //   npm run bench:mirror                 (10,000 files of 4 KiB, 100 per directory)
 //   BENCH_FILES=100000 BENCH_ROUNDS=5 npm run bench:mirror
 //   BENCH_DIR=/elsewhere  BENCH_BIG=0 (skip the 512 KiB directory)  BENCH_KEEP=1
+//   BENCH_MAKE=0 (hash rows only)
 //
 // The fixture is made under BENCH_DIR (default: a directory in the system's
 // temp dir, reused while its layout matches; BENCH_KEEP=0 removes it at the
@@ -35,13 +36,14 @@ const FILE_SIZE = 4096;
 const BIG_FILES = Number(process.env.BENCH_BIG ?? 2000);
 const BIG_SIZE = 512 * 1024;
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 3);
+const MAKE = process.env.BENCH_MAKE !== '0';
 const DATA = process.env.BENCH_DIR || join(tmpdir(), 'pkgtorrent-bench-mirror');
 const KEEP = process.env.BENCH_KEEP !== '0';
 const SERVICE_PIECE = 1024 * 1024; // hash's default piece length
 
 const TREE = join(DATA, 'tree');
 const BIG = join(DATA, 'big');
-const LAYOUT = `v1 files=${FILES}x${FILE_SIZE}/${PER_DIR} big=${BIG_FILES}x${BIG_SIZE}`;
+const LAYOUT = `v1 files=${FILES}x${FILE_SIZE}/${PER_DIR} big=${MAKE ? BIG_FILES : 0}x${BIG_SIZE}`;
 
 const log = (line) => process.stderr.write(line + '\n');
 
@@ -57,7 +59,7 @@ function ensureData() {
     if (i % PER_DIR === 0) mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, `pkg-${String(i % PER_DIR).padStart(3, '0')}.rpm`), randomFillSync(buf, 0, FILE_SIZE).subarray(0, FILE_SIZE));
   }
-  if (BIG_FILES) {
+  if (BIG_FILES && MAKE) {
     mkdirSync(BIG, { recursive: true });
     for (let i = 0; i < BIG_FILES; i++) writeFileSync(join(BIG, `pkg-${String(i).padStart(4, '0')}.rpm`), randomFillSync(buf, 0, BIG_SIZE));
   }
@@ -94,14 +96,14 @@ t = time.monotonic()
 r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL)
 w = time.monotonic() - t
 u = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(r.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss)
+print(r.returncode, w, u.ru_utime + u.ru_stime, u.ru_maxrss, u.ru_stime)
 `;
 
 function measure(argv) {
   const r = spawnSync('/usr/bin/python3', ['-c', MEASURE, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const [code, wall, cpu, rssKiB] = r.stdout.trim().split(' ').map(Number);
+  const [code, wall, cpu, rssKiB, sys] = r.stdout.trim().split(' ').map(Number);
   if (r.status !== 0 || code !== 0) throw new Error(`${argv.join(' ')} failed (exit ${code ?? r.status})`);
-  return { wall, cpu, rss: rssKiB * 1024 };
+  return { wall, cpu, rss: rssKiB * 1024, sys };
 }
 
 // The reference for a cold hash: OpenSSL's SHA-1 (hashlib) over the same
@@ -165,6 +167,8 @@ function main() {
         () => measure([process.execPath, BIN, 'hash', '--root', TREE, '--cache-dir', cache, '--quiet']),
       );
       record('cold hash CPU', ref.cpu, cold.cpu, 'cpu');
+      // System time is the file system's share (directories and entries made), and what other load disturbs most.
+      pairs.get('cold hash CPU').rows.at(-1).sys = [ref.sys, cold.sys];
       record('cold hash wall', ref.wall, cold.wall, 'wall');
       pairs.get('cold hash wall').rows.at(-1).cores = cold.cpu / cold.wall;
 
@@ -179,6 +183,10 @@ function main() {
       // minutes after many were deleted (it scans past recently freed ones),
       // which charged a cold hash right after an rm -rf up to twice its CPU.
 
+      if (!MAKE) {
+        log(`round ${round + 1}/${ROUNDS} done`);
+        continue;
+      }
       // make on the small-file tree, mktorrent layout, 256 KiB pieces.
       warm(TREE);
       const out = (n) => join(scratch, n);
@@ -250,8 +258,12 @@ function report() {
       const perFile = name.startsWith('make 512K') ? '' : `, ${fmt((ours.median / FILES) * 1e6, 1)} us/file`;
       detail = `ours ${fmt(ours.median, 3)} s${perFile}, ref ${fmt(ref.median, 3)} s`;
       if (rows[0].cores !== undefined) detail += `, cores busy ${fmt(stats(rows.map((x) => x.cores)).median)}`;
+      if (rows[0].sys !== undefined) {
+        detail += `; system time ours ${fmt(stats(rows.map((x) => x.sys[1])).median, 3)} s, ref ${fmt(stats(rows.map((x) => x.sys[0])).median, 3)} s`;
+      }
     }
     console.log(`${t.label.padEnd(52)} ${fmt(r.median)} [${fmt(r.min)}..${fmt(r.max)}]  target ${t.target};  ${detail}`);
+    console.log(`${''.padEnd(52)} pairs in order: ${ratios.map((x) => fmt(x)).join(' ')}`);
   }
 }
 

@@ -4,7 +4,8 @@
 // mktorrent's own for the same input and piece length.
 import { stat } from 'node:fs/promises';
 import { PkgError, usageError } from './errors.js';
-import { hashContent, measureContent, openContent, type Content, type HashedContent } from './file-list.js';
+import { measureContent, openContent, type Content } from './file-list.js';
+import { hashContent, type HashedContent } from './content-hash.js';
 import { withHashPool } from './hash-pool-run.js';
 import { HASH_LEN } from './hash-task.js';
 import { CREATED_BY, encodeTorrent, magnetLink, sha1, type EncodedInfo } from './metainfo.js';

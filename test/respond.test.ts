@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PkgError } from '../src/core/errors.js';
 import { printable } from '../src/service/printable.js';
+import { tenths } from '../src/service/access-log.js';
 import { sendError } from '../src/service/respond.js';
 import { request } from './helpers/server.js';
 
@@ -32,4 +33,16 @@ t.test('printable: request text cannot break or forge a log line', async (t) => 
   t.equal(printable('/pub/x.rpm'), '/pub/x.rpm', 'plain text as it is');
   t.equal(printable('/a b\r\nGET /forged'), '/a%20b%0D%0AGET%20/forged', 'spaces and line breaks escaped');
   t.equal(printable('x'.repeat(3000)).length, 2048, 'capped');
+});
+
+t.test("tenths: the access log's duration, as toFixed(1) writes it", async (t) => {
+  for (const ms of [0, 0.04, 0.06, 1, 1.25, 9.99, 12.3, 999.96, 123456.78]) t.equal(tenths(ms), ms.toFixed(1), String(ms));
+  // Off by at most half a tenth elsewhere (toFixed and Math.round may differ on a binary tie such as 0.95).
+  const wrong: string[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const ms = Math.random() * 10 ** (i % 6);
+    const text = tenths(ms);
+    if (!/^\d+\.\d$/.test(text) || Math.abs(Number(text) - ms) > 0.0500001) wrong.push(`${ms} -> ${text}`);
+  }
+  t.same(wrong, [], 'every random duration within half a tenth, in the form d.d');
 });

@@ -3,8 +3,9 @@
 import t, { type Test } from 'tap';
 import bencode from 'bencode';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:net';
 import { decodeTorrent } from './helpers/bencode.js';
 import { digestOf, postPaths, request, startServe, type HttpResponse, type ServeProcess } from './helpers/server.js';
 
@@ -263,4 +264,23 @@ t.test('access log: one line per request', async (t) => {
   await srv.waitFor(/%0Aforged/);
   t.notMatch(srv.stderr(), /\nforged/, 'a newline in a path cannot forge a log line');
   t.notMatch(srv.stderr(), /\n\s+at /, 'no stack traces');
+});
+
+t.test('access log: an answer the client cut off is marked with "!" after its status', async (t) => {
+  // 64 MiB (a sparse file) cannot sit in the kernel's socket buffers, so the
+  // answer is still being written when the client goes away.
+  writeFileSync(join(root, 'pub', 'big.bin'), '');
+  truncateSync(join(root, 'pub', 'big.bin'), 64 * 1024 * 1024);
+  t.teardown(() => rmSync(join(root, 'pub', 'big.bin')));
+  const { port } = new URL(srv.url);
+  await new Promise<void>((resolve, reject) => {
+    const sock = connect(Number(port), '127.0.0.1', () => sock.write('GET /pub/big.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'));
+    sock.once('data', () => {
+      sock.destroy();
+      resolve();
+    });
+    sock.on('error', reject);
+  });
+  await srv.waitFor(/GET \/pub\/big\.bin 200! 67108864 /);
+  t.pass('logged as cut off');
 });

@@ -1,7 +1,7 @@
 // One line per request on stderr: time, method, path, status, bytes, duration.
 // The path is the raw request target with anything unprintable escaped, so a
 // hostile URL cannot forge or break log lines.
-import type { ServerResponse } from 'node:http';
+import type { ServiceResponse } from './service-response.js';
 import { printable } from './printable.js';
 import { declaredLength } from './respond.js';
 
@@ -57,38 +57,32 @@ function isoNow(): string {
   return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
-/** What a response carries for its log line: when it started (performance.now) and where the line goes. */
-const STARTED = Symbol('started');
-const WRITE = Symbol('writeLog');
-type Logged = ServerResponse & { [STARTED]: number; [WRITE]: (line: string) => void };
-
 /**
- * Writes the request's line when its response closes. One shared listener
- * and two properties per request rather than a closure and a once-wrapper:
- * this runs on every request.
+ * Writes the request's line when its response closes. One shared listener,
+ * and the response's own declared fields (ServiceResponse) rather than a
+ * closure per request: this runs on every request.
  */
-export function accessLog(res: ServerResponse, started: number, write: (line: string) => void): void {
-  const r = res as Logged;
-  r[STARTED] = started;
-  r[WRITE] = write;
+export function accessLog(res: ServiceResponse, started: number, write: (line: string) => void): void {
+  res.startedAt = started;
+  res.logTo = write;
   // 'close' comes after 'finish' too, and alone when the client went away.
   res.on('close', logLine);
 }
 
 /** The 'close' listener: `res` is the response it was added to, as for every EventEmitter listener. */
-function logLine(this: Logged): void {
+function logLine(this: ServiceResponse): void {
   writeLine(this);
 }
 
-function writeLine(res: Logged): void {
+function writeLine(res: ServiceResponse): void {
   const req = res.req;
-  const ms = performance.now() - res[STARTED];
+  const ms = performance.now() - res.startedAt;
   const aborted = !res.writableFinished;
   // Our own answers record their length; `send` sets the header itself.
   const declared = declaredLength(res) ?? Number(res.getHeader('content-length') ?? 0);
   const bytes = req.method === 'HEAD' || res.statusCode === 304 ? 0 : declared;
   // The method needs no escaping: the HTTP parser accepts only the methods it knows.
-  res[WRITE](
+  res.logTo?.(
     `${isoNow()} ${req.method ?? '-'} ${printable(req.url ?? '-')} ` +
       `${aborted ? `${res.statusCode}!` : res.statusCode} ${bytes} ${tenths(ms)}ms\n`,
   );

@@ -2,6 +2,7 @@
 // answer. Nothing a client sends reaches a 500 or a stack trace.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { accessLog } from './access-log.js';
+import type { ServiceResponse } from './service-response.js';
 import type { ServiceContext } from './context.js';
 import { handleDigest } from './digest.js';
 import { handleFile } from './static-files.js';
@@ -11,7 +12,7 @@ import { route } from './router.js';
 import { handleSimple } from './simple.js';
 
 export function requestHandler(ctx: ServiceContext, writeLog: (line: string) => void) {
-  return (req: IncomingMessage, res: ServerResponse): void => {
+  return (req: IncomingMessage, res: ServiceResponse): void => {
     accessLog(res, performance.now(), writeLog);
     // A cached digest GET is answered synchronously (no promise); everything else settles later.
     try {

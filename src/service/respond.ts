@@ -2,6 +2,7 @@
 // parses, the 412 that must not be cached, and short text errors. Every
 // status a client can cause is decided here from a PkgError's kind.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ServiceResponse } from './service-response.js';
 import { PkgError } from '../core/errors.js';
 import { printable } from './printable.js';
 import type { Torrent } from './torrents.js';
@@ -32,13 +33,9 @@ export class ClientHttpError extends Error {
   }
 }
 
-/** Where a response records the body length it declared, for the access log. */
-const BODY_LENGTH = Symbol('bodyLength');
-type Noted = ServerResponse & { [BODY_LENGTH]?: number };
-
 /** The body length our own answer declared, if it was written by `writeHead` here. */
 export function declaredLength(res: ServerResponse): number | undefined {
-  return (res as Noted)[BODY_LENGTH];
+  return res instanceof ServiceResponse ? res.bodyLength : undefined;
 }
 
 /**
@@ -47,8 +44,7 @@ export function declaredLength(res: ServerResponse): number | undefined {
  */
 export function writeHead(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
   const len = headers['Content-Length'];
-  // A property rather than a WeakMap: one per request, gone with it.
-  if (typeof len === 'number') (res as Noted)[BODY_LENGTH] = len;
+  if (typeof len === 'number' && res instanceof ServiceResponse) res.bodyLength = len;
   res.writeHead(status, headers);
 }
 

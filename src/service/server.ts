@@ -1,7 +1,8 @@
 // One serve process: builds the core objects from settings, listens, and
 // stops gracefully (no new connections, in-flight requests finish, hash
 // workers end, no temp files left because every write is atomic).
-import { createServer, type Server } from 'node:http';
+import { createServer, IncomingMessage, type Server } from 'node:http';
+import { ServiceResponse } from './service-response.js';
 import type { AddressInfo } from 'node:net';
 import { PkgError, errnoText } from '../core/errors.js';
 import { CacheWrites } from '../core/cache-writes.js';
@@ -96,8 +97,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   await ctx.trackers.current();
 
   const accessLog = new LogBuffer(o.accessLog);
-  const server = createServer(
+  const server = createServer<typeof IncomingMessage, typeof ServiceResponse>(
     {
+      // Every response is made with the fields the access log needs (see service-response.ts).
+      ServerResponse: ServiceResponse,
       // Slow senders (a body trickled byte by byte) are cut off.
       requestTimeout: o.requestTimeoutMs,
       headersTimeout: Math.min(o.requestTimeoutMs, 60_000),

@@ -1,0 +1,15 @@
+// The response class of serve's server (createServer's ServerResponse
+// option): what the access log needs of each response, declared as fields so
+// that every response has them from construction. Adding properties to a
+// response afterwards changes its shape, and Node's HTTP code, which touches
+// every response many times, then runs on objects of more than one shape.
+import { ServerResponse, type IncomingMessage } from 'node:http';
+
+export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> extends ServerResponse<Req> {
+  /** The body length our own writeHead declared: headers given to writeHead as an object cannot be read back. */
+  bodyLength: number | undefined = undefined;
+  /** When the request arrived (performance.now), for its log line. */
+  startedAt = 0;
+  /** Where its log line goes; null until the access log takes the response. */
+  logTo: ((line: string) => void) | null = null;
+}

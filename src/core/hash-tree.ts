@@ -57,13 +57,12 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     });
     // Never hash our own cache when it lives under the root, by any path.
     const root = o.root.hiding(o.cacheDir);
-    const cacheRel = await root.relativeInside(o.cacheDir);
     let candidates: Candidate[];
     if (o.patterns.length === 0 && o.exclude.length === 0) {
-      candidates = walkTree(root, new Set([...root.hiddenUnder, ...(cacheRel === null ? [] : [cacheRel])]), unreadableDir);
+      candidates = walkTree(root, new Set(root.hiddenUnder), unreadableDir);
     } else {
       const exclude = o.exclude.map(underRoot);
-      const ignore = cacheRel === null ? exclude : [...exclude, `${cacheRel}/**`];
+      const ignore = [...exclude, ...root.hiddenUnder.map((d) => `${d}/**`)];
       // Loaded only here: its start-up is a tenth of a second, a third of a warm run of the whole tree.
       const { default: fg } = await import('fast-glob');
       const names = await fg(o.patterns.length ? o.patterns.map(underRoot) : ['**'], {

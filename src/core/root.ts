@@ -139,15 +139,6 @@ export class MirrorRoot {
     }
   }
 
-  /**
-   * A directory of ours (the cache dir) as a root-relative path when it lies
-   * under the root, else null: such a directory is never hashed or served.
-   */
-  async relativeInside(dir: string): Promise<string | null> {
-    const rel = relative(this.real, await realpath(dir).catch(() => dir));
-    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return null;
-    return rel.split(sep).join('/');
-  }
 
   /** Absolute path of a checked relative path, before symlink resolution. */
   join(rel: string): string {
@@ -215,15 +206,6 @@ async function realDir(dir: string, setting: string): Promise<string> {
   }
 }
 
-/** Re-reads a file's stamp; used to detect a change during hashing. */
-export async function currentStamp(abs: string): Promise<FileStamp | null> {
-  try {
-    const st = await stat(abs, { bigint: true });
-    return { size: Number(st.size), mtimeNs: st.mtimeNs };
-  } catch {
-    return null;
-  }
-}
 
 /**
  * The same, synchronously. For revalidating cached torrents on every request:

@@ -79,14 +79,17 @@ export class TrackerList {
    * cached GET's synchronous path); null means: ask `current()`.
    */
   ready(): string[] | null {
-    if (this.checking) return null;
-    if (this.path && (this.opts.now ?? Date.now)() - this.checkedAt >= (this.opts.checkIntervalMs ?? 60_000)) return null;
-    return this.urls;
+    return this.checking || this.due((this.opts.now ?? Date.now)()) ? null : this.urls;
+  }
+
+  /** Whether the file is to be read again: one place, so the synchronous and the waiting path agree. */
+  private due(now: number): boolean {
+    return !!this.path && now - this.checkedAt >= (this.opts.checkIntervalMs ?? 60_000);
   }
 
   async current(): Promise<string[]> {
     const now = (this.opts.now ?? Date.now)();
-    if (this.path && now - this.checkedAt >= (this.opts.checkIntervalMs ?? 60_000)) {
+    if (this.due(now)) {
       this.checkedAt = now;
       this.checking ??= this.reload().finally(() => (this.checking = null));
     }

@@ -3,7 +3,6 @@
 // hostile URL cannot forge or break log lines.
 import type { ServiceResponse } from './service-response.js';
 import { printable } from './printable.js';
-import { declaredLength } from './respond.js';
 
 /**
  * Collects lines and writes them at most every FLUSH_MS, or sooner when
@@ -79,7 +78,7 @@ function writeLine(res: ServiceResponse): void {
   const ms = performance.now() - res.startedAt;
   const aborted = !res.writableFinished;
   // Our own answers record their length; `send` sets the header itself.
-  const declared = declaredLength(res) ?? Number(res.getHeader('content-length') ?? 0);
+  const declared = res.bodyLength ?? Number(res.getHeader('content-length') ?? 0);
   const bytes = req.method === 'HEAD' || res.statusCode === 304 ? 0 : declared;
   // The method needs no escaping: the HTTP parser accepts only the methods it knows.
   res.logTo?.(

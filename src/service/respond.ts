@@ -33,11 +33,6 @@ export class ClientHttpError extends Error {
   }
 }
 
-/** The body length our own answer declared, if it was written by `writeHead` here. */
-export function declaredLength(res: ServerResponse): number | undefined {
-  return res instanceof ServiceResponse ? res.bodyLength : undefined;
-}
-
 /**
  * writeHead with the headers object (the fast path of node:http), noting
  * the body length the access log cannot read back from headers given so.

@@ -6,7 +6,8 @@ import { relative, sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import { withHashPool } from './hash-pool-run.js';
 import { eachLimit } from './limit.js';
-import { FORMAT_VERSION, PieceCache, USE_TIME_GRAIN_MS, entryUseTimeMs, isCurrentEntry, refreshEntryUseSync } from './piece-cache.js';
+import { CACHED, LOOK, MISSING, checkEntry, entryPathsUnder } from './entry-check.js';
+import { FORMAT_VERSION, PieceCache, entryUseTimeMs, isCurrentEntry, refreshEntryUseSync } from './piece-cache.js';
 import { PieceStore } from './piece-store.js';
 import { MAX_NAME_BYTES, MAX_PATH_BYTES, isDotName, type MirrorFile, type MirrorRoot } from './root.js';
 
@@ -78,20 +79,27 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     }
     if (o.patterns.length && candidates.length === 0) throw new PkgError('not-found', `no files match ${o.patterns.join(' ')} under ${o.root.dir}`);
     if (candidates.length === 0 && errors.length === 0) throw new PkgError('not-found', `no files to hash under ${o.root.dir}`);
-    candidates.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
-    // First pass: what is stale, so the bar knows the total.
+    // First pass: what is stale, so the bar knows the total. A plain file
+    // by the stats of it and its entry alone (see entry-check.ts); the rest,
+    // and what that cannot settle, by a closer look (see freshness).
     const todo: MirrorFile[] = [];
     let filesCached = 0;
     const now = Date.now();
+    const entryPath = entryPathsUnder(o.cacheDir, o.pieceLength);
     for (let i = 0; i < candidates.length; i++) {
       // Let a signal in now and then: this pass runs in-line.
       if (i % 4096 === 4095) await new Promise(setImmediate);
       if (o.signal?.aborted) break;
       const c = candidates[i]!;
+      const quick = c.abs === null ? LOOK : checkEntry(entryPath(c.rel), c.abs, o.pieceLength, now);
+      if (quick === CACHED) {
+        filesCached++;
+        continue;
+      }
       let verdict: MirrorFile | 'cached';
       try {
-        verdict = await freshness(root, cache, c, o.pieceLength, now);
+        verdict = quick === MISSING ? plainFile(root, c) : await freshness(root, cache, c, o.pieceLength, now);
       } catch (e) {
         // Skipped, never silently: a link out of the root is the usual sign of symlinked storage.
         const outside = e instanceof PkgError && e.reason === 'outside-root';
@@ -101,6 +109,8 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
       if (verdict === 'cached') filesCached++;
       else todo.push(verdict);
     }
+    // Hashed in path order, whatever order the walk found the files in.
+    todo.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
 
     const bar = o.progress(todo.reduce((s, f) => s + f.size, 0));
     let filesHashed = 0;
@@ -194,34 +204,22 @@ function usualName(name: string, rel: string): boolean {
 }
 
 /**
- * 'cached' when the file's entry is current, else the file to hash. From a
- * stat of the file and of its entry (see isCurrentEntry); only an entry that
- * exists and is not current by its stat is read: a version 1 entry (valid,
- * then rewritten as version 2) or one on a file system whose times are
- * coarser than the source's.
+ * 'cached' when the file's entry is current, else the file to hash: the
+ * closer look, for a file reached through a link or by a glob, or one whose
+ * stats did not settle it (see checkEntry). Only an entry that exists and is
+ * not current by its stat is read: a version 1 entry (valid, then rewritten
+ * as version 2) or one on a file system whose times are coarser than the
+ * source's.
  */
 async function freshness(root: MirrorRoot, cache: PieceCache, c: Candidate, pieceLength: number, now: number): Promise<MirrorFile | 'cached'> {
   const entryPath = cache.entryPath(c.rel, pieceLength);
-  // The entry first: when it is missing (a cold run) the file needs only the exact stat it is hashed with.
   const entry = lstatSync(entryPath, { throwIfNoEntry: false });
-  let file: MirrorFile | null = null;
-  if (c.abs === null) file = root.file(c.rel);
-  else if (!entry) return plainFile(root, c);
-  let source: { size: number; mtimeMs: number } | undefined;
-  if (file) source = { size: file.size, mtimeMs: Number(file.mtimeNs) / 1e6 };
-  else {
-    const st = lstatSync(c.abs!, { throwIfNoEntry: false });
-    if (st?.isFile()) source = st;
-  }
-  // Gone or replaced since the walk: the root says what it is now.
-  if (!source) return freshness(root, cache, { rel: c.rel, abs: null }, pieceLength, now);
-  const resolved = () => file ?? plainFile(root, c);
-  if (entry?.isFile() && isCurrentEntry(entry, source, pieceLength)) {
-    if (now - entryUseTimeMs(entry) >= USE_TIME_GRAIN_MS) refreshEntryUseSync(entryPath, entryUseTimeMs(entry), resolved().mtimeNs, now);
+  const file = plainFile(root, c);
+  if (!entry) return file;
+  if (entry.isFile() && isCurrentEntry(entry, { size: file.size, mtimeMs: Number(file.mtimeNs) / 1e6 }, pieceLength)) {
+    refreshEntryUseSync(entryPath, entryUseTimeMs(entry), file.mtimeNs, now);
     return 'cached';
   }
-  file = resolved();
-  if (!entry) return file;
   const valid = await cache.read(c.rel, pieceLength, file);
   if (!valid) return file;
   if (valid.version < FORMAT_VERSION) {
@@ -234,17 +232,20 @@ async function freshness(root: MirrorRoot, cache: PieceCache, c: Candidate, piec
   return 'cached';
 }
 
-/** A file the walk proved plain (see Candidate), with its exact stamp. */
+/**
+ * The file with its exact stamp: by one lstat when the walk proved it plain
+ * (see Candidate), else, and for a plain file replaced since the walk, as
+ * the root resolves it (and may refuse it).
+ */
 function plainFile(root: MirrorRoot, { rel, abs }: Candidate): MirrorFile {
   if (abs === null) return root.file(rel);
   let st;
   try {
-    st = lstatSync(abs, { bigint: true });
+    st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
   } catch (e) {
     throw fsError(e, rel);
   }
-  // Replaced since the walk (by a directory, or a link): the root says what it is now.
-  if (!st.isFile()) return root.file(rel);
+  if (!st?.isFile()) return root.file(rel);
   return { rel, abs, root: root.real, size: Number(st.size), mtimeNs: st.mtimeNs };
 }
 

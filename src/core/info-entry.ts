@@ -28,7 +28,6 @@ import { join } from 'node:path';
 import { readCacheFileSync, writeFileAtomic } from './atomic.js';
 import { LOCK_SUFFIX } from './build-lock.js';
 import { HASH_LEN } from './hash-task.js';
-import { sha1 } from './metainfo.js';
 import { sameStamp, type FileStamp } from './piece-cache.js';
 import type { ServiceInfo, ServiceKind } from './service-layout.js';
 
@@ -145,7 +144,7 @@ export function decodeInfoEntry(buf: Buffer): InfoEntry | null {
     if (pos !== end || pieceLength === 0 || count === 0) return null;
     const kind: ServiceKind = kindByte === 0 ? 'single' : 'multi';
     if (kind === 'single' && count !== 1) return null;
-    if (!sha1(bytes).equals(infoHash)) return null;
+    if (!createHash('sha1').update(bytes).digest().equals(infoHash)) return null;
     return { kind, pieceLength, infoHash, serviceName, name, webSeedSuffix, bytes, files };
   } catch (e) {
     if (e instanceof RangeError) return null;

@@ -64,7 +64,7 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
   // Only serve's keys: --host is also the flag of the proxy's proxy-host.
   const s = (await ctx.resolve(cmd, settingFlags(opts, KEYS))).values;
   const root = await ctx.root(cmd);
-  const cacheDir = await ctx.cacheDir(cmd);
+  const cacheDir = await ctx.openCacheDir(cmd);
   const signal = ctx.env.signal;
   const stderr = ctx.env.stderr;
   const log = (line: string) => stderr.write(`pkgtorrent: ${line}\n`);

@@ -78,7 +78,7 @@ async function serve(t: Test, root: string, cacheDir: string): Promise<{ srv: Ru
   const log: string[] = [];
   const srv = await startServer({
     root: await MirrorRoot.open(root),
-    cacheDir,
+    cacheDir: await openCacheDir(cacheDir, false, {}, (m) => t.fail(m), { readOnlyOk: true }),
     trackersFile: join(root, '..', 'no-trackers-file'),
     trackersIntervalMs: 60_000,
     pieceLength: 16384,
@@ -244,6 +244,17 @@ t.test('CacheWrites: skips writes while unavailable, tries again after retryMs, 
   t.match(log[2], /^pub\/x\.rpm: cannot write cache entry: ENAMETOOLONG/);
 });
 
+t.test('CacheWrites: a dir found unwritable when opened starts unavailable, said once; other errors do not count', async (t) => {
+  const log: string[] = [];
+  const erofs = Object.assign(new Error("EROFS: read-only file system, access '/c'"), { code: 'EROFS' });
+  const w = new CacheWrites('/c', (l) => log.push(l), { retryMs: 5000, now: () => 1000, unwritable: erofs });
+  t.notOk(w.available, 'unavailable from the start');
+  t.equal(w.attempt('a', () => t.fail('a write was run')), undefined, 'and its first write is skipped');
+  t.same(log, ['cache dir /c cannot be written (EROFS: read-only file system): answering without caching until it can']);
+  const odd = Object.assign(new Error('ELOOP: too many symbolic links'), { code: 'ELOOP' });
+  t.ok(new CacheWrites('/c', (l) => t.fail(l), { unwritable: odd }).available, 'an error that is not about writing the dir');
+});
+
 t.test('openCacheDir: a read-only dir is kept only for a caller that can use it, the default one only when populated', async (t) => {
   const ro = tmpfs(t, '1m');
   if (!ro) return;
@@ -254,12 +265,17 @@ t.test('openCacheDir: a read-only dir is kept only for a caller that can use it,
   const warn = (m: string) => warnings.push(m);
   remount(ro, 'ro');
   await t.rejects(openCacheDir(ro, false, env, warn), { message: /cannot be created or written/ }, 'make, hash, clean: an explicit read-only dir is an error');
-  t.equal(await openCacheDir(ro, false, env, warn, { readOnlyOk: true }), ro, 'serve: an explicit read-only dir is kept');
-  t.equal(await openCacheDir(ro, true, env, warn, { readOnlyOk: true }), fallback, 'serve: the default dir, empty and read-only, falls back');
+  const kept = await openCacheDir(ro, false, env, warn, { readOnlyOk: true });
+  t.equal(kept.dir, ro, 'serve: an explicit read-only dir is kept');
+  t.equal(kept.unwritable?.code, 'EROFS', 'with why it cannot be written, for CacheWrites to start from');
+  const fellBack = await openCacheDir(ro, true, env, warn, { readOnlyOk: true });
+  t.equal(fellBack.dir, fallback, 'serve: the default dir, empty and read-only, falls back');
+  t.equal(fellBack.unwritable, null, 'to a dir that can be written');
   t.match(warnings, [/is not writable; using/], 'saying so');
   remount(ro, 'rw');
   mkdirSync(join(ro, 'info'));
+  t.same(await openCacheDir(ro, false, env, warn), { dir: ro, unwritable: null }, 'a writable dir is itself, and says so');
   remount(ro, 'ro');
-  t.equal(await openCacheDir(ro, true, env, warn, { readOnlyOk: true }), ro, 'serve: the default dir, populated and read-only, is kept');
-  t.equal(await openCacheDir(ro, true, env, warn), fallback, 'make: the same dir falls back');
+  t.equal((await openCacheDir(ro, true, env, warn, { readOnlyOk: true })).dir, ro, 'serve: the default dir, populated and read-only, is kept');
+  t.equal((await openCacheDir(ro, true, env, warn)).dir, fallback, 'make: the same dir falls back');
 });

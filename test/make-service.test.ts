@@ -100,7 +100,7 @@ t.test('multi-file: the service torrent byte for byte; a second run comes from t
   const root = await MirrorRoot.open(join(dir, 'root'));
   const b = root.file('/pub/fedora/b.rpm');
   const fake = Buffer.alloc(20, 0xab);
-  await cache.put(b.rel, { pieceLength: PL, size: b.size, mtimeNs: b.mtimeNs, full: fake, tail: null });
+  cache.write(b.rel, { pieceLength: PL, size: b.size, mtimeNs: b.mtimeNs, full: fake, tail: null });
   const planted = await cli(args(['-o', '-', ...PATHS]), { cwd: dir });
   t.equal(planted.code, 0, planted.stderr);
   t.ok(decodeTorrent(planted.stdoutBytes).info.pieces.subarray(3 * 20, 4 * 20).equals(fake), "b.rpm's piece came from the cache");

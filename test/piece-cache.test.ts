@@ -1,7 +1,7 @@
 // The piece cache: entries are trusted only when fully valid and current.
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync, utimesSync, existsSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, utimesSync, existsSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { HashPool } from '../src/core/hasher.js';
 import { PieceCache, decodeEntry, encodeEntry, entryLength, isCurrentEntry, MAGIC, FORMAT_VERSION } from '../src/core/piece-cache.js';
@@ -115,6 +115,23 @@ t.test('concurrent writers of one entry leave one valid entry and no temp files'
   const entry = cache.entryPath(file.rel, PL);
   t.same(decodeEntry(readFileSync(entry)), results[0]!.pieces, 'the entry is valid');
   t.same(readdirSync(dirname(entry)).filter(isTempName), [], 'no temp files left');
+});
+
+t.test('an entry that cannot be written is reported to onCacheError; the hashes are still returned', async (t) => {
+  const { root, pool, cache } = await setup(t, { 'a.rpm': randomBytes(40_000) });
+  const file = root.file('pub/a.rpm');
+  // A file where the entry's directory goes: the kernel refuses the write, whoever runs the test.
+  const entry = cache.entryPath(file.rel, PL);
+  mkdirSync(dirname(dirname(entry)), { recursive: true });
+  writeFileSync(dirname(entry), 'in the way');
+  const errors: Array<[string, string | undefined]> = [];
+  const store = new PieceStore(cache, pool, { onCacheError: (rel, err) => errors.push([rel, (err as NodeJS.ErrnoException).code]) });
+  const r = await store.get(file, PL);
+  t.equal(r.hashed, true);
+  t.same(r.pieces, await hashFile(pool, file, PL), 'the hashes, as if the entry had been written');
+  t.match(errors, [[file.rel, /^(ENOTDIR|EEXIST)$/]], 'the failed write, once, for that file');
+  t.notOk(existsSync(entry), 'no entry');
+  t.same(readdirSync(dirname(dirname(entry))).filter(isTempName), [], 'no temp file left');
 });
 
 t.test('one store hashes a file once for concurrent requests', async (t) => {

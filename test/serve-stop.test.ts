@@ -7,6 +7,7 @@ import t, { type Test } from 'tap';
 import { existsSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { openCacheDir } from '../src/core/cache-dir.js';
 import { PkgError } from '../src/core/errors.js';
 import { HashPool } from '../src/core/hasher.js';
 import { MirrorRoot } from '../src/core/root.js';
@@ -26,7 +27,7 @@ async function serve(t: Test, requestTimeoutMs: number) {
   const log: string[] = [];
   const srv: RunningServer = await startServer({
     root: await MirrorRoot.open(join(dir, 'root')),
-    cacheDir: join(dir, 'cache'),
+    cacheDir: await openCacheDir(join(dir, 'cache'), false, {}, (m) => t.fail(m), { readOnlyOk: true }),
     trackersFile: join(dir, 'no-trackers'),
     trackersIntervalMs: 60_000,
     pieceLength: 1024 * 1024,

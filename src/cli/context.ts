@@ -7,6 +7,7 @@ import { resolveSettings } from '../core/settings-resolve.js';
 import { settingFlags } from './setting-options.js';
 // The root and the cache dir are loaded when a command asks for them: make's
 // default layout uses neither, and they pull in the cache's modules.
+import type { CacheDir } from '../core/cache-dir.js';
 import type { MirrorRoot } from '../core/root.js';
 import type { Env } from './env.js';
 
@@ -76,6 +77,11 @@ export class Context {
   }
 
   async cacheDir(cmd: AnyCommand): Promise<string> {
+    return (await this.openCacheDir(cmd)).dir;
+  }
+
+  /** The cache dir with what opening it found (whether it can be written), for serve's CacheWrites. */
+  async openCacheDir(cmd: AnyCommand): Promise<CacheDir> {
     const s = await this.resolve(cmd);
     const readOnlyOk = READ_ONLY_CACHE_OK.has(cmd.name());
     const { openCacheDir } = await import('../core/cache-dir.js');

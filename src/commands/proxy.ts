@@ -3,8 +3,8 @@
 // This module only reads flags, starts the proxy and stops it on a signal.
 import type { Command } from '@commander-js/extra-typings';
 import type { AnyCommand, Context } from '../cli/context.js';
-import { camel, settingOption } from '../cli/setting-options.js';
-import { SETTINGS, type SettingKey } from '../core/config.js';
+import { settingFlags, settingOption } from '../cli/setting-options.js';
+import type { SettingKey } from '../core/config.js';
 import { startProxy } from '../proxy/server.js';
 
 const USAGE = `
@@ -45,22 +45,12 @@ const KEYS = [
   'pex',
   'aria2c',
 ] as const satisfies readonly SettingKey[];
-/** Repeated flags whose values hold colons (URLs): joined by commas, as the config file lists them. */
-const COMMA_LISTS = ['mirror', 'allow-from', 'allow-host'] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context): AnyCommand {
   const proxy = program.command('proxy').description('run the local package proxy that downloads packages over BitTorrent');
   for (const key of KEYS) proxy.addOption(settingOption(key));
   return proxy.addHelpText('after', USAGE).action(async (opts: Record<string, unknown>, cmd: AnyCommand) => {
-      // The option named by a flag: --host is proxy-host's.
-      const byFlag = (key: SettingKey) => camel(SETTINGS[key].flag.replace(/^-\w, /, '').replace(/^--/, '').split(' ')[0]!);
-      const flags: Partial<Record<SettingKey, string | boolean>> = {};
-      for (const key of KEYS) {
-        const v = opts[byFlag(key)];
-        if (typeof v === 'string' || typeof v === 'boolean') flags[key] = v;
-        else if (Array.isArray(v)) flags[key] = v.join((COMMA_LISTS as readonly string[]).includes(key) ? ',' : ':');
-      }
-      const s = (await ctx.resolve(cmd, flags)).values;
+      const s = (await ctx.resolve(cmd, settingFlags(opts, KEYS))).values;
       const stderr = ctx.env.stderr;
       const running = await startProxy({
         host: s['proxy-host'],

@@ -7,7 +7,7 @@ import type { Command } from '@commander-js/extra-typings';
 import type { AnyCommand, Context } from '../cli/context.js';
 import { settingFlags, settingOption } from '../cli/setting-options.js';
 import { nodeCluster, stopRequested, supervise, type ClusterEnv } from '../cli/supervisor.js';
-import { settingKeys } from '../core/config.js';
+import type { SettingKey } from '../core/config.js';
 import { startServer } from '../service/server.js';
 
 const USAGE = `
@@ -24,28 +24,31 @@ Examples:
 // The launcher a cluster worker runs: the same binary and arguments.
 const BIN = fileURLToPath(new URL('../../bin/pkgtorrent', import.meta.url));
 
+/** Settings that serve also takes as its own flags, named as the settings. */
+const KEYS = [
+  'host',
+  'port',
+  'base-url',
+  'trust-proxy',
+  'files',
+  'workers',
+  'jobs',
+  'service-name',
+  'trackers-interval',
+  'max-body',
+  'max-paths',
+  'max-glob-matches',
+  'queue-limit',
+  'request-timeout',
+  'revalidate',
+] as const satisfies readonly SettingKey[];
+
 export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): AnyCommand {
-  return program
-    .command('serve')
-    .description('run the HTTP torrent service')
-    // Settings that serve also takes as its own flags, named as the settings.
-    .addOption(settingOption('host'))
-    .addOption(settingOption('port'))
-    .addOption(settingOption('base-url'))
-    .addOption(settingOption('trust-proxy'))
-    .addOption(settingOption('files'))
-    .addOption(settingOption('workers'))
-    .addOption(settingOption('jobs'))
-    .addOption(settingOption('service-name'))
-    .addOption(settingOption('trackers-interval'))
-    .addOption(settingOption('max-body'))
-    .addOption(settingOption('max-paths'))
-    .addOption(settingOption('max-glob-matches'))
-    .addOption(settingOption('queue-limit'))
-    .addOption(settingOption('request-timeout'))
-    .addOption(settingOption('revalidate'))
+  const command = program.command('serve').description('run the HTTP torrent service');
+  for (const key of KEYS) command.addOption(settingOption(key));
+  return command
     .addHelpText('after', USAGE)
-    .action(async (opts, cmd) => {
+    .action(async (opts: Record<string, unknown>, cmd: AnyCommand) => {
       const link = clusterEnv.link;
       try {
         await serve(ctx, cmd, opts, clusterEnv);
@@ -58,9 +61,10 @@ export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv 
 
 async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown>, clusterEnv: ClusterEnv): Promise<void> {
   // opts holds serve's own flags only: the global ones are read by resolve.
-  const s = (await ctx.resolve(cmd, settingFlags(opts, settingKeys()))).values;
+  // Only serve's keys: --host is also the flag of the proxy's proxy-host.
+  const s = (await ctx.resolve(cmd, settingFlags(opts, KEYS))).values;
   const root = await ctx.root(cmd);
-  const cacheDir = await ctx.cacheDir(cmd);
+  const cacheDir = await ctx.openCacheDir(cmd);
   const signal = ctx.env.signal;
   const stderr = ctx.env.stderr;
   const log = (line: string) => stderr.write(`pkgtorrent: ${line}\n`);

@@ -6,13 +6,14 @@ import { PkgError } from './errors.js';
 import { INFO_DIR } from './info-entry.js';
 import { PIECES_DIR } from './piece-cache.js';
 
-async function writable(dir: string): Promise<boolean> {
+/** Why dir cannot be created or written, or null when it can. */
+async function writeError(dir: string): Promise<NodeJS.ErrnoException | null> {
   try {
     await mkdir(dir, { recursive: true });
     await access(dir, constants.W_OK);
-    return true;
-  } catch {
-    return false;
+    return null;
+  } catch (e) {
+    return e as NodeJS.ErrnoException;
   }
 }
 
@@ -37,6 +38,17 @@ export function fallbackCacheDir(env: Record<string, string | undefined>): strin
   return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'pkgtorrent');
 }
 
+/** The cache dir to use, and what opening it found. */
+export interface CacheDir {
+  dir: string;
+  /**
+   * Why the dir cannot be written, for a dir kept read-only (only with
+   * readOnlyOk); null when it can be. The caller's CacheWrites starts from
+   * this rather than looking again.
+   */
+  unwritable: NodeJS.ErrnoException | null;
+}
+
 /**
  * The cache dir to use. The default (/var/cache/torrent_service) is usually
  * not writable by a user running `make` from a shell, so only the default
@@ -49,17 +61,18 @@ export async function openCacheDir(
   env: Record<string, string | undefined>,
   warn: (msg: string) => void,
   opts: { readOnlyOk?: boolean } = {},
-): Promise<string> {
-  if (await writable(dir)) return dir;
+): Promise<CacheDir> {
+  const unwritable = await writeError(dir);
+  if (!unwritable) return { dir, unwritable };
   // A caller that can answer from entries without writing (serve) keeps a
   // read-only cache rather than trading its hits for an empty fallback; it
-  // reports the condition itself (CacheWrites.probe). The default dir is
-  // kept only when it holds entries, otherwise the fallback is the better
-  // cache.
-  if (opts.readOnlyOk && (await readable(dir)) && (!isDefault || (await populated(dir)))) return dir;
+  // reports the condition itself (CacheWrites, from `unwritable`). The
+  // default dir is kept only when it holds entries, otherwise the fallback
+  // is the better cache.
+  if (opts.readOnlyOk && (await readable(dir)) && (!isDefault || (await populated(dir)))) return { dir, unwritable };
   if (!isDefault) throw new PkgError('io', `cache dir ${dir}: cannot be created or written`);
   const fallback = fallbackCacheDir(env);
-  if (!(await writable(fallback))) throw new PkgError('io', `cache dir ${dir} and fallback ${fallback}: cannot be created or written`);
+  if (await writeError(fallback)) throw new PkgError('io', `cache dir ${dir} and fallback ${fallback}: cannot be created or written`);
   warn(`cache dir ${dir} is not writable; using ${fallback}`);
-  return fallback;
+  return { dir: fallback, unwritable: null };
 }

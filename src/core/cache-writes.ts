@@ -4,7 +4,6 @@
 // caller builds in memory and answers, nothing is cached, and the operator
 // reads one line when the condition starts and one when it ends, not one per
 // request.
-import { accessSync, constants } from 'node:fs';
 import { errnoText } from './errors.js';
 
 /** Errors that mean "the cache dir cannot be written", not "this entry is bad". */
@@ -27,6 +26,12 @@ export interface CacheWritesOptions {
    */
   retryMs?: number;
   now?: () => number;
+  /**
+   * Why the dir could not be written when it was opened (CacheDir of
+   * openCacheDir), so that a service starting on a read-only mount or a
+   * directory it cannot write says so at once rather than at its first miss.
+   */
+  unwritable?: NodeJS.ErrnoException | null;
 }
 
 export const CACHE_RETRY_MS = 5000;
@@ -43,23 +48,11 @@ export class CacheWrites {
   ) {
     this.retryMs = opts.retryMs ?? CACHE_RETRY_MS;
     this.now = opts.now ?? Date.now;
+    if (isCacheUnavailable(opts.unwritable)) this.fail(opts.unwritable);
   }
 
   get available(): boolean {
     return this.down === null;
-  }
-
-  /**
-   * Finds out without writing whether the dir is writable (a read-only
-   * mount, a directory the user cannot write), so that a service starting on
-   * such a cache says so at once rather than at its first miss.
-   */
-  probe(): void {
-    try {
-      accessSync(this.dir, constants.W_OK);
-    } catch (e) {
-      if (isCacheUnavailable(e)) this.fail(e);
-    }
   }
 
   /**

@@ -23,7 +23,9 @@ export type ValueKind = 'text' | 'size' | 'duration';
  * through, and the flag (with its value placeholder) and help that commands
  * generate their options from; `shownDefault` where the default is better
  * said in words than as its value; `details`, what only --help adds to the
- * help (`pkgtorrent config` reports `help` alone).
+ * help (`pkgtorrent config` reports `help` alone); `separator`, on a flag
+ * that repeats, what joins its values into the one list text that the config
+ * file and the variable spell.
  */
 export const SETTINGS = {
   root: { flag: '--root <dir>', shownDefault: 'the current directory', parse: str, default: (): string => '.', help: 'mirror document root' },
@@ -69,7 +71,7 @@ export const SETTINGS = {
   'queue-limit': { flag: '--queue-limit <n>', parse: parseInteger(1, 1_000_000), default: (): number => 64, help: 'most distinct torrents one process builds at once; one more is 503' },
   'request-timeout': { flag: '--request-timeout <duration>', parse: (t: string) => parseDuration(t, 'timeout'), default: (): number => 120_000, help: 'longest a request may take', kind: 'duration' },
   'allow-outside': {
-    flag: '--allow-outside <dir>', repeatable: true,
+    flag: '--allow-outside <dir>', separator: ':',
     parse: parsePathList,
     default: (): string[] => [],
     help: 'trees outside the root that symbolic links under it may lead to (the flag repeats; elsewhere a colon-separated list)',
@@ -85,10 +87,11 @@ export const SETTINGS = {
     details: "as nginx's open_file_cache_valid; with 0 a replaced package never yields its old torrent",
     kind: 'duration',
   },
-  // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated.
+  // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated, as
+  // mirror URLs hold colons.
   'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },
   'proxy-port': { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 3142, help: 'port the proxy listens on' },
-  mirror: { flag: '--mirror <name=url>', repeatable: true, parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
+  mirror: { flag: '--mirror <name=url>', separator: ',', parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
   'package-patterns': { flag: '--package-patterns <globs>', shownDefault: 'built in',
     parse: (t: string) => parseList(t),
     // Empty: the built-in list (kept out of the value so `config` stays one narrow table).
@@ -109,8 +112,8 @@ export const SETTINGS = {
   dht: { flag: '--dht <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers through the DHT' },
   lpd: { flag: '--lpd <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
   pex: { flag: '--pex <yes|no>', parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },
-  'allow-from': { flag: '--allow-from <cidr>', repeatable: true, parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
-  'allow-host': { flag: '--allow-host <host>', repeatable: true, shownDefault: 'any', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
+  'allow-from': { flag: '--allow-from <cidr>', separator: ',', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
+  'allow-host': { flag: '--allow-host <host>', separator: ',', shownDefault: 'any', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
   aria2c: { flag: '--aria2c <path>', parse: str, default: (): string => 'aria2c', help: 'the aria2c binary the proxy runs' },
 } as const;
 

@@ -209,16 +209,15 @@ export class PieceCache {
     if (!entry || entry.pieceLength !== pieceLength || !sameStamp(entry, stamp)) return null;
     const version = entryVersion(file.data);
     if (version === 1) await refreshUseTime(path, file.mtimeMs);
-    else await refreshEntryUse(path, entryUseTimeMs(file), entry.mtimeNs);
+    else refreshEntryUseSync(path, entryUseTimeMs(file), entry.mtimeNs);
     return { pieces: entry, version };
   }
 
-  /** Stores an entry atomically. Failure to cache is reported, never fatal to the caller's result. */
-  async put(relPath: string, pieces: FilePieces): Promise<void> {
-    this.write(relPath, pieces);
-  }
-
-  /** put, synchronously: it throws what the write throws. Used now, with the source's mtime. */
+  /**
+   * Stores an entry atomically, used now, with the source's mtime. Throws
+   * what the write throws: the caller reports it (a failure to cache is never
+   * fatal to its result).
+   */
   write(relPath: string, pieces: FilePieces, now = Date.now()): void {
     const times = { atime: now / 1000, mtime: entryMtimeSeconds(pieces.mtimeNs) };
     writeFileAtomic(this.entryPath(relPath, pieces.pieceLength), encodeEntry(pieces), 0o644, times);
@@ -241,17 +240,11 @@ export async function refreshUseTime(path: string, mtimeMs?: number, now = Date.
   }
 }
 
-/** The same for a version 2 piece entry: its atime is the use time, its mtime stays the source's. */
-export async function refreshEntryUse(path: string, lastUseMs: number, mtimeNs: bigint, now = Date.now()): Promise<void> {
-  if (now - lastUseMs < USE_TIME_GRAIN_MS) return;
-  try {
-    await utimes(path, now / 1000, entryMtimeSeconds(mtimeNs));
-  } catch {
-    // As above.
-  }
-}
-
-/** refreshEntryUse for the `hash` walk, which runs synchronously. */
+/**
+ * The same for a version 2 piece entry: its atime is the use time, its mtime
+ * stays the source's. Synchronous, as every cache write is (see atomic.ts):
+ * one utimes of a small file, for a read or for the `hash` walk.
+ */
 export function refreshEntryUseSync(path: string, lastUseMs: number, mtimeNs: bigint, now = Date.now()): void {
   if (now - lastUseMs < USE_TIME_GRAIN_MS) return;
   try {

@@ -62,7 +62,13 @@ export class PieceStore {
     const pieces = await hashFile(this.pool, file, pieceLength, onProgress);
     const cache = this.cache;
     if (cache && this.opts.writes) this.opts.writes.attempt(file.rel, () => cache.write(file.rel, pieces));
-    else if (cache) await cache.put(file.rel, pieces).catch((err: Error) => this.opts.onCacheError?.(file.rel, err));
+    else if (cache) {
+      try {
+        cache.write(file.rel, pieces);
+      } catch (err) {
+        this.opts.onCacheError?.(file.rel, err as Error);
+      }
+    }
     return { pieces, hashed: true };
   }
 }

@@ -5,6 +5,7 @@ import { createServer, IncomingMessage, type Server } from 'node:http';
 import { ServiceResponse } from './service-response.js';
 import type { AddressInfo } from 'node:net';
 import { PkgError, errnoText } from '../core/errors.js';
+import type { CacheDir } from '../core/cache-dir.js';
 import { CacheWrites } from '../core/cache-writes.js';
 import { HashPool } from '../core/hasher.js';
 import { InfoCache } from '../core/info-cache.js';
@@ -25,7 +26,8 @@ const LAST_WORDS_MS = 1000;
 
 export interface ServeOptions {
   root: MirrorRoot;
-  cacheDir: string;
+  /** As openCacheDir found it: a cache that cannot be written is reported at start. */
+  cacheDir: CacheDir;
   trackersFile: string;
   trackersIntervalMs: number;
   pieceLength: number;
@@ -64,14 +66,14 @@ export interface RunningServer {
 }
 
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
+  const cacheDir = o.cacheDir.dir;
   // The cache is never part of the mirror, by whatever path or link a request reaches it.
-  const root = o.root.hiding(o.cacheDir);
+  const root = o.root.hiding(cacheDir);
   const pool = new HashPool(o.jobs);
   // One gate for both caches: they share the dir, and so its file system.
-  const writes = new CacheWrites(o.cacheDir, o.log, { retryMs: o.cacheRetryMs });
-  writes.probe();
-  const store = new PieceStore(new PieceCache(o.cacheDir), pool, { writes });
-  const infoCache = new InfoCache(o.cacheDir, { waitMs: o.requestTimeoutMs, writes, revalidateMs: o.revalidateMs });
+  const writes = new CacheWrites(cacheDir, o.log, { retryMs: o.cacheRetryMs, unwritable: o.cacheDir.unwritable });
+  const store = new PieceStore(new PieceCache(cacheDir), pool, { writes });
+  const infoCache = new InfoCache(cacheDir, { waitMs: o.requestTimeoutMs, writes, revalidateMs: o.revalidateMs });
   const torrents = new Torrents({
     root,
     pieces: new PieceMemo(store),

@@ -4,7 +4,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { cli, bin } from './helpers/cli.js';
-import { formatValue } from '../src/core/config.js';
+import { SETTINGS, formatValue, settingKeys, type SettingKey } from '../src/core/config.js';
 import { parseConfigFile, resolveSettings } from '../src/core/settings-resolve.js';
 import { configReport } from '../src/commands/config.js';
 
@@ -158,6 +158,22 @@ t.test('values are shown the way the config file takes them', async (t) => {
   t.equal(formatValue('request-timeout', 86400_000 * 14), '2w');
   t.equal(formatValue('files', false), 'no');
   t.equal(formatValue('port', 8080), '8080');
+
+  // Lists read back as the same list: commas between URLs (which hold colons), colons between paths.
+  const lists: Array<[SettingKey, string[], string]> = [
+    ['mirror', ['fedora=http://dl.example:8080/pub/', 'debian=http://deb.example/'], 'fedora=http://dl.example:8080/pub/,debian=http://deb.example/'],
+    ['allow-from', ['10.0.0.0/8', '192.168.1.0/24'], '10.0.0.0/8,192.168.1.0/24'],
+    ['allow-host', ['a.example', 'b.example'], 'a.example,b.example'],
+    ['package-patterns', ['*.rpm', '*.deb'], '*.rpm,*.deb'],
+    ['allow-outside', ['/srv/a', '/srv/b'], '/srv/a:/srv/b'],
+  ];
+  for (const [key, value, text] of lists) {
+    t.equal(formatValue(key, value), text, key);
+    t.same(SETTINGS[key].parse(text), value, `${key} parses back`);
+  }
+  // Every list setting is one of those.
+  const listKeys = settingKeys().filter((k) => Array.isArray(SETTINGS[k].default()));
+  t.same(listKeys.sort(), lists.map(([k]) => k).sort(), 'every list setting checked');
 
   // The default cache dir falls back when it cannot be written; config says so
   // without creating anything.

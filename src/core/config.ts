@@ -172,10 +172,22 @@ export function isKey(k: string): k is SettingKey {
 
 
 /** A value as the config file would spell it: 1M rather than 1048576, 1m rather than 60000. */
+/** What separates a list setting's items in its text: ':' for paths, ',' for every other list (URLs hold colons). */
+function listSeparator(key: SettingKey): string {
+  const def = SETTINGS[key];
+  return 'separator' in def ? def.separator : ',';
+}
+
+/** The long flag of a setting ("--port" for proxy-port), as a user types it. */
+export function flagName(key: SettingKey): string {
+  return SETTINGS[key].flag.split(' ')[0]!;
+}
+
 export function formatValue(key: SettingKey, value: unknown): string {
   if (value === undefined || value === null) return '';
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
-  if (Array.isArray(value)) return value.join(':');
+  // Joined as the setting's parser splits it: the config file must read back what `config` shows.
+  if (Array.isArray(value)) return value.join(listSeparator(key));
   if (typeof value === 'number') {
     const kind = valueKind(key);
     if (kind === 'duration') return formatUnits(value, [['w', 7 * 86400_000], ['d', 86400_000], ['h', 3600_000], ['m', 60_000], ['s', 1000]]) ?? `${value / 1000}s`;

@@ -4,7 +4,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { PkgError, fsError } from './errors.js';
-import { DEFAULT_CONFIG_FILE, SETTINGS, envName, isKey, settingKeys, type ResolvedSettings, type SettingKey, type Settings, type Source } from './config.js';
+import { DEFAULT_CONFIG_FILE, SETTINGS, envName, flagName, isKey, settingKeys, type ResolvedSettings, type SettingKey, type Settings, type Source } from './config.js';
 
 /** The known key closest to a misspelt one, for "did you mean". */
 function closestKey(word: string): SettingKey | null {
@@ -104,7 +104,7 @@ export async function resolveSettings(
     // hidden by today's flag would surface the day the flag is dropped.
     const envValue = fromEnv !== undefined && fromEnv !== '' ? parseWith(key, fromEnv, envName(key), true) : undefined;
     if (flag !== undefined) {
-      values[key] = typeof flag === 'string' ? parseWith(key, flag, `--${key}`) : flag;
+      values[key] = typeof flag === 'string' ? parseWith(key, flag, flagName(key)) : flag;
       sources[key] = 'flag';
     } else if (envValue !== undefined) {
       values[key] = envValue;

@@ -178,9 +178,9 @@ function listSeparator(key: SettingKey): string {
   return 'separator' in def ? def.separator : ',';
 }
 
-/** The long flag of a setting ("--port" for proxy-port), as a user types it. */
+/** The long flag of a setting ("--port" for proxy-port, "--jobs" for "-j, --jobs <n>"), as a user types it. */
 export function flagName(key: SettingKey): string {
-  return SETTINGS[key].flag.split(' ')[0]!;
+  return /--[\w-]+/.exec(SETTINGS[key].flag)![0];
 }
 
 export function formatValue(key: SettingKey, value: unknown): string {

@@ -169,9 +169,6 @@ export function isKey(k: string): k is SettingKey {
   return Object.hasOwn(SETTINGS, k);
 }
 
-
-
-/** A value as the config file would spell it: 1M rather than 1048576, 1m rather than 60000. */
 /** What separates a list setting's items in its text: ':' for paths, ',' for every other list (URLs hold colons). */
 function listSeparator(key: SettingKey): string {
   const def = SETTINGS[key];
@@ -183,6 +180,7 @@ export function flagName(key: SettingKey): string {
   return /--[\w-]+/.exec(SETTINGS[key].flag)![0];
 }
 
+/** A value as the config file would spell it: 1M rather than 1048576, 1m rather than 60000. */
 export function formatValue(key: SettingKey, value: unknown): string {
   if (value === undefined || value === null) return '';
   if (typeof value === 'boolean') return value ? 'yes' : 'no';

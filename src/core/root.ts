@@ -139,7 +139,6 @@ export class MirrorRoot {
     }
   }
 
-
   /** Absolute path of a checked relative path, before symlink resolution. */
   join(rel: string): string {
     return this.real + sep + rel.split('/').join(sep);
@@ -206,12 +205,13 @@ async function realDir(dir: string, setting: string): Promise<string> {
   }
 }
 
-
 /**
- * The same, synchronously. For revalidating cached torrents on every request:
- * a stat served from the inode cache costs about a microsecond in-line, while
- * the async form pays a thread-pool round trip per file, which for a 40-file
- * torrent cost more than answering the request.
+ * Re-reads a file's stamp, to see whether it changed (during hashing, or
+ * since a torrent was cached). Synchronous, for revalidating cached torrents
+ * on every request: a stat served from the inode cache costs about a
+ * microsecond in-line, while an async stat pays a thread-pool round trip
+ * per file, which for a 40-file torrent cost more than answering the
+ * request.
  */
 export function currentStampSync(abs: string): FileStamp | null {
   const st = statSync(abs, { bigint: true, throwIfNoEntry: false });

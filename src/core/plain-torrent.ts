@@ -122,13 +122,26 @@ export interface MadeTorrent {
   pieces: number;
 }
 
+/** The file or directory to make the torrent of, leaving out `old` (the output file, when it is inside). */
+async function openTarget(o: MakePlainOptions, old: { dev: number; ino: number } | null): Promise<Content> {
+  try {
+    return openContent(o.target, { display: o.display, exclude: old ? [old] : [] });
+  } catch (e) {
+    // `make '*.iso'`: the shell did not expand it, and neither do we.
+    if (e instanceof PkgError && e.kind === 'not-found' && (await import('fast-glob')).default.isDynamicPattern(o.display)) {
+      throw usageError(`${o.display}: no such file or directory; make takes one file or directory, not a glob`);
+    }
+    throw e;
+  }
+}
+
 /** Lists and hashes the content, then lays out the torrent as mktorrent does. */
 export async function makePlainTorrent(o: MakePlainOptions): Promise<MadeTorrent> {
   const { content, pieceLength } = await withHashPool(o.jobs, o.signal, async (pool) => {
     // The output may lie inside the directory (`make -o x.torrent .`); with
     // --force the old torrent must not become part of the new one.
     const old = o.output === '-' ? null : await stat(o.output).catch(() => null);
-    const source = await open(o);
+    const source = await openTarget(o, old);
     // Only -l auto and a progress bar need the total before hashing: a
     // first walk adds it up (stat only, no reads).
     const measured = o.pieceLength === 'auto' || o.progress ? measureContent(source) : null;
@@ -143,18 +156,6 @@ export async function makePlainTorrent(o: MakePlainOptions): Promise<MadeTorrent
       return { content, pieceLength };
     } finally {
       bar?.stop();
-    }
-
-    async function open(o: MakePlainOptions): Promise<Content> {
-      try {
-        return openContent(o.target, { display: o.display, exclude: old ? [old] : [] });
-      } catch (e) {
-        // `make '*.iso'`: the shell did not expand it, and neither do we.
-        if (e instanceof PkgError && e.kind === 'not-found' && (await import('fast-glob')).default.isDynamicPattern(o.display)) {
-          throw usageError(`${o.display}: no such file or directory; make takes one file or directory, not a glob`);
-        }
-        throw e;
-      }
     }
   });
   const { info, bytes } = plainTorrent({ ...o, content, pieceLength });

@@ -39,9 +39,10 @@ export function checkEntry(entryPath: string, sourcePath: string, pieceLength: n
 
 /**
  * pieceEntryPath for every file of one run, by concatenation: the same
- * string for a path the walk proved plain (names read from directories, so
- * no empty, '.' or '..' segment for path.join to normalise away), without
- * the normalising, which was a tenth of a warm run's CPU.
+ * string for a root-relative path listed from directories, by hash's walk or
+ * by fast-glob (names read from directories, so no empty, '.' or '..'
+ * segment for path.join to normalise away), without the normalising, which
+ * was a tenth of a warm run's CPU.
  */
 export function entryPathsUnder(cacheDir: string, pieceLength: number): (rel: string) => string {
   const prefix = join(cacheDir, PIECES_DIR) + sep;

@@ -92,14 +92,15 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
       if (i % 4096 === 4095) await new Promise(setImmediate);
       if (o.signal?.aborted) break;
       const c = candidates[i]!;
-      const quick = c.abs === null ? LOOK : checkEntry(entryPath(c.rel), c.abs, o.pieceLength, now);
+      const path = entryPath(c.rel);
+      const quick = c.abs === null ? LOOK : checkEntry(path, c.abs, o.pieceLength, now);
       if (quick === CACHED) {
         filesCached++;
         continue;
       }
       let verdict: MirrorFile | 'cached';
       try {
-        verdict = quick === MISSING ? plainFile(root, c) : await freshness(root, cache, c, o.pieceLength, now);
+        verdict = quick === MISSING ? plainFile(root, c) : await freshness(root, cache, c, path, o.pieceLength, now);
       } catch (e) {
         // Skipped, never silently: a link out of the root is the usual sign of symlinked storage.
         const outside = e instanceof PkgError && e.reason === 'outside-root';
@@ -211,8 +212,14 @@ function usualName(name: string, rel: string): boolean {
  * as version 2) or one on a file system whose times are coarser than the
  * source's.
  */
-async function freshness(root: MirrorRoot, cache: PieceCache, c: Candidate, pieceLength: number, now: number): Promise<MirrorFile | 'cached'> {
-  const entryPath = cache.entryPath(c.rel, pieceLength);
+async function freshness(
+  root: MirrorRoot,
+  cache: PieceCache,
+  c: Candidate,
+  entryPath: string,
+  pieceLength: number,
+  now: number,
+): Promise<MirrorFile | 'cached'> {
   const entry = lstatSync(entryPath, { throwIfNoEntry: false });
   const file = plainFile(root, c);
   if (!entry) return file;

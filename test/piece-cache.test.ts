@@ -1,6 +1,6 @@
 // The piece cache: entries are trusted only when fully valid and current.
 import t, { type Test } from 'tap';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, utimesSync, existsSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { HashPool } from '../src/core/hasher.js';
@@ -8,6 +8,7 @@ import { PieceCache, decodeEntry, encodeEntry, entryLength, isCurrentEntry, MAGI
 import { PieceStore, hashFile } from '../src/core/piece-store.js';
 import { MirrorRoot } from '../src/core/root.js';
 import { isTempName } from '../src/core/atomic.js';
+import { versionOne } from './helpers/piece-entries.js';
 
 const PL = 16384;
 
@@ -209,10 +210,3 @@ t.test('a version 1 entry is still read, its use time being its mtime', async (t
   t.same(await cache.get(file.rel, PL, file), pieces, 'a hit');
   t.ok(Date.now() - statSync(path).mtimeMs < 60_000, 'mtime refreshed as version 1 did');
 });
-
-/** The same entry as version 1 wrote it: only the version field and the checksum differ. */
-function versionOne(v2: Buffer): Buffer {
-  const body = Buffer.from(v2.subarray(0, v2.length - 20));
-  body.writeUInt16BE(1, 8);
-  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
-}

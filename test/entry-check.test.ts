@@ -1,17 +1,17 @@
-// The stat-only verdict `hash` gives each plain file, and the entry paths it
-// builds without path.join.
+// The stat-only verdict `hash` gives each plain file, and the entry paths the
+// piece cache builds without path.join.
 import t from 'tap';
 import { mkdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CACHED, LOOK, MISSING, checkEntry, entryPathsUnder } from '../src/core/entry-check.js';
+import { CACHED, LOOK, MISSING, checkEntry } from '../src/core/entry-check.js';
 import { PieceCache, USE_TIME_GRAIN_MS, pieceEntryPath } from '../src/core/piece-cache.js';
 import { cli } from './helpers/cli.js';
 
-t.test('entry paths by concatenation are the ones pieceEntryPath joins', async (t) => {
+t.test("the piece cache's entry paths, by concatenation, are the ones pieceEntryPath joins", async (t) => {
   const rels = ['a.rpm', 'fedora/39/x86_64/Packages/k/kernel-6.5.rpm', 'pool/main/é/ü.deb', 'sp ace/x', 'a..b/c.'];
-  for (const cacheDir of ['/var/cache/pkgtorrent', '/var/cache/pkgtorrent/', '/']) {
-    const paths = entryPathsUnder(cacheDir, 262144);
-    for (const rel of rels) t.equal(paths(rel), pieceEntryPath(cacheDir, rel, 262144), `${cacheDir} + ${rel}`);
+  for (const cacheDir of ['/var/cache/pkgtorrent', '/var/cache/pkgtorrent/', '/', 'relative/./cache', './c']) {
+    const cache = new PieceCache(cacheDir);
+    for (const rel of rels) t.equal(cache.entryPath(rel, 262144), pieceEntryPath(cacheDir, rel, 262144), `${cacheDir} + ${rel}`);
   }
 });
 

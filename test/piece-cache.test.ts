@@ -1,13 +1,13 @@
 // The piece cache: entries are trusted only when fully valid and current.
 import t, { type Test } from 'tap';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, utimesSync, existsSync, readdirSync, statSync, truncateSync, appendFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { HashPool } from '../src/core/hasher.js';
 import { PieceCache, decodeEntry, encodeEntry, entryLength, isCurrentEntry, MAGIC, FORMAT_VERSION } from '../src/core/piece-cache.js';
 import { PieceStore, hashFile } from '../src/core/piece-store.js';
 import { MirrorRoot } from '../src/core/root.js';
-import { isTempName } from '../src/core/atomic.js';
+import { TEMP_MARKER, isTempName, tempPathFor } from '../src/core/atomic.js';
 import { versionOne } from './helpers/piece-entries.js';
 
 const PL = 16384;
@@ -34,6 +34,29 @@ t.test('miss, then hit; the entry round-trips', async (t) => {
   t.equal(second.hashed, false, 'second read is a hit');
   t.same(second.pieces, first.pieces);
   t.same(decodeEntry(encodeEntry(first.pieces)), first.pieces, 'encode/decode round-trip');
+});
+
+t.test('an entry has the documented bytes', async (t) => {
+  // Built field by field from the layout in piece-cache.ts, big-endian.
+  const h = (c: string) => Buffer.alloc(20, c);
+  const expected = (size: number, mtimeNs: bigint, hashes: Buffer[]) => {
+    const head = Buffer.alloc(32 + 8);
+    head.write('PKTPIECE', 0, 'latin1');
+    head.writeUInt16BE(2, 8); // version
+    head.writeUInt16BE(1, 10); // sections
+    head.writeUInt32BE(PL, 12);
+    head.writeBigUInt64BE(BigInt(size), 16);
+    head.writeBigInt64BE(mtimeNs, 24);
+    head.writeUInt16BE(1, 32); // SHA-1 pieces; reserved stays 0
+    head.writeUInt32BE(hashes.length * 20, 36);
+    const body = Buffer.concat([head, ...hashes]);
+    return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+  };
+  const withTail = { pieceLength: PL, size: 2 * PL + 5, mtimeNs: -1n, full: Buffer.concat([h('a'), h('b')]), tail: { padded: h('p'), plain: h('q') } };
+  t.same(encodeEntry(withTail), expected(2 * PL + 5, -1n, [h('a'), h('b'), h('p'), h('q')]), 'full pieces, then the padded and the plain tail');
+  const exact = { pieceLength: PL, size: PL, mtimeNs: 1_700_000_000_123_456_789n, full: h('c'), tail: null };
+  t.same(encodeEntry(exact), expected(PL, 1_700_000_000_123_456_789n, [h('c')]), 'no tail');
+  t.same(decodeEntry(encodeEntry(withTail)), withTail, 'and it decodes to what was encoded');
 });
 
 t.test('a size or mtime change makes the entry stale', async (t) => {
@@ -116,6 +139,24 @@ t.test('concurrent writers of one entry leave one valid entry and no temp files'
   const entry = cache.entryPath(file.rel, PL);
   t.same(decodeEntry(readFileSync(entry)), results[0]!.pieces, 'the entry is valid');
   t.same(readdirSync(dirname(entry)).filter(isTempName), [], 'no temp files left');
+});
+
+t.test('a temporary file is named beside its target, hidden, marked, and never twice the same', async (t) => {
+  for (const [path, dir, name] of [
+    ['/var/cache/pkgtorrent/pieces/a.rpm/16384', '/var/cache/pkgtorrent/pieces/a.rpm/', '16384'],
+    ['rel/x.torrent', 'rel/', 'x.torrent'],
+    ['bare', '', 'bare'],
+  ] as const) {
+    const a = tempPathFor(path);
+    const b = tempPathFor(path);
+    t.not(a, b, `${path}: two names`);
+    for (const tmp of [a, b]) {
+      t.equal(tmp.slice(0, dir.length), dir, `${tmp}: in the target's directory`);
+      t.ok(tmp.slice(dir.length).startsWith(`.${name}${TEMP_MARKER}`), `${tmp}: a hidden name made from the target's`);
+      t.notOk(tmp.slice(dir.length).includes('/'), `${tmp}: no deeper`);
+      t.ok(isTempName(tmp), `${tmp}: what cache clean recognises`);
+    }
+  }
 });
 
 t.test('an entry that cannot be written is reported to onCacheError; the hashes are still returned', async (t) => {

@@ -1,7 +1,7 @@
 import { closeSync, constants, existsSync, fstatSync, futimesSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from 'node:fs';
 import { link, open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 
 // Temporary files carry this marker so `cache clean` can recognise the
 // leftovers of an interrupted write and nothing else.
@@ -12,8 +12,11 @@ export const TEMP_MARKER = '.pkgtorrent-tmp-';
 const TEMP_SALT = randomBytes(4).toString('hex');
 let tempCount = 0;
 
+/** A name for `path`'s temporary file, beside it: ".<name>.pkgtorrent-tmp-<pid>-<salt><n>". */
 export function tempPathFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}${TEMP_MARKER}${process.pid}-${TEMP_SALT}${(tempCount++).toString(36)}`);
+  // Sliced rather than dirname/basename/join, once per cache entry written.
+  const cut = path.lastIndexOf('/') + 1;
+  return `${path.slice(0, cut)}.${path.slice(cut)}${TEMP_MARKER}${process.pid}-${TEMP_SALT}${(tempCount++).toString(36)}`;
 }
 
 export function isTempName(name: string): boolean {

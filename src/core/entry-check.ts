@@ -7,8 +7,7 @@
 // threads (or two processes) doing lstat at once each ran at half speed,
 // in C as in Node, so a second thread bought nothing but its start-up.
 import { lstatSync } from 'node:fs';
-import { join, sep } from 'node:path';
-import { PIECES_DIR, USE_TIME_GRAIN_MS, entryUseTimeMs, isCurrentEntry } from './piece-cache.js';
+import { USE_TIME_GRAIN_MS, entryUseTimeMs, isCurrentEntry } from './piece-cache.js';
 
 /** The entry is current by its stat, and its use time recent: nothing to do. */
 export const CACHED = 0;
@@ -35,17 +34,4 @@ export function checkEntry(entryPath: string, sourcePath: string, pieceLength: n
     // ENOTDIR, EACCES and the like: the closer look reports them.
     return LOOK;
   }
-}
-
-/**
- * pieceEntryPath for every file of one run, by concatenation: the same
- * string for a root-relative path listed from directories, by hash's walk or
- * by fast-glob (names read from directories, so no empty, '.' or '..'
- * segment for path.join to normalise away), without the normalising, which
- * was a tenth of a warm run's CPU.
- */
-export function entryPathsUnder(cacheDir: string, pieceLength: number): (rel: string) => string {
-  const prefix = join(cacheDir, PIECES_DIR) + sep;
-  const suffix = sep + String(pieceLength);
-  return (rel) => prefix + rel + suffix;
 }

@@ -6,7 +6,7 @@ import { relative, sep } from 'node:path';
 import { PkgError, fsError } from './errors.js';
 import { withHashPool } from './hash-pool-run.js';
 import { eachLimit } from './limit.js';
-import { CACHED, LOOK, MISSING, checkEntry, entryPathsUnder } from './entry-check.js';
+import { CACHED, LOOK, MISSING, checkEntry } from './entry-check.js';
 import { FORMAT_VERSION, PieceCache, entryUseTimeMs, isCurrentEntry, refreshEntryUseSync } from './piece-cache.js';
 import { PieceStore } from './piece-store.js';
 import { MAX_NAME_BYTES, MAX_PATH_BYTES, isDotName, type MirrorFile, type MirrorRoot } from './root.js';
@@ -86,13 +86,12 @@ export async function hashTree(o: HashTreeOptions): Promise<HashSummary> {
     const todo: MirrorFile[] = [];
     let filesCached = 0;
     const now = Date.now();
-    const entryPath = entryPathsUnder(o.cacheDir, o.pieceLength);
     for (let i = 0; i < candidates.length; i++) {
       // Let a signal in now and then: this pass runs in-line.
       if (i % 4096 === 4095) await new Promise(setImmediate);
       if (o.signal?.aborted) break;
       const c = candidates[i]!;
-      const path = entryPath(c.rel);
+      const path = cache.entryPath(c.rel, o.pieceLength);
       const quick = c.abs === null ? LOOK : checkEntry(path, c.abs, o.pieceLength, now);
       if (quick === CACHED) {
         filesCached++;

@@ -33,7 +33,8 @@ for (const { label, opts } of LANES) {
     });
     const all = Buffer.concat(files.map((f) => f.data));
     const segments: Segment[] = files.map((f) => ({ path: f.path, offset: 0, length: f.data.length }));
-    for (const pl of [16384, 65536, 1 << 20, 16 << 20]) {
+    // At 4 MiB the whole stream is one short piece, read into zeros in one go.
+    for (const pl of [16384, 65536, 1 << 20, 4 << 20, 16 << 20]) {
       const got = await pool.hashStream(segments, pl, { padTail: true });
       const want = expected(all, pl);
       t.ok(got.pieces.equals(want.pieces), `pieces at piece length ${pl}`);
@@ -77,6 +78,16 @@ for (const { label, opts } of LANES) {
     const ok = await pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 3 }], 16384);
     t.ok(ok.pieces.equals(createHash('sha1').update('abc').digest()));
   });
+  t.test(`${label}: a short piece that failed to read leaves nothing behind for the next one padded`, async (t) => {
+    const dir = t.testdir({ short: 'abc', next: 'xy' });
+    // One hasher, so both tasks use the same thread's buffers.
+    const pool = new HashPool(1, opts);
+    t.teardown(() => pool.close());
+    await t.rejects(pool.hashStream([{ path: join(dir, 'short'), offset: 0, length: 10 }], 16384, { padTail: true }), { message: /shrank/ });
+    const got = await pool.hashStream([{ path: join(dir, 'next'), offset: 0, length: 2 }], 16384, { padTail: true });
+    t.same(got, expected(Buffer.from('xy'), 16384), 'plain and padded hashes of the next file alone');
+  });
+
   t.test(`${label}: many small files at once are hashed in batches, each answered as its own`, async (t) => {
     const dir = t.testdir();
     const pool = new HashPool(2, opts);

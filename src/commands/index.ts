@@ -39,10 +39,12 @@ export interface LoadedCommand {
 /**
  * The commands a command line may run: those named anywhere in it (an
  * option value that happens to be a command name only loads one more
- * module), or all of them when none is named, for the program's help.
+ * module), or all of them when none is named, for the program's help. A
+ * bare `--version` needs none: loading them all took longer than a `make`.
  */
 export async function loadCommands(argv: readonly string[]): Promise<LoadedCommand[]> {
   const named = COMMANDS.filter((c) => argv.includes(c.name));
-  const chosen = named.length ? named : COMMANDS;
+  const version = argv.includes('--version') || argv.includes('-V');
+  const chosen = named.length ? named : version ? [] : COMMANDS;
   return Promise.all(chosen.map(async (c) => ({ register: (await c.load()).register, globals: c.globals })));
 }

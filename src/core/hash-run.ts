@@ -118,9 +118,10 @@ const PAD_MAX = 4 * 1024 * 1024;
  * smaller than the piece length, nearly every file of a mirror. It is read
  * into zeros, so both of its hashes are one-shot hashes of that buffer, the
  * plain one of its bytes and the padded one of the whole piece, where the
- * general path makes a Hash object, copies it and feeds it the zeros (two
- * objects and three calls per file, measured at about a fortieth of a cold
- * `hash` of small files). The zeros are put back however the read ends.
+ * general path makes a Hash object, copies it and feeds it the zeros: two
+ * objects and three calls per file. With the entry encoded in one buffer
+ * (piece-cache.ts), paired cold runs of `hash` over 10k small files used
+ * about 1.5 % less CPU. The zeros are put back however the read ends.
  */
 function shortPadded(task: HashTask, total: number): TaskReply {
   const { pieceLength } = task;
@@ -133,6 +134,7 @@ function shortPadded(task: HashTask, total: number): TaskReply {
       pieces.set(oneShotHash('sha1', block, 'buffer'));
       return { id: task.id, type: 'done', pieces, paddedTail: oneShotHash('sha1', area.subarray(0, pieceLength), 'buffer') };
     }
+    // Not reached: blocks() yields that one block or throws.
     throw new ReadError('io', task.segments[0]?.name ?? '', 'nothing to read');
   } finally {
     area.fill(0, 0, total);

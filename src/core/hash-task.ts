@@ -1,7 +1,18 @@
-// The message types exchanged with hash workers, shared by both sides.
+// The message types exchanged with hash workers, shared by both sides, and
+// the SHA-1 helper every module that checks or names a hash uses.
+import { hash } from 'node:crypto';
 
 /** Bytes of one SHA-1 piece hash (BEP 3 `pieces`); every module that slices piece hashes uses this. */
 export const HASH_LEN = 20;
+
+/**
+ * SHA-1 of `data` in one call, without a Hash object: for checksums of
+ * cache entries (one per file of a cold `hash`) and info hashes. Here rather
+ * than in metainfo.ts so that the caches need not load bencode.
+ */
+export function sha1(data: Uint8Array | string): Buffer {
+  return hash('sha1', data, 'buffer');
+}
 
 /** A byte range of one file; a task's segments form one contiguous stream. */
 export interface Segment {

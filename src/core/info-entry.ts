@@ -23,11 +23,10 @@
 // Writes are atomic (writeFileAtomic); a reader treats anything it cannot
 // fully validate as missing. Use time is the entry's own mtime, refreshed at
 // most once per USE_TIME_GRAIN_MS (refreshUseTime), as in the piece cache.
-import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { readCacheFileSync, writeFileAtomic } from './atomic.js';
 import { LOCK_SUFFIX } from './build-lock.js';
-import { HASH_LEN } from './hash-task.js';
+import { HASH_LEN, sha1 } from './hash-task.js';
 import { sameStamp, type FileStamp } from './piece-cache.js';
 import type { ServiceInfo, ServiceKind } from './service-layout.js';
 
@@ -88,7 +87,7 @@ export function encodeInfoEntry(e: InfoEntry): Buffer {
     parts.push(str16(f.rel), st);
   }
   const body = Buffer.concat(parts);
-  return Buffer.concat([body, createHash('sha1').update(body).digest()]);
+  return Buffer.concat([body, sha1(body)]);
 }
 
 /** Decodes an entry, or null for anything not fully valid. */
@@ -97,7 +96,7 @@ export function decodeInfoEntry(buf: Buffer): InfoEntry | null {
   if (!buf.subarray(0, 8).equals(MAGIC)) return null;
   if (buf.readUInt16BE(8) !== FORMAT_VERSION) return null;
   const end = buf.length - HASH_LEN;
-  if (!createHash('sha1').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) return null;
+  if (!sha1(buf.subarray(0, end)).equals(buf.subarray(end))) return null;
   const kindByte = buf.readUInt8(10);
   if (kindByte > 1) return null;
   let pos = 12;
@@ -144,7 +143,7 @@ export function decodeInfoEntry(buf: Buffer): InfoEntry | null {
     if (pos !== end || pieceLength === 0 || count === 0) return null;
     const kind: ServiceKind = kindByte === 0 ? 'single' : 'multi';
     if (kind === 'single' && count !== 1) return null;
-    if (!createHash('sha1').update(bytes).digest().equals(infoHash)) return null;
+    if (!sha1(bytes).equals(infoHash)) return null;
     return { kind, pieceLength, infoHash, serviceName, name, webSeedSuffix, bytes, files };
   } catch (e) {
     if (e instanceof RangeError) return null;

@@ -2,10 +2,11 @@
 // hashes and magnet links. Pure functions over hashes that were computed
 // elsewhere; nothing here reads files.
 import bencode from 'bencode';
-import { createHash } from 'node:crypto';
-import { HASH_LEN } from './hash-task.js';
+import { HASH_LEN, sha1 } from './hash-task.js';
 
 export { CREATED_BY } from './version.js';
+// Info hashes are SHA-1 of the info dictionary; callers of this module find the helper here.
+export { sha1 };
 
 /** One entry of a multi-file info dictionary's `files` list. */
 export interface InfoFile {
@@ -49,10 +50,6 @@ export function infoDict(spec: InfoSpec): Record<string, unknown> {
 export function encodeInfo(spec: InfoSpec): EncodedInfo {
   const bytes = Buffer.from(bencode.encode(infoDict(spec)));
   return { bytes, infoHash: sha1(bytes) };
-}
-
-export function sha1(data: Uint8Array | string): Buffer {
-  return createHash('sha1').update(data).digest();
 }
 
 /** The keys of a torrent outside `info`. */

@@ -29,10 +29,9 @@
 // mtime for a use time (and evict by it), treats these entries as invalid.
 import { utimes, stat } from 'node:fs/promises';
 import { utimesSync } from 'node:fs';
-import { hash as oneShotHash } from 'node:crypto';
 import { join, sep } from 'node:path';
 import { readCacheFileSync, writeFileAtomic } from './atomic.js';
-import { HASH_LEN } from './hash-task.js';
+import { HASH_LEN, sha1 } from './hash-task.js';
 
 export const MAGIC = Buffer.from('PKTPIECE', 'latin1');
 export const FORMAT_VERSION = 2;
@@ -132,7 +131,7 @@ export function encodeEntry(p: FilePieces): Buffer {
     pos += p.tail.padded.copy(buf, pos);
     p.tail.plain.copy(buf, pos);
   }
-  oneShotHash('sha1', buf.subarray(0, end), 'buffer').copy(buf, end);
+  sha1(buf.subarray(0, end)).copy(buf, end);
   return buf;
 }
 
@@ -152,7 +151,7 @@ export function decodeEntry(buf: Buffer): FilePieces | null {
   const version = buf.readUInt16BE(8);
   if (!READABLE_VERSIONS.includes(version)) return null;
   const end = buf.length - HASH_LEN;
-  const sum = oneShotHash('sha1', buf.subarray(0, end), 'buffer');
+  const sum = sha1(buf.subarray(0, end));
   if (!sum.equals(buf.subarray(end))) return null;
   const sections = buf.readUInt16BE(10);
   const pieceLength = buf.readUInt32BE(12);
@@ -160,29 +159,29 @@ export function decodeEntry(buf: Buffer): FilePieces | null {
   const mtimeNs = buf.readBigInt64BE(24);
   if (pieceLength === 0 || size > BigInt(Number.MAX_SAFE_INTEGER)) return null;
   let pos = HEADER_LEN;
-  let sha1: Buffer | null = null;
+  let hashes: Buffer | null = null;
   for (let i = 0; i < sections; i++) {
     if (pos + SECTION_HEADER_LEN > end) return null;
     const type = buf.readUInt16BE(pos);
     const len = buf.readUInt32BE(pos + 4);
     pos += SECTION_HEADER_LEN;
     if (pos + len > end) return null;
-    if (type === SECTION_SHA1_PIECES) sha1 = buf.subarray(pos, pos + len);
+    if (type === SECTION_SHA1_PIECES) hashes = buf.subarray(pos, pos + len);
     pos += len;
   }
-  if (pos !== end || sha1 === null) return null;
+  if (pos !== end || hashes === null) return null;
   const n = Number(size);
   const full = fullPieceCount(n, pieceLength);
   const hasTail = n % pieceLength !== 0;
-  if (sha1.length !== (full + (hasTail ? 2 : 0)) * HASH_LEN) return null;
+  if (hashes.length !== (full + (hasTail ? 2 : 0)) * HASH_LEN) return null;
   const fullEnd = full * HASH_LEN;
   return {
     pieceLength,
     size: n,
     mtimeNs,
-    full: Buffer.from(sha1.subarray(0, fullEnd)),
+    full: Buffer.from(hashes.subarray(0, fullEnd)),
     tail: hasTail
-      ? { padded: Buffer.from(sha1.subarray(fullEnd, fullEnd + HASH_LEN)), plain: Buffer.from(sha1.subarray(fullEnd + HASH_LEN)) }
+      ? { padded: Buffer.from(hashes.subarray(fullEnd, fullEnd + HASH_LEN)), plain: Buffer.from(hashes.subarray(fullEnd + HASH_LEN)) }
       : null,
   };
 }

@@ -1,7 +1,7 @@
 // Commander options made from the settings table, so a flag's name, value
 // placeholder, help and shown default are written once (core/config.ts).
 import { Option } from '@commander-js/extra-typings';
-import { flagHelp, SETTINGS, type SettingKey } from '../core/config.js';
+import { flagHelp, listSeparator, SETTINGS, type SettingKey } from '../core/config.js';
 
 type Flag<K extends SettingKey> = (typeof SETTINGS)[K]['flag'];
 type Repeatable = { [K in SettingKey]: (typeof SETTINGS)[K] extends { separator: string } ? K : never }[SettingKey];
@@ -23,11 +23,10 @@ export function settingOption<K extends SettingKey>(key: K): Option<Flag<K>, und
 export function settingFlags(opts: Record<string, unknown>, keys: readonly SettingKey[]): Partial<Record<SettingKey, string | boolean>> {
   const flags: Partial<Record<SettingKey, string | boolean>> = {};
   for (const key of keys) {
-    const def = SETTINGS[key];
     const v = opts[settingOption(key).attributeName()];
     // A repeated flag is a list, spelt as the config file spells one.
     if (typeof v === 'string' || typeof v === 'boolean') flags[key] = v;
-    else if (Array.isArray(v) && 'separator' in def) flags[key] = v.join(def.separator);
+    else if (Array.isArray(v)) flags[key] = v.join(listSeparator(key));
   }
   return flags;
 }

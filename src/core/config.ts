@@ -170,7 +170,7 @@ export function isKey(k: string): k is SettingKey {
 }
 
 /** What separates a list setting's items in its text: ':' for paths, ',' for every other list (URLs hold colons). */
-function listSeparator(key: SettingKey): string {
+export function listSeparator(key: SettingKey): string {
   const def = SETTINGS[key];
   return 'separator' in def ? def.separator : ',';
 }

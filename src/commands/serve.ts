@@ -8,6 +8,7 @@ import type { AnyCommand, Context } from '../cli/context.js';
 import { settingFlags, settingOption } from '../cli/setting-options.js';
 import { nodeCluster, stopRequested, supervise, type ClusterEnv } from '../cli/supervisor.js';
 import type { SettingKey } from '../core/config.js';
+import { PkgError } from '../core/errors.js';
 import { startServer } from '../service/server.js';
 
 const USAGE = `
@@ -41,6 +42,14 @@ const KEYS = [
   'queue-limit',
   'request-timeout',
   'revalidate',
+  'seed',
+  'seed-listen',
+  'seed-connections',
+  'seed-max-torrents',
+  'seed-idle',
+  'upload-limit',
+  'tracker-whitelist',
+  'tracker-pid-file',
 ] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): AnyCommand {
@@ -70,6 +79,10 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
   const log = (line: string) => stderr.write(`pkgtorrent: ${line}\n`);
   const link = clusterEnv.link;
 
+  if (s.seed && s.workers > 1) {
+    // One engine must own the BitTorrent port; workers would each start one.
+    throw new PkgError('usage', '--seed runs one seeder per service: use it with --workers 1');
+  }
   if (s.workers > 1 && !link) {
     const vars = Object.fromEntries(Object.entries(ctx.env.vars).filter(([, v]) => v !== undefined)) as Record<string, string>;
     await supervise({
@@ -105,10 +118,18 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
     queueLimit: s['queue-limit'],
     requestTimeoutMs: s['request-timeout'],
     revalidateMs: s.revalidate,
+    seed: s.seed
+      ? {
+          engine: { listen: s['seed-listen'], uploadLimit: s['upload-limit'], connections: s['seed-connections'] },
+          maxTorrents: s['seed-max-torrents'],
+          idleMs: s['seed-idle'],
+        }
+      : undefined,
+    trackerWhitelist: s['tracker-whitelist'] ? { file: s['tracker-whitelist'], pidFile: s['tracker-pid-file'] } : undefined,
     log,
     accessLog: (line) => stderr.write(line),
   });
-  if (!link) log(`serving ${server.url}/ (root ${root.dir})`);
+  if (!link) log(`serving ${server.url}/ (root ${root.dir})${server.engine ? `, seeding on ${s['seed-listen']} (libtorrent ${server.engine.version})` : ''}`);
   // A cluster worker also stops when the primary says so (a second signal would kill it at once).
   await stopRequested(signal, link);
   await server.close();

@@ -87,6 +87,33 @@ export const SETTINGS = {
     details: "as nginx's open_file_cache_valid; with 0 a replaced package never yields its old torrent",
     kind: 'duration',
   },
+  // The origin seeder of `serve --seed` and the tracker it feeds (pkgtorrent-service(8), ORIGIN SEEDER).
+  seed: { flag: '--seed', parse: parseBool, default: (): boolean => false, help: 'seed every torrent the service hands out over BitTorrent, from the files under the root' },
+  'seed-listen': {
+    flag: '--seed-listen <addr:port>',
+    parse: (t: string) => {
+      if (!/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/.test(t) || Number(t.slice(t.lastIndexOf(':') + 1)) > 65535) throw new PkgError('usage', `invalid seed address '${t}': expected ADDRESS:PORT such as 0.0.0.0:6881`);
+      return t;
+    },
+    default: (): string => '0.0.0.0:6881',
+    help: 'address and TCP port the origin seeder takes peers on',
+  },
+  'seed-idle': { flag: '--seed-idle <duration>', parse: (t: string) => parseDuration(t, 'seed idle time'), default: (): number => 600_000, help: 'the origin seeder drops a torrent not handed out nor uploaded from for this long', kind: 'duration' },
+  'seed-connections': { flag: '--seed-connections <n>', parse: parseInteger(1, 100_000), default: (): number => 200, help: 'most peer connections of the origin seeder' },
+  'tracker-whitelist': {
+    flag: '--tracker-whitelist <file>',
+    parse: str,
+    default: (): string | undefined => undefined,
+    shownDefault: 'none',
+    help: "a tracker's whitelist (opentracker's access.whitelist) that serve adds every info hash it hands out to",
+  },
+  'tracker-pid-file': {
+    flag: '--tracker-pid-file <file>',
+    parse: str,
+    default: (): string | undefined => undefined,
+    shownDefault: 'none',
+    help: 'pid file of that tracker: sent SIGHUP to reload the whitelist after serve changed it',
+  },
   // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated, as
   // mirror URLs hold colons.
   'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },

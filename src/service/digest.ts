@@ -8,7 +8,7 @@ import { baseUrlFor } from './base-url.js';
 import { parsePathForm, readBody } from './body.js';
 import type { ServiceContext } from './context.js';
 import { armBuildTimeout } from './timeout.js';
-import { allowMethods, sendNotCached, sendTorrent } from './respond.js';
+import { allowMethods, answerTorrent, sendNotCached } from './respond.js';
 import { checkMultiFilePaths } from '../core/service-layout.js';
 import { resolveFiles, urlPathToRel } from './resolve-paths.js';
 
@@ -28,7 +28,7 @@ export function handleDigest(ctx: ServiceContext, req: IncomingMessage, res: Ser
   const trackers = ctx.trackers.ready();
   if (found instanceof Promise || trackers === null) return answerGet(ctx, req, res, digest, base, found);
   if (!found) return sendNotCached(req, res);
-  sendTorrent(req, res, ctx.torrents.torrent(digest, found, base, trackers));
+  return answerTorrent(ctx, req, res, found, ctx.torrents.torrent(digest, found, base, trackers));
 }
 
 const DIGEST_METHODS = ['GET', 'HEAD', 'POST'];
@@ -43,7 +43,7 @@ async function answerGet(
 ): Promise<void> {
   const entry = await found;
   if (!entry) return sendNotCached(req, res);
-  sendTorrent(req, res, ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current()));
+  await answerTorrent(ctx, req, res, entry, ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current()));
 }
 
 async function handlePost(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, digest: string, base: string, arrivedAt: number): Promise<void> {
@@ -55,5 +55,5 @@ async function handlePost(ctx: ServiceContext, req: IncomingMessage, res: Server
   checkMultiFilePaths(rels);
   const files = await resolveFiles(ctx.root, rels);
   const entry = await ctx.torrents.forFiles(digest, files, 'multi', arrivedAt);
-  sendTorrent(req, res, ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current()));
+  await answerTorrent(ctx, req, res, entry, ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current()));
 }

@@ -5,6 +5,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ServiceResponse } from './service-response.js';
 import { PkgError } from '../core/errors.js';
 import { printable } from './printable.js';
+import type { InfoEntry } from '../core/info-entry.js';
+import type { ServiceContext } from './context.js';
 import type { Torrent } from './torrents.js';
 
 export const TORRENT_TYPE = 'application/x-bittorrent';
@@ -45,6 +47,13 @@ export function writeHead(res: ServerResponse, status: number, headers: Record<s
 
 export function allowMethods(req: IncomingMessage, allow: readonly string[]): void {
   if (!allow.includes(req.method ?? '')) throw new MethodNotAllowed(allow);
+}
+
+/** Answers a torrent once the service's hand-out hook (ServiceContext.handOut) is done with it. */
+export function answerTorrent(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, e: InfoEntry, t: Torrent): Promise<void> | void {
+  const wait = ctx.handOut?.(e, t);
+  if (!wait) return sendTorrent(req, res, t);
+  return wait.then(() => sendTorrent(req, res, t));
 }
 
 export function sendTorrent(req: IncomingMessage, res: ServerResponse, t: Pick<Torrent, 'bytes' | 'disposition'>): void {

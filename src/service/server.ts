@@ -18,6 +18,9 @@ import { LogBuffer } from './access-log.js';
 import type { ServiceContext } from './context.js';
 import { PieceMemo } from './piece-memo.js';
 import { Torrents } from './torrents.js';
+import { BtEngine, type BtEngineOptions } from '../core/bt-engine.js';
+import { OriginSeeder } from './seeder.js';
+import { TrackerWhitelist } from './tracker-whitelist.js';
 
 /** What a request whose build is cut short by a stop is told (a 503 with Retry-After). */
 const STOPPING = new PkgError('busy', 'service is stopping');
@@ -47,6 +50,10 @@ export interface ServeOptions {
   revalidateMs: number;
   /** While the cache cannot be written, how often a write is tried again (default CACHE_RETRY_MS). */
   cacheRetryMs?: number;
+  /** The origin seeder (serve --seed): its engine's settings, and its bounds. */
+  seed?: { engine: Omit<BtEngineOptions, 'log'>; maxTorrents: number; idleMs: number };
+  /** A whitelisting tracker's file (and pid file) that every info hash handed out is added to. */
+  trackerWhitelist?: { file: string; pidFile?: string };
   /** Operator messages (warnings, builds, internal errors), one line each. */
   log: (line: string) => void;
   /** Access log lines, newline included. */
@@ -55,6 +62,9 @@ export interface ServeOptions {
 
 export interface RunningServer {
   server: Server;
+  /** The origin seeder, with --seed. */
+  seeder?: OriginSeeder;
+  engine?: BtEngine;
   /** "http://127.0.0.1:8080" */
   url: string;
   /**
@@ -97,6 +107,19 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   };
   // Read the trackers file now, so a problem with it shows at startup.
   await ctx.trackers.current();
+  const whitelist = o.trackerWhitelist ? await TrackerWhitelist.open({ ...o.trackerWhitelist, log: o.log }) : undefined;
+  const engine = o.seed ? await BtEngine.start({ ...o.seed.engine, log: o.log }) : undefined;
+  const seeder =
+    engine && o.seed ? new OriginSeeder({ engine, pathOf: (rel) => root.join(rel), maxTorrents: o.seed.maxTorrents, idleMs: o.seed.idleMs, log: o.log }) : undefined;
+  if (whitelist || seeder) {
+    ctx.handOut = (e, t) => {
+      // Listed with the tracker first: the seeder's own announce must be accepted too.
+      const listed = whitelist?.add(t.infoHashHex);
+      if (!seeder) return listed;
+      if (!listed) return void seeder.offer(e, t.trackers);
+      return listed.then(() => void seeder.offer(e, t.trackers));
+    };
+  }
 
   const accessLog = new LogBuffer(o.accessLog);
   const server = createServer<typeof IncomingMessage, typeof ServiceResponse>(
@@ -110,7 +133,11 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     requestHandler(ctx, (line) => accessLog.add(line)),
   );
   await new Promise<void>((resolve, reject) => {
-    const fail = (err: NodeJS.ErrnoException) => reject(listenError(err, o.host, o.port));
+    const fail = (err: NodeJS.ErrnoException) => {
+      seeder?.close();
+      void engine?.close();
+      reject(listenError(err, o.host, o.port));
+    };
     server.once('error', fail);
     server.listen(o.port, o.host, () => {
       server.off('error', fail);
@@ -143,10 +170,12 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       clearTimeout(cut);
       // Builds that outlived their request (answered 503 at its timeout) end here, quietly.
       await hashing();
+      seeder?.close();
+      await engine?.close();
       accessLog.flush();
     })());
 
-  return { server, url: `http://${host}:${addr.port}`, close };
+  return { server, seeder, engine, url: `http://${host}:${addr.port}`, close };
 }
 
 /** A listen failure as one line an operator can act on. */

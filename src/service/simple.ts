@@ -8,7 +8,7 @@ import { checkRelPath, type MirrorFile } from '../core/root.js';
 import { baseUrlFor } from './base-url.js';
 import type { ServiceContext } from './context.js';
 import { armBuildTimeout } from './timeout.js';
-import { allowMethods, sendTorrent } from './respond.js';
+import { allowMethods, answerTorrent } from './respond.js';
 import { checkMultiFilePaths } from '../core/service-layout.js';
 import { filesForPath } from '../core/service-paths.js';
 
@@ -22,7 +22,7 @@ export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, re
   const key =
     files.length === 1 ? `${sha1('/' + files[0]!.rel).toString('hex')}_s` : sha1(files.map((f) => '/' + f.rel).join('\n')).toString('hex');
   const entry = await ctx.torrents.forFiles(key, files, files.length === 1 ? 'single' : 'multi', statedAt);
-  sendTorrent(req, res, ctx.torrents.torrent(key, entry, base, await ctx.trackers.current()));
+  await answerTorrent(ctx, req, res, entry, ctx.torrents.torrent(key, entry, base, await ctx.trackers.current()));
 }
 
 async function matchFiles(ctx: ServiceContext, rel: string, res: ServerResponse): Promise<MirrorFile[]> {

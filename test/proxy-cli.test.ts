@@ -6,10 +6,9 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freePort } from '../src/core/aria2.js';
 import { bin, BIN, nodeCommand } from './helpers/cli.js';
-import { scratch } from './helpers/clients.js';
-import { need } from './helpers/oracles.js';
+import { freePort, scratch } from './helpers/clients.js';
+import { needBtEngine } from './helpers/oracles.js';
 import { until } from './helpers/poll.js';
 import { startMirror } from './helpers/mirror.js';
 import { startGate, viaProxy } from './helpers/proxy.js';
@@ -44,12 +43,13 @@ function startBinProxy(t: Test, store: string, btPort: number) {
   };
 }
 
-/** Processes whose command line mentions `text` (aria2c for this store). */
-function processesWith(text: string): number[] {
+/** Processes whose command line mentions every one of `texts` (the engine of one proxy: its program and its port). */
+function processesWith(...texts: string[]): number[] {
   const out: number[] = [];
   for (const pid of readdirSync('/proc').filter((n) => /^\d+$/.test(n))) {
     try {
-      if (readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes(text)) out.push(Number(pid));
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+      if (texts.every((text) => cmdline.includes(text))) out.push(Number(pid));
     } catch {
       // Gone meanwhile.
     }
@@ -58,21 +58,24 @@ function processesWith(text: string): number[] {
 }
 
 t.test('SIGKILL mid-download: the engine stops too, and a restart serves nothing partial', async (t) => {
-  if (!need(t, 'aria2c')) return;
+  if (!needBtEngine(t)) return;
   const data = randomBytes(2_000_000);
   const m = await startMirror(t, { pub: { 'big.rpm': data } });
   const gate = await startGate(t, m.url);
   gate.policy = { kind: 'slow', bytesPerSecond: 300_000 };
   const store = scratch(t, 'store');
-  const first = startBinProxy(t, store, await freePort());
+  const btPort = await freePort();
+  const first = startBinProxy(t, store, btPort);
   const url = await first.url();
   const answer = viaProxy(url, `${gate.url}/pub/big.rpm`).catch((e: Error) => e);
-  t.ok(await until(20_000, () => gate.aria2Bytes > 300_000), 'download under way');
-  t.ok(processesWith(`--dir=${join(store, 'partial')}`).length > 0, 'aria2c runs for this store');
+  t.ok(await until(20_000, () => gate.pieceBytes > 300_000), 'download under way');
+  const engine = () => processesWith('pkgtorrent-bt', `0.0.0.0:${btPort}`);
+  t.equal(engine().length, 1, "the proxy's engine runs");
+  t.ok(readdirSync(join(store, 'partial')).length > 0, 'downloading into the store');
   first.child.kill('SIGKILL');
   const r = await answer;
   t.ok(r instanceof Error || !r.body.equals(data), 'the killed proxy did not finish that response');
-  t.ok(await until(10_000, () => processesWith(`--dir=${join(store, 'partial')}`).length === 0), 'aria2c exits with its proxy (--stop-with-process)');
+  t.ok(await until(10_000, () => engine().length === 0), 'the engine exits with its proxy (its stdin closed)');
   t.same(readdirSync(join(store, 'done')), [], 'nothing in the store');
 
   gate.policy = { kind: 'pass' };

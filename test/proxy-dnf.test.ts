@@ -1,16 +1,17 @@
 // dnf end to end through the proxy: a small rpm repository (rpmbuild,
 // createrepo_c) served by `pkgtorrent serve --files`; `dnf install
 // --downloadonly` into a private installroot with a private config whose
-// proxy= is the proxy. The large rpm goes through BitTorrent, the small one
-// and the repodata go direct, and the bytes dnf keeps are the repository's.
+// proxy= is the proxy. The large rpm goes through BitTorrent (the engine, its
+// pieces from the mirror: no tracker here), the small one and the repodata
+// go direct, and the bytes dnf keeps are the repository's.
 import t from 'tap';
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratch } from './helpers/clients.js';
-import { need } from './helpers/oracles.js';
+import { need, needBtEngine } from './helpers/oracles.js';
 import { startServe } from './helpers/server.js';
 import { startTestProxy } from './helpers/proxy.js';
 
@@ -49,7 +50,7 @@ function makeRpm(work: string, name: string, payload: Buffer, outDir: string): s
 }
 
 t.test('dnf install --downloadonly through the proxy', async (t) => {
-  if (!need(t, 'aria2c') || !need(t, 'rpmbuild') || !need(t, 'createrepo_c') || !need(t, 'dnf')) return;
+  if (!needBtEngine(t) || !need(t, 'rpmbuild') || !need(t, 'createrepo_c') || !need(t, 'dnf')) return;
   const dir = scratch(t, 'dnf');
   const repo = join(dir, 'root/pub/repo');
   mkdirSync(join(repo, 'Packages'), { recursive: true });
@@ -104,7 +105,10 @@ t.test('dnf install --downloadonly through the proxy', async (t) => {
     t.ok(readFileSync(join(out, name)).equals(readFileSync(join(repo, 'Packages', name))), `${name}: dnf's copy is the repository's`);
   }
   const esc = (s: string) => s.replace(/[.+]/g, '\\$&');
-  t.match(await proxy.line(new RegExp(`${esc(big)} 200 bittorrent`)), /mirror=0 /, 'the large rpm went through BitTorrent');
+  const bigSize = statSync(join(repo, 'Packages', big)).size;
+  const line = await proxy.line(new RegExp(`${esc(big)} 200 bittorrent`));
+  t.match(line, new RegExp(`bytes=${bigSize} \\d+ms peers=0 mirror=${bigSize} store=0 `), 'the large rpm went through the engine, its pieces from the mirror (no tracker)');
+  t.notMatch(line, /range=|fallback=/, 'no Range fallback');
   await proxy.line(new RegExp(`${esc(small)} 200 direct\\(small\\)`));
   await proxy.line(/\/pub\/repo\/repodata\/repomd\.xml 200 direct /);
   await proxy.line(/\/pub\/repo\/repodata\/[0-9a-f]+-primary\.xml\.\w+ 200 direct/);

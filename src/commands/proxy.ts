@@ -43,7 +43,6 @@ const KEYS = [
   'dht',
   'lpd',
   'pex',
-  'aria2c',
 ] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context): AnyCommand {
@@ -74,7 +73,6 @@ export function register(program: Command, ctx: Context): AnyCommand {
         pex: s.pex,
         allowFrom: [...s['allow-from']],
         allowHosts: [...s['allow-host']],
-        aria2c: s.aria2c,
         log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
         accessLog: (line) => stderr.write(line),
       });

@@ -45,6 +45,7 @@ const KEYS = [
   'seed',
   'seed-listen',
   'seed-connections',
+  'seed-slots',
   'seed-max-torrents',
   'seed-idle',
   'upload-limit',
@@ -120,7 +121,7 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
     revalidateMs: s.revalidate,
     seed: s.seed
       ? {
-          engine: { listen: s['seed-listen'], uploadLimit: s['upload-limit'], connections: s['seed-connections'] },
+          engine: { origin: true, listen: s['seed-listen'], uploadLimit: s['upload-limit'], connections: s['seed-connections'], unchokeSlots: s['seed-slots'] },
           maxTorrents: s['seed-max-torrents'],
           idleMs: s['seed-idle'],
         }

@@ -34,6 +34,8 @@ export interface BtEngineOptions {
   pex?: boolean;
   /** Several peers on one address (tests on 127.0.0.1). */
   loopback?: boolean;
+  /** The mirror's origin seeder: its peer id tells clients its bytes are the mirror's. */
+  origin?: boolean;
   /** The engine program (default: bin/pkgtorrent-bt). */
   program?: string;
   spawn?: Spawn;
@@ -78,6 +80,8 @@ export interface BtStatus {
   error: string;
   /** Payload bytes received, by peer address, counted block by block. */
   byIp: Record<string, number>;
+  /** Of those, the bytes from a mirror's origin seeder (told by its peer id). */
+  fromOrigin: number;
   /** With `detail`: pieces some connected peer has, and pieces being downloaded now. */
   available?: Buffer;
   downloading?: number[];
@@ -102,6 +106,7 @@ export function engineArgs(o: BtEngineOptions): string[] {
   if (o.lpd) args.push('--lpd');
   if (o.pex) args.push('--pex');
   if (o.loopback) args.push('--loopback');
+  if (o.origin) args.push('--origin');
   return args;
 }
 
@@ -172,8 +177,11 @@ export class BtEngine {
       for (const p of lost) p.reject(new PkgError('io', 'engine exited'));
       if (this.child !== child || this.closing) return;
       this.child = null;
-      this.o.log?.(`BitTorrent engine exited (${signal ?? code}); starting it again${stderr ? `: ${lastLine(stderr)}` : ''}`);
-      setTimeout(() => void this.launch().catch((err: Error) => this.o.log?.(err.message)), 200).unref();
+      // A crash's Python stack (faulthandler) is what a bug report needs: all of it.
+      const said = signal ? stderr.trim().split('\n').slice(-12).join(' | ') : lastLine(stderr);
+      this.o.log?.(`BitTorrent engine exited (${signal ?? code}); starting it again${said ? `: ${said}` : ''}`);
+      // Not after close(): a closed engine must not come back (its process would outlive the caller's).
+      setTimeout(() => void (this.closing || this.launch().catch((err: Error) => this.o.log?.(err.message))), 200).unref();
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     try {
@@ -257,6 +265,7 @@ export class BtEngine {
       uploadRate: Number(r.upload_rate),
       error: text(r.error),
       byIp: (r.by_ip as Record<string, number>) ?? {},
+      fromOrigin: Number(r.from_origin ?? 0),
       ...(r.available !== undefined ? { available: Buffer.from(text(r.available), 'base64') } : {}),
       ...(r.downloading !== undefined ? { downloading: r.downloading as number[] } : {}),
     };
@@ -267,9 +276,18 @@ export class BtEngine {
     return r.map((e) => ({ ih: String(e.ih), uploaded: Number(e.uploaded), peers: Number(e.peers), seeding: e.seeding === true, uploadRate: Number(e.upload_rate) }));
   }
 
-  /** Hands the engine a piece fetched elsewhere (it checks the hash, writes it and offers it to peers). */
-  async addPiece(ih: string, piece: number, data: Buffer): Promise<void> {
-    await this.call('add_piece', { ih, piece, data: data.toString('base64') });
+  /** Pieces the caller fetches itself: the engine asks no peer for them until added or released. */
+  async reserve(ih: string, pieces: number[]): Promise<void> {
+    await this.call('reserve', { ih, pieces });
+  }
+
+  async release(ih: string, pieces: number[]): Promise<void> {
+    await this.call('release', { ih, pieces });
+  }
+
+  /** Hands the engine a piece fetched elsewhere (it checks the hash, writes it and offers it to peers); false: it had it already. */
+  async addPiece(ih: string, piece: number, data: Buffer): Promise<boolean> {
+    return (await this.call<{ added: boolean }>('add_piece', { ih, piece, data: data.toString('base64') })).added;
   }
 
   async connect(ih: string, ip: string, port: number): Promise<void> {

@@ -1,7 +1,9 @@
 // Answering a package request from a shared download: headers with the
-// length at once, then bytes as the verified prefix grows. When BitTorrent
-// stalls or fails, the rest comes from the mirror with a Range request, so
-// a request the mirror could answer always completes.
+// length at once, then bytes as the verified prefix grows. Pieces arrive in
+// the swarm's order, so the prefix can wait while later pieces come in:
+// only a download that verifies no piece at all for the stall timeout, or
+// fails, is finished from the mirror with a Range request, so a request
+// the mirror could answer always completes.
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
@@ -73,13 +75,15 @@ export async function answerFromDownload(
         sent.fallback = dl.failure;
         break;
       }
+      // Progress is any piece verified, in whatever order the swarm gives them.
+      const pieces = dl.verifiedPieces;
       let timer: NodeJS.Timeout | undefined;
       const stalled = await Promise.race([
         dl.changed().then(() => false),
         new Promise<boolean>((r) => (timer = setTimeout(() => r(true), stallMs))),
       ]);
       clearTimeout(timer);
-      if (stalled && dl.verified === at) {
+      if (stalled && dl.verifiedPieces === pieces && dl.verified === at) {
         sent.fallback = `stalled ${stallMs} ms`;
         break;
       }

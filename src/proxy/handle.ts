@@ -1,7 +1,16 @@
 // One proxied request: which way it goes (BitTorrent, the store, or
-// straight to the mirror) and one access-log line saying which.
+// straight to the mirror) and one access-log line saying which, with the
+// bytes of each source.
+//
+// A package (by name) from a mirror that may run the service is looked up
+// first, before anything is asked of the mirror itself: the service's
+// torrent says the package's length, so a package that goes through
+// BitTorrent or the store costs the mirror no byte of the file. Everything
+// else is one request to the mirror, relayed as it comes.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import mime from 'mime-types';
 import { answerFromDownload, answerFromFile, type Sent } from './answer.js';
+import type { Sources } from './download.js';
 import type { TorrentLookup } from './lookup.js';
 import type { Packages } from './packages.js';
 import type { NameMatcher } from './patterns.js';
@@ -13,6 +22,21 @@ export interface Route {
   stallMs: number;
   lookup: TorrentLookup;
   packages: Packages;
+  /** Peers can be found without a tracker (LPD or DHT on). */
+  discovery: boolean;
+  /** Told once per mirror host whose torrents can never find a peer. */
+  warn: (line: string) => void;
+}
+
+/** Bytes of one answer by where they came from (the mirror: HTTP, Range fallback and its seeder). */
+export interface BytesBySource {
+  peers: number;
+  mirror: number;
+  store: number;
+  /** Of `mirror`: what the mirror's BitTorrent seeder sent. */
+  seeder: number;
+  /** Of `mirror`: its HTTP pieces by why they were asked for (alone, gaps, stalled). */
+  http?: Partial<Record<string, number>>;
 }
 
 export interface Outcome {
@@ -21,23 +45,68 @@ export interface Outcome {
   path: string;
   bytes: number;
   sent?: Sent;
+  from?: BytesBySource;
   peers?: { connections: number; seeders: number };
 }
 
 const UPSTREAM_TIMEOUT_MS = 60_000;
 
 /** Headers of the mirror's answer that describe the file, for an answer the proxy builds itself. */
-function fileHeaders(up: IncomingMessage) {
-  const h = endToEnd(up.headers);
-  delete h['content-length'];
-  delete h['accept-ranges'];
-  delete h['content-range'];
-  return h;
+function fileHeaders(name: string) {
+  return { 'content-type': mime.lookup(name) || 'application/octet-stream' };
 }
 
+const warned = new Set<string>();
+
 export async function handle(req: IncomingMessage, res: ServerResponse, url: URL, r: Route): Promise<Outcome> {
-  const headers = { ...endToEnd(req.headers), host: url.host };
   const plain = req.method !== 'GET' || req.headers.range !== undefined || !r.isPackage(url.pathname);
+  if (plain || r.lookup.knownWithoutService(url)) return direct(req, res, url, plain ? '' : 'no service');
+  let name: string;
+  try {
+    name = decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
+  } catch {
+    return direct(req, res, url, 'undecodable name');
+  }
+  const found = await r.lookup.find(url, name);
+  if (!found.torrent) return direct(req, res, url, found.why);
+  const t = found.torrent;
+  if (t.length < r.minSize) return direct(req, res, url, 'small');
+
+  const stored = await r.packages.store.lookup(t.infoHash, t.name, t.length);
+  if (stored) {
+    const bytes = await answerFromFile(res, stored, t.length, fileHeaders(name));
+    return { status: 200, path: 'store', bytes, from: { peers: 0, mirror: 0, store: bytes, seeder: 0 } };
+  }
+  const peersPossible = t.trackers.length > 0 || r.discovery;
+  if (!peersPossible && !warned.has(url.host)) {
+    warned.add(url.host);
+    r.warn(
+      `torrents from ${url.host} name no tracker and --lpd/--dht are off: its packages can only come from the mirror ` +
+        `(list a tracker in the service's trackers file, or run the proxies with --lpd yes on a trusted LAN)`,
+    );
+  }
+  let dl;
+  try {
+    dl = await r.packages.download(t, { url, peersPossible });
+  } catch (err) {
+    return direct(req, res, url, `engine: ${(err as Error).message}`);
+  }
+  if (!dl) return direct(req, res, url, 'larger than the store');
+  const sent = await answerFromDownload(res, dl, fileHeaders(name), url, r.stallMs);
+  const s: Sources = dl.sources;
+  return {
+    status: 200,
+    path: 'bittorrent',
+    bytes: sent.torrentBytes + sent.mirrorBytes,
+    sent,
+    from: { peers: s.peers, mirror: s.mirrorSeeder + s.mirrorHttp + sent.mirrorBytes, store: 0, seeder: s.mirrorSeeder, http: s.httpBy },
+    peers: dl.peak,
+  };
+}
+
+/** The request as it is, to the mirror, and its answer relayed. */
+async function direct(req: IncomingMessage, res: ServerResponse, url: URL, why: string): Promise<Outcome> {
+  const headers = { ...endToEnd(req.headers), host: url.host };
   const up = send(url, req.method!, headers, UPSTREAM_TIMEOUT_MS, req.method === 'GET' || req.method === 'HEAD' ? undefined : req);
   let upRes: IncomingMessage;
   try {
@@ -45,43 +114,8 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
   } catch (err) {
     return fail(res, 502, `mirror unreachable: ${(err as Error).message}`);
   }
-  const direct = async (why: string): Promise<Outcome> => ({ status: upRes.statusCode ?? 502, path: why ? `direct(${why})` : 'direct', bytes: await relay(upRes, res) });
-  if (plain) return direct('');
-  const length = Number(upRes.headers['content-length']);
-  if (upRes.statusCode !== 200 || !Number.isSafeInteger(length)) return direct('not a plain 200');
-  if (upRes.headers['content-encoding']) return direct('encoded');
-  if (length < r.minSize) return direct('small');
-  if (r.lookup.knownWithoutService(url)) return direct('no service');
-
-  // The mirror's answer waits, paused, while the torrent is looked up: if
-  // anything goes wrong it is relayed as it is, at no extra cost.
-  upRes.pause();
-  let name: string;
-  try {
-    name = decodeURIComponent(url.pathname.slice(url.pathname.lastIndexOf('/') + 1));
-  } catch {
-    return direct('undecodable name');
-  }
-  const found = await r.lookup.find(url, name, length);
-  if (!found.torrent) return direct(found.why);
-  const t = found.torrent;
-
-  const stored = await r.packages.store.lookup(t.infoHash, t.name, length);
-  if (stored) {
-    up.abort();
-    const bytes = await answerFromFile(res, stored, length, fileHeaders(upRes));
-    return { status: 200, path: 'store', bytes };
-  }
-  let dl;
-  try {
-    dl = await r.packages.download(t, url.href);
-  } catch (err) {
-    return direct(`engine: ${(err as Error).message}`);
-  }
-  if (!dl) return direct('larger than the store');
-  up.abort();
-  const sent = await answerFromDownload(res, dl, fileHeaders(upRes), url, r.stallMs);
-  return { status: 200, path: 'bittorrent', bytes: sent.torrentBytes + sent.mirrorBytes, sent, peers: dl.peak };
+  const bytes = await relay(upRes, res);
+  return { status: upRes.statusCode ?? 502, path: why ? `direct(${why})` : 'direct', bytes, from: { peers: 0, mirror: bytes, store: 0, seeder: 0 } };
 }
 
 export function fail(res: ServerResponse, status: number, reason: string): Outcome {

@@ -15,6 +15,8 @@ export interface PackageTorrent {
   pieceLength: number;
   /** 20 bytes per piece. */
   pieces: Buffer;
+  /** Announce URLs of the torrent (announce-list, else announce). */
+  trackers: string[];
 }
 
 export function torrentUrl(url: URL, serviceName: string): URL | null {
@@ -25,10 +27,10 @@ export function torrentUrl(url: URL, serviceName: string): URL | null {
 
 /**
  * A torrent is used only if it describes exactly one file with the
- * requested name and length; anything else (a multi-file torrent, another
- * file, a changed size) is null: go direct.
+ * requested name (and length, when known); anything else (a multi-file
+ * torrent, another file, a changed size) is null: go direct.
  */
-export function parsePackageTorrent(bytes: Buffer, name: string, length: number): PackageTorrent | null {
+export function parsePackageTorrent(bytes: Buffer, name: string, length?: number): PackageTorrent | null {
   let t: Record<string, unknown>;
   try {
     t = bencode.decode(bytes) as Record<string, unknown>;
@@ -40,21 +42,31 @@ export function parsePackageTorrent(bytes: Buffer, name: string, length: number)
   const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : null);
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
-  if (text(info.name) !== name || info.length !== length || typeof pieceLength !== 'number' || pieceLength <= 0) return null;
-  if (!(pieces instanceof Uint8Array) || pieces.length !== 20 * Math.ceil(length / pieceLength)) return null;
+  const size = info.length;
+  if (text(info.name) !== name || typeof size !== 'number' || !Number.isSafeInteger(size) || size <= 0) return null;
+  if ((length !== undefined && size !== length) || typeof pieceLength !== 'number' || pieceLength <= 0) return null;
+  if (!(pieces instanceof Uint8Array) || pieces.length !== 20 * Math.ceil(size / pieceLength)) return null;
   delete t['url-list'];
+  const trackers: string[] = [];
+  if (Array.isArray(t['announce-list'])) {
+    for (const tier of t['announce-list'] as unknown[]) if (Array.isArray(tier)) for (const u of tier) if (text(u)) trackers.push(text(u)!);
+  }
+  if (!trackers.length && text(t.announce)) trackers.push(text(t.announce)!);
   return {
     torrent: Buffer.from(bencode.encode(t)),
     infoHash: sha1(bencode.encode(info)).toString('hex'),
     name,
-    length,
+    length: size,
     pieceLength,
     pieces: Buffer.from(pieces),
+    trackers,
   };
 }
 
 export class TorrentLookup {
   private noService = new Map<string, number>();
+  /** Prefixes that answered a torrent: a later 404 there is about one file, not the service. */
+  private withService = new Set<string>();
 
   constructor(
     private readonly o: { serviceName: string; timeoutMs: number; noServiceTtlMs: number; now?: () => number },
@@ -78,19 +90,23 @@ export class TorrentLookup {
   }
 
   /** The torrent for `url`, or null (and why) to go direct. */
-  async find(url: URL, name: string, length: number): Promise<{ torrent: PackageTorrent | null; why: string }> {
+  async find(url: URL, name: string, length?: number): Promise<{ torrent: PackageTorrent | null; why: string }> {
     const tu = torrentUrl(url, this.o.serviceName);
     if (!tu) return { torrent: null, why: 'no prefix' };
     const r = await getSmall(tu, this.o.timeoutMs, 16 * 1024 * 1024);
-    // Asked only after the mirror served the file: a 404, an error, no
-    // answer or something other than a torrent means no service there.
+    // A 404, an error, no answer or something other than a torrent means
+    // no service there (for a package the service has not got, the mirror
+    // answers the direct request that follows).
     const notService = (why: string) => {
+      if (this.withService.has(this.key(url))) return { torrent: null, why };
       this.noService.set(this.key(url), this.now() + this.o.noServiceTtlMs);
       return { torrent: null, why };
     };
     if (!r) return notService('no service');
     if (r.status !== 200) return notService(`service answered ${r.status}`);
     if (!isTorrent(r.body)) return notService('service answer is not a torrent');
+    if (this.withService.size > 1024) this.withService.clear();
+    this.withService.add(this.key(url));
     const torrent = parsePackageTorrent(r.body, name, length);
     if (!torrent) return { torrent: null, why: 'torrent does not match the file' };
     return { torrent, why: '' };

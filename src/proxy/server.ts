@@ -2,8 +2,7 @@
 // CONNECT tunnels) and mirror-mode front (/NAME/<path> → URL/<path>) over
 // the engine, the store and the torrent lookup.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { join } from 'node:path';
-import { Aria2Engine, type Spawn } from '../core/aria2.js';
+import { BtEngine, type Spawn } from '../core/bt-engine.js';
 import { parseMirror } from '../core/setting-parsers.js';
 import { PkgError } from '../core/errors.js';
 import { access } from './allow.js';
@@ -36,7 +35,8 @@ export interface ProxyOptions {
   pex: boolean;
   allowFrom: string[];
   allowHosts: string[];
-  aria2c: string;
+  /** Several peers on one address (tests, all on 127.0.0.1). */
+  btLoopback?: boolean;
   spawn?: Spawn;
   /** Verified bytes each download keeps in memory for clients that keep up (default 16 MiB). */
   heldBytes?: number;
@@ -46,7 +46,7 @@ export interface ProxyOptions {
 
 export interface RunningProxy {
   url: string;
-  engine: Aria2Engine;
+  engine: BtEngine;
   packages: Packages;
   /** Stored packages seeding again since the start, once aria2 checked them all. */
   reseeded: Promise<number>;
@@ -55,10 +55,23 @@ export interface RunningProxy {
 
 function logLine(req: IncomingMessage, url: string, o: Outcome, started: number): string {
   const parts = [new Date().toISOString(), req.socket.remoteAddress ?? '-', req.method, url, o.status, o.path, `bytes=${o.bytes}`, `${Date.now() - started}ms`];
-  if (o.sent) parts.push(`torrent=${o.sent.torrentBytes}`, `mirror=${o.sent.mirrorBytes}`);
+  if (o.from) parts.push(`peers=${o.from.peers}`, `mirror=${o.from.mirror}`, `store=${o.from.store}`);
+  if (o.from?.seeder) parts.push(`seeder=${o.from.seeder}`);
+  const http = Object.entries(o.from?.http ?? {}).filter(([, n]) => n);
+  if (http.length) parts.push(`http=${http.map(([why, n]) => `${why}:${n}`).join(',')}`);
+  if (o.sent?.mirrorBytes) parts.push(`range=${o.sent.mirrorBytes}`);
   if (o.peers) parts.push(`connections=${o.peers.connections}`, `seeders=${o.peers.seeders}`);
   if (o.sent?.fallback) parts.push(`fallback="${o.sent.fallback.replace(/["\s]+/g, ' ')}"`);
   return parts.join(' ') + '\n';
+}
+
+/** aria2-style port syntax, "6881" or "6881-6999". */
+function parsePorts(spec: string): { first: number; last: number } {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec.trim());
+  const first = Number(m?.[1]);
+  const last = m?.[2] === undefined ? first : Number(m[2]);
+  if (!m || first < 1 || last > 65535 || last < first) throw new PkgError('usage', `invalid --bt-port '${spec}': expected PORT or FIRST-LAST`);
+  return { first, last };
 }
 
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
@@ -67,7 +80,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let packages: Packages | null = null;
   const reseed = async (): Promise<number> => {
     if (!packages) return 0; // aria2 restarted before the proxy was up: its start's pass comes
-    return packages.reseed(o.seedTimeMs).then(
+    return packages.reseed().then(
       (n) => {
         if (n > 0) o.log(`seeding ${n} stored package(s) again`);
         return n;
@@ -79,27 +92,28 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     );
   };
   const store = await Store.open(o.store, o.storeSize, (ih) => packages?.forgetSeed(ih));
-  const engine = await Aria2Engine.start({
-    dir: join(o.store, 'partial'),
-    aria2c: o.aria2c,
+  const ports = parsePorts(o.btPort);
+  const engine = await BtEngine.start({
+    listen: `0.0.0.0:${ports.first}`,
+    retryPorts: ports.last - ports.first,
     spawn: o.spawn,
     dht: o.dht,
     lpd: o.lpd,
     pex: o.pex,
-    listenPort: o.btPort,
-    seedTimeMinutes: o.seedTimeMs / 60_000,
-    seedRatio: o.seedRatio,
+    loopback: o.btLoopback,
     uploadLimit: o.uploadLimit,
     log: o.log,
     onRestart: () => void reseed(),
   });
-  packages = new Packages(engine, store, o.seedMaxTorrents, o.heldBytes);
+  packages = new Packages(engine, store, { maxTorrents: o.seedMaxTorrents, timeMs: o.seedTimeMs, ratio: o.seedRatio });
   const route: Route = {
     isPackage: packageMatcher(o.patterns),
     minSize: o.minSize,
     stallMs: o.stallMs,
     lookup: new TorrentLookup({ serviceName: o.serviceName, timeoutMs: o.lookupTimeoutMs, noServiceTtlMs: o.noServiceTtlMs }),
     packages,
+    discovery: o.lpd || o.dht,
+    warn: o.log,
   };
 
   const target = (req: IncomingMessage): URL => {
@@ -152,6 +166,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       server.listen(o.port, o.host, resolve);
     });
   } catch (err) {
+    packages.close();
     await engine.close();
     throw err;
   }
@@ -166,6 +181,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     async close() {
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
+      packages?.close();
       await engine.close();
     },
   };

@@ -39,7 +39,7 @@ const cache = new Map<string, boolean>();
  * True when the tool is here. Otherwise fails (CI) or skips (locally) the
  * test `t` loudly and returns false; the caller returns at once.
  */
-export function need(t: Test, tool: keyof typeof PACKAGES  ): boolean {
+export function need(t: Test, tool: keyof typeof PACKAGES): boolean {
   if (!cache.has(tool)) cache.set(tool, available(tool));
   if (cache.get(tool)) return true;
   const msg = `${tool} is not installed: apt-get install -y ${PACKAGES[tool] ?? tool}`;
@@ -49,6 +49,15 @@ export function need(t: Test, tool: keyof typeof PACKAGES  ): boolean {
     t.pass(msg, { skip: msg });
   }
   return false;
+}
+
+/**
+ * The BitTorrent engine of `pkgtorrent proxy` and `serve --seed` can run:
+ * bin/pkgtorrent-bt is a Python program (#!/usr/bin/python3, the same PY)
+ * over python3-libtorrent. Same contract as need().
+ */
+export function needBtEngine(t: Test): boolean {
+  return need(t, 'libtorrent');
 }
 
 /** Runs python code with libtorrent; the script prints JSON, which is returned. */

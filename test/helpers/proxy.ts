@@ -1,13 +1,16 @@
 // The proxy in-process on 127.0.0.1 with a free port and its own store and
-// engine (a real aria2c), its access log captured; stopped in t.teardown.
-// Also a gate in front of a mirror that slows or stops aria2's web-seed
-// requests (told apart by aria2's User-Agent) to make stalls and
-// mid-download faults happen on cue, while other requests pass untouched.
+// engine (a real bin/pkgtorrent-bt over libtorrent, with several peers
+// allowed on 127.0.0.1), its access log captured; stopped in t.teardown.
+// Also a gate in front of a mirror that slows or stops the requests for
+// pieces (the proxy's, told apart by their User-Agent PIECE_AGENT, and
+// aria2's web-seed requests, which `pkgtorrent fetch` still makes) to make
+// stalls and mid-download faults happen on cue, while other requests (the
+// torrent lookup, direct GETs, the answer's Range fallback) pass untouched.
 import { createServer, request as httpRequest, type IncomingMessage } from 'node:http';
 import type { Test } from 'tap';
-import { freePort } from '../../src/core/aria2.js';
+import { PIECE_AGENT } from '../../src/proxy/mirror-pieces.js';
 import { startProxy, type ProxyOptions, type RunningProxy } from '../../src/proxy/server.js';
-import { scratch } from './clients.js';
+import { freePort, scratch } from './clients.js';
 import { until } from './poll.js';
 
 export interface TestProxy extends RunningProxy {
@@ -43,13 +46,17 @@ export async function startTestProxy(t: Test, o: Partial<ProxyOptions> = {}): Pr
     pex: false,
     allowFrom: [],
     allowHosts: [],
-    aria2c: 'aria2c',
+    btLoopback: true,
     log: (l) => log.push(`pkgtorrent: ${l}`),
     accessLog: (l) => log.push(l.trimEnd()),
     ...o,
     store,
   });
-  t.teardown(() => p.close());
+  t.teardown(() => {
+    // The proxy's own lines (engine restarts, warnings) say most about a failure.
+    if (!t.passing()) process.stderr.write(`# proxy log:\n${log.map((l) => `#   ${l}`).join('\n')}\n`);
+    return p.close();
+  });
   const line = async (re: RegExp, timeoutMs = 20_000) => {
     if (!(await until(timeoutMs, () => log.some((l) => re.test(l))))) throw new Error(`no log line ${re}:\n${log.join('\n')}`);
     return log.find((l) => re.test(l))!;
@@ -77,34 +84,66 @@ export function viaProxy(proxy: string, url: string, headers: Record<string, str
   });
 }
 
-/** hang: headers, then no bytes (a stall); refuse: the connection dropped at once (unreachable). */
+/** What the gate does to a request for pieces. hang: headers, then no bytes (a stall); refuse: the connection dropped at once (unreachable). */
 export type GatePolicy = { kind: 'pass' } | { kind: 'slow'; bytesPerSecond: number } | { kind: 'hang' } | { kind: 'refuse' };
+
+/** A request the gate saw. */
+export interface GateRequest {
+  method: string;
+  path: string;
+  userAgent: string;
+  range: string;
+  /** A request for pieces (the proxy's or aria2's): the policy applies to it. */
+  pieces: boolean;
+}
 
 export interface Gate {
   url: string;
-  policy: GatePolicy;
-  /** Bytes sent to aria2 so far. */
-  aria2Bytes: number;
+  /** One policy for every request for pieces, or one chosen per request (asked again at every chunk). */
+  policy: GatePolicy | ((r: GateRequest) => GatePolicy);
+  /** Bytes sent to the requests for pieces so far. */
+  pieceBytes: number;
+  /** Every request, in order of arrival. */
+  requests: GateRequest[];
   /** Drop Range from everyone else's requests, as a server that ignores it would. */
   ignoreRange: boolean;
 }
 
-/** A reverse proxy to `upstream` applying `policy` to aria2's requests only. */
+/** A request for pieces: the proxy's own (mirror-pieces.ts), or aria2's web seed (`pkgtorrent fetch`). */
+export function isPieceRequest(userAgent: string | undefined): boolean {
+  return userAgent === PIECE_AGENT || /^aria2/.test(userAgent ?? '');
+}
+
+/** The first byte a request's Range asks for (-1 without one). */
+export function rangeStart(r: GateRequest): number {
+  const m = /^bytes=(\d+)-/.exec(r.range);
+  return m ? Number(m[1]) : -1;
+}
+
+/** A reverse proxy to `upstream` applying `policy` to the requests for pieces only. */
 export async function startGate(t: Test, upstream: string): Promise<Gate> {
   const up = new URL(upstream);
-  const gate: Gate = { url: '', policy: { kind: 'pass' }, aria2Bytes: 0, ignoreRange: false };
+  const gate: Gate = { url: '', policy: { kind: 'pass' }, pieceBytes: 0, requests: [], ignoreRange: false };
   const server = createServer((req, res) => {
-    const isAria2 = /^aria2/.test(req.headers['user-agent'] ?? '');
-    if (isAria2 && gate.policy.kind === 'refuse') return void req.socket.destroy();
-    if (!isAria2 && gate.ignoreRange) delete req.headers.range;
+    const seen: GateRequest = {
+      method: req.method ?? '',
+      path: req.url ?? '',
+      userAgent: req.headers['user-agent'] ?? '',
+      range: req.headers.range ?? '',
+      pieces: isPieceRequest(req.headers['user-agent']),
+    };
+    gate.requests.push(seen);
+    const policy = () => (typeof gate.policy === 'function' ? gate.policy(seen) : gate.policy);
+    if (seen.pieces && policy().kind === 'refuse') return void req.socket.destroy();
+    if (!seen.pieces && gate.ignoreRange) delete req.headers.range;
     const fwd = httpRequest({ host: up.hostname, port: up.port, path: req.url, method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode!, r.headers);
-      if (!isAria2) return void r.pipe(res);
+      if (!seen.pieces) return void r.pipe(res);
       r.on('data', (c: Buffer) => {
-        const p = gate.policy;
+        const p = policy();
         if (p.kind === 'hang') return void r.pause();
         res.write(c);
-        gate.aria2Bytes += c.length;
+        gate.pieceBytes += c.length;
         if (p.kind === 'slow') {
           r.pause();
           setTimeout(() => r.resume(), (c.length / p.bytesPerSecond) * 1000);
@@ -125,18 +164,27 @@ export async function startGate(t: Test, upstream: string): Promise<Gate> {
   return gate;
 }
 
+/** The byte counts of an access-log line of the proxy (0 for a field it leaves out). */
+export function sources(line: string): { bytes: number; peers: number; mirror: number; store: number; seeder: number; range: number } {
+  const field = (name: string) => Number(new RegExp(` ${name}=(\\d+)`).exec(line)?.[1] ?? 0);
+  return { bytes: field('bytes'), peers: field('peers'), mirror: field('mirror'), store: field('store'), seeder: field('seeder'), range: field('range') };
+}
+
 /**
- * The peer-to-peer proof: with the web seed refusing aria2, a fresh proxy
- * still gets all of `path` (`data`) over BitTorrent, from whatever peer the
- * tracker names, and the web seed sends it at most a little.
+ * The peer-to-peer proof: with the mirror refusing every request for
+ * pieces, a fresh proxy still gets all of `path` (`data`) over BitTorrent,
+ * from whatever peer the tracker names: its log counts every byte as the
+ * peers' and none as the mirror's, and the mirror sent no piece.
  */
 export async function completesFromPeers(t: Test, gate: Gate, path: string, data: Buffer): Promise<void> {
   gate.policy = { kind: 'refuse' };
-  const webSeedBytes = gate.aria2Bytes;
+  const pieceBytes = gate.pieceBytes;
   const second = await startTestProxy(t, { stallMs: 60_000 });
   const r = await viaProxy(second.url, `${gate.url}${path}`);
   t.ok(r.body.equals(data), 'second proxy: bytes identical');
   const name = path.slice(path.lastIndexOf('/') + 1).replace(/\./g, '\\.');
-  t.match(await second.line(new RegExp(`${name} 200 bittorrent`)), new RegExp(`torrent=${data.length} mirror=0 `), 'all of it over BitTorrent, no Range fallback');
-  t.ok(gate.aria2Bytes - webSeedBytes < 64 * 1024, `the web seed sent the second proxy at most a little (${gate.aria2Bytes - webSeedBytes} bytes)`);
+  const line = await second.line(new RegExp(`${name} 200 bittorrent`));
+  t.match(line, new RegExp(`bytes=${data.length} \\d+ms peers=${data.length} mirror=0 store=0 `), 'all of it from peers, none from the mirror');
+  t.notMatch(line, /range=|fallback=/, 'no Range fallback');
+  t.equal(gate.pieceBytes - pieceBytes, 0, 'the mirror sent the second proxy no piece');
 }

@@ -6,6 +6,7 @@ import type { AnyCommand, Context } from '../cli/context.js';
 import { PkgError, fsError } from '../core/errors.js';
 import { cleanCache, REMOVAL_REASONS, type CleanResult } from '../core/cache-clean.js';
 import { cacheStats, KINDS, type CacheStats } from '../core/cache-stats.js';
+import { fallbackCacheDir } from '../core/cache-dir.js';
 import { parseDuration, formatBytes } from '../core/size.js';
 import { formatTable, plural } from '../cli/text.js';
 
@@ -71,7 +72,7 @@ export function register(program: Command, ctx: Context): AnyCommand {
     .option('--json', 'print the counts as JSON')
     .addHelpText('after', STATS_USAGE)
     .action(async (opts, cmd) => {
-      const stats = await cacheStats(await cacheDirToInspect(ctx, cmd));
+      const stats = await cacheStats(await cacheDirToInspect(ctx, cmd, true));
       if (opts.json) ctx.out(JSON.stringify(stats));
       else for (const line of statsTable(stats)) ctx.out(line);
     });
@@ -84,11 +85,20 @@ export function register(program: Command, ctx: Context): AnyCommand {
  * (and fallback) as the commands that fill the cache, so a user sees the
  * cache their own commands use. A dir given explicitly must exist, but need
  * not be writable at its top: stats only reads, and clean reports what it
- * could not remove. Neither creates a dir that was mistyped.
+ * could not remove. Neither creates a dir that was mistyped, and stats,
+ * which only reads, creates nothing at all: of the default dir and its
+ * fallback it counts the one that exists.
  */
-async function cacheDirToInspect(ctx: Context, cmd: AnyCommand): Promise<string> {
+async function cacheDirToInspect(ctx: Context, cmd: AnyCommand, readOnly = false): Promise<string> {
   const s = await ctx.resolve(cmd);
-  if (s.sources['cache-dir'] === 'default') return ctx.cacheDir(cmd);
+  if (s.sources['cache-dir'] === 'default') {
+    if (!readOnly) return ctx.cacheDir(cmd);
+    const isDir = (d: string) => stat(d).then((st) => st.isDirectory(), () => false);
+    const dflt = s.values['cache-dir'];
+    if (await isDir(dflt)) return dflt;
+    const fallback = fallbackCacheDir(ctx.env.vars);
+    return (await isDir(fallback)) ? fallback : dflt;
+  }
   const dir = s.values['cache-dir'];
   let st;
   try {

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { AnyCommand, Context } from '../cli/context.js';
 import { formatTable } from '../cli/text.js';
 import { fallbackCacheDir } from '../core/cache-dir.js';
-import { DEFAULT_CONFIG_FILE, envName, formatValue, settingKeys, SETTINGS, type ResolvedSettings, type SettingKey } from '../core/config.js';
+import { DEFAULT_CONFIG_FILE, envName, formatValue, settingKeys, SETTINGS, shownDefault, type ResolvedSettings, type SettingKey } from '../core/config.js';
 
 const USAGE = `
 Every setting can be given as a flag, as an environment variable
@@ -68,7 +68,9 @@ export async function configReport(s: ResolvedSettings, vars: Record<string, str
     const origin =
       source === 'flag' ? `--${key}` : source === 'env' ? envName(key) : source === 'file' ? `${s.configFile}:${s.fileLines[key]}` : 'default';
     const value = s.values[key] ?? null;
-    settings[key] = { value, text: formatValue(key, value), source, origin, help: SETTINGS[key].help };
+    // An empty default says what it means ("any", "none") as --help does, not a blank.
+    const text = formatValue(key, value) || (source === 'default' ? shownDefault(key) : '');
+    settings[key] = { value, text, source, origin, help: SETTINGS[key].help };
   }
   const dir = s.values['cache-dir'];
   const cacheDirFallback = s.sources['cache-dir'] === 'default' && !(await couldWrite(dir)) ? fallbackCacheDir(vars) : null;

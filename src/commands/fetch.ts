@@ -1,6 +1,7 @@
 // `pkgtorrent fetch`: downloads a set of files from a mirror running the
-// service, over BitTorrent (digest mode, as yum-torrent asked), each file
-// falling back to plain HTTP. This module reads flags and prints results.
+// service, over BitTorrent (digest mode, as yum-torrent asked: the libtorrent
+// engine, peers first, the mirror's HTTP piece by piece for the rest), each
+// file falling back to plain HTTP. This module reads flags and prints results.
 import { resolve } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
 import type { AnyCommand, Context } from '../cli/context.js';
@@ -12,12 +13,14 @@ import { fetchSet } from '../proxy/fetch-set.js';
 const USAGE = `
 PATHs are URL paths on the mirror (/<prefix>/...); with none, one per line
 on stdin. Each file lands at DIR/<path>. Prints "<bittorrent|direct|failed>
-<bytes> <path>" per file; exit 1 when any file failed.
+<bytes> <path>" per file, then on stderr where the bytes came from: peers,
+and the mirror (its BitTorrent seeder, its HTTP); exit 1 when any file failed.
+BitTorrent needs python3-libtorrent; --http-only goes without it.
 
 Example:
   pkgtorrent fetch --base http://mirror -o pkgs /pub/el9/a.rpm /pub/el9/b.rpm`;
 
-const FLAGS = ['service-name', 'stall-timeout', 'aria2c', 'bt-port'] as const satisfies readonly SettingKey[];
+const FLAGS = ['service-name', 'stall-timeout', 'bt-port'] as const satisfies readonly SettingKey[];
 
 async function readStdin(ctx: Context): Promise<string> {
   const stdin = ctx.env.stdin;
@@ -27,7 +30,13 @@ async function readStdin(ctx: Context): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-export function register(program: Command, ctx: Context): AnyCommand {
+/** Tests only: the engine program to run instead of bin/pkgtorrent-bt, and several peers on one address. */
+export interface FetchTesting {
+  engineProgram?: string;
+  btLoopback?: boolean;
+}
+
+export function register(program: Command, ctx: Context, testing: FetchTesting = {}): AnyCommand {
   return program
     .command('fetch')
     .description('download files from a mirror over BitTorrent (digest mode), falling back to HTTP')
@@ -37,7 +46,7 @@ export function register(program: Command, ctx: Context): AnyCommand {
     .addOption(settingOption('service-name'))
     .addOption(settingOption('stall-timeout'))
     .addOption(settingOption('bt-port'))
-    .addOption(settingOption('aria2c'))
+    .option('--http-only', 'every file over plain HTTP: no BitTorrent (no python3-libtorrent needed)')
     .addHelpText('after', USAGE)
     .action(async (args, opts, cmd) => {
       const s = (await ctx.resolve(cmd, settingFlags(opts, FLAGS))).values;
@@ -50,20 +59,25 @@ export function register(program: Command, ctx: Context): AnyCommand {
       if (base.protocol !== 'http:' && base.protocol !== 'https:') throw usageError(`invalid --base '${opts.base}': use http or https`);
       const paths = args.length ? args : (await readStdin(ctx)).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
       if (paths.length === 0) throw usageError('no paths: give them as arguments or one per line on stdin');
-      const results = await fetchSet({
+      const { files: results, from } = await fetchSet({
         base: opts.base.replace(/\/+$/, ''),
         outDir: resolve(ctx.env.cwd, opts.output),
         paths,
         serviceName: s['service-name'],
         stallMs: s['stall-timeout'],
-        aria2c: s.aria2c,
         btPort: s['bt-port'],
+        httpOnly: opts.httpOnly === true,
+        signal: ctx.env.signal,
+        ...testing,
         log: (line) => ctx.warn(line),
       });
       for (const r of results) ctx.out(`${r.how} ${r.bytes} ${r.path}${r.error ? ` (${r.error})` : ''}`);
       const failed = results.filter((r) => r.how === 'failed').length;
       const bt = results.filter((r) => r.how === 'bittorrent').length;
-      ctx.warn(`fetched ${results.length - failed} of ${results.length} files (${bt} over BitTorrent)`);
+      ctx.warn(
+        `fetched ${results.length - failed} of ${results.length} files (${bt} over BitTorrent): ` +
+          `peers=${from.peers} mirror=${from.seeder + from.http} (seeder=${from.seeder} http=${from.http})`,
+      );
       if (failed) ctx.exitCode = 1;
     });
 }

@@ -5,12 +5,14 @@ import type { Command } from '@commander-js/extra-typings';
 import type { AnyCommand, Context } from '../cli/context.js';
 import { settingFlags, settingOption } from '../cli/setting-options.js';
 import type { SettingKey } from '../core/config.js';
+import { openStoreDir } from '../core/cache-dir.js';
 import { startProxy } from '../proxy/server.js';
 
 const USAGE = `
 Package downloads (--package-patterns, at least --min-size) go through
-BitTorrent with the mirror as web seed when the mirror runs the torrent
-service; everything else goes straight to the mirror. Prints
+BitTorrent when the mirror runs the torrent service: peers first, the
+mirror's HTTP for what they cannot give; everything else goes straight to
+the mirror. Needs python3-libtorrent (Debian, Fedora). Prints
 "pkgtorrent: proxy on URL" on stderr when ready, then one log line per request.
 
 Examples:
@@ -49,8 +51,10 @@ export function register(program: Command, ctx: Context): AnyCommand {
   const proxy = program.command('proxy').description('run the local package proxy that downloads packages over BitTorrent');
   for (const key of KEYS) proxy.addOption(settingOption(key));
   return proxy.addHelpText('after', USAGE).action(async (opts: Record<string, unknown>, cmd: AnyCommand) => {
-      const s = (await ctx.resolve(cmd, settingFlags(opts, KEYS))).values;
+      const resolved = await ctx.resolve(cmd, settingFlags(opts, KEYS));
+      const s = resolved.values;
       const stderr = ctx.env.stderr;
+      const store = await openStoreDir(s.store, resolved.sources.store === 'default', ctx.env.vars, (m) => ctx.warn(m));
       const running = await startProxy({
         host: s['proxy-host'],
         port: s['proxy-port'],
@@ -61,7 +65,7 @@ export function register(program: Command, ctx: Context): AnyCommand {
         lookupTimeoutMs: s['lookup-timeout'],
         noServiceTtlMs: s['service-miss-ttl'],
         serviceName: s['service-name'],
-        store: s.store,
+        store,
         storeSize: s['store-size'],
         seedTimeMs: s['seed-time'],
         seedRatio: s['seed-ratio'],
@@ -76,7 +80,8 @@ export function register(program: Command, ctx: Context): AnyCommand {
         log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
         accessLog: (line) => stderr.write(line),
       });
-      stderr.write(`pkgtorrent: proxy on ${running.url}/ (store ${s.store})\n`);
+      const maps = [...s.mirror].map((m) => m.replace('=', ' -> ')).join(', ');
+      stderr.write(`pkgtorrent: proxy on ${running.url}/ (store ${store}${maps ? `; mirrors ${maps}` : ''})\n`);
       const signal = ctx.env.signal;
       await new Promise<void>((resolve) => {
         if (signal?.aborted) return resolve();

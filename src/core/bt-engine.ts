@@ -82,6 +82,8 @@ export interface BtStatus {
   byIp: Record<string, number>;
   /** Of those, the bytes from a mirror's origin seeder (told by its peer id). */
   fromOrigin: number;
+  /** The most peers a tracker named so far; null before any tracker answered. */
+  trackerPeers: number | null;
   /** With `detail`: pieces some connected peer has, and pieces being downloaded now. */
   available?: Buffer;
   downloading?: number[];
@@ -148,6 +150,7 @@ export class BtEngine {
     this.child = child;
     this.generation++;
     let stderr = '';
+    let answered = false;
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (s: string) => {
       stderr = (stderr + s).slice(-2000);
@@ -177,6 +180,8 @@ export class BtEngine {
       for (const p of lost) p.reject(new PkgError('io', 'engine exited'));
       if (this.child !== child || this.closing) return;
       this.child = null;
+      // One that never answered failed to start: start() reports it; restarting would only fail again.
+      if (!answered) return;
       // A crash's Python stack (faulthandler) is what a bug report needs: all of it.
       const said = signal ? stderr.trim().split('\n').slice(-12).join(' | ') : lastLine(stderr);
       this.o.log?.(`BitTorrent engine exited (${signal ?? code}); starting it again${said ? `: ${said}` : ''}`);
@@ -187,6 +192,7 @@ export class BtEngine {
     try {
       const r = (await Promise.race([this.rawCall('ping', {}), failed])) as { version: string };
       this.version = r.version;
+      answered = true;
     } finally {
       clearTimeout(timer);
     }
@@ -266,6 +272,7 @@ export class BtEngine {
       error: text(r.error),
       byIp: (r.by_ip as Record<string, number>) ?? {},
       fromOrigin: Number(r.from_origin ?? 0),
+      trackerPeers: typeof r.tracker_peers === 'number' ? r.tracker_peers : null,
       ...(r.available !== undefined ? { available: Buffer.from(text(r.available), 'base64') } : {}),
       ...(r.downloading !== undefined ? { downloading: r.downloading as number[] } : {}),
     };

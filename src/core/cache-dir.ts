@@ -34,8 +34,34 @@ async function populated(dir: string): Promise<boolean> {
 }
 
 /** Where a user's cache goes when the default one cannot be used. */
-export function fallbackCacheDir(env: Record<string, string | undefined>): string {
-  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'pkgtorrent');
+export function fallbackCacheDir(env: Record<string, string | undefined>, name = 'pkgtorrent'): string {
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), name);
+}
+
+/** Why a store (the dir and the subdirectories it writes in) cannot be used, or null. */
+async function storeError(dir: string): Promise<NodeJS.ErrnoException | null> {
+  for (const d of [dir, join(dir, 'partial'), join(dir, 'done')]) {
+    const err = await writeError(d);
+    if (err) return err;
+  }
+  return null;
+}
+
+/**
+ * The proxy's store. As with the cache dir, only the default
+ * (/var/cache/pkgtorrent-proxy, root's) falls back to the user's cache
+ * ($XDG_CACHE_HOME or ~/.cache, pkgtorrent-proxy), saying so once; a store
+ * chosen explicitly that cannot be written is one error naming it.
+ */
+export async function openStoreDir(dir: string, isDefault: boolean, env: Record<string, string | undefined>, warn: (msg: string) => void): Promise<string> {
+  const err = await storeError(dir);
+  if (!err) return dir;
+  const why = err.code === 'EACCES' || err.code === 'EPERM' ? 'permission denied' : (err.code ?? err.message);
+  if (!isDefault) throw new PkgError('io', `store ${dir}: cannot be created or written (${why}); choose another with --store`);
+  const fallback = fallbackCacheDir(env, 'pkgtorrent-proxy');
+  if (await storeError(fallback)) throw new PkgError('io', `store ${dir} and fallback ${fallback}: cannot be created or written; choose one with --store`);
+  warn(`store ${dir} is not writable (${why}); using ${fallback}`);
+  return fallback;
 }
 
 /** The cache dir to use, and what opening it found. */

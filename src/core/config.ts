@@ -9,6 +9,9 @@ import { DEFAULT_PIECE_LENGTH, parseDuration, parsePieceLength, parseSize } from
 import { DEFAULT_SERVICE_NAME } from './service-name.js';
 import { baseUrlProblem } from './urls.js';
 
+/** File names the proxy tries over BitTorrent unless told otherwise (shell globs on the last path segment). */
+export const DEFAULT_PACKAGE_PATTERNS: readonly string[] = ['*.rpm', '*.drpm', '*.deb', '*.udeb', '*.ddeb', '*.pkg.tar.*', '*.apk'];
+
 export const DEFAULT_CONFIG_FILE = '/etc/pkgtorrent.conf';
 
 
@@ -128,11 +131,11 @@ export const SETTINGS = {
   'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },
   'proxy-port': { flag: '--port <n>', parse: parseInteger(0, 65535), default: (): number => 3142, help: 'port the proxy listens on' },
   mirror: { flag: '--mirror <name=url>', separator: ',', parse: (t: string) => parseList(t).map((m) => (parseMirror(m), m)), default: (): string[] => [], help: 'NAME=URL pairs: /NAME/<path> on the proxy is URL/<path>' },
-  'package-patterns': { flag: '--package-patterns <globs>', shownDefault: 'built in',
+  'package-patterns': {
+    flag: '--package-patterns <globs>',
     parse: (t: string) => parseList(t),
-    // Empty: the built-in list (kept out of the value so `config` stays one narrow table).
-    default: (): string[] => [],
-    help: 'file names the proxy fetches over BitTorrent (default *.rpm,*.drpm,*.deb,*.udeb,*.ddeb,*.pkg.tar.*,*.apk)',
+    default: (): string[] => [...DEFAULT_PACKAGE_PATTERNS],
+    help: 'file names (comma-separated shell globs) the proxy fetches over BitTorrent',
   },
   'min-size': { flag: '--min-size <size>', parse: (t: string) => parseSize(t, 'minimum size'), default: (): number => 1024 * 1024, help: 'smallest package the proxy fetches over BitTorrent', kind: 'size' },
   'stall-timeout': { flag: '--stall-timeout <duration>', parse: (t: string) => parseDuration(t, 'stall timeout'), default: (): number => 5000, help: 'no BitTorrent progress this long: finish from the mirror', kind: 'duration' },
@@ -149,8 +152,7 @@ export const SETTINGS = {
   lpd: { flag: '--lpd <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
   pex: { flag: '--pex <yes|no>', parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },
   'allow-from': { flag: '--allow-from <cidr>', separator: ',', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'CIDRs of clients allowed when not on loopback' },
-  'allow-host': { flag: '--allow-host <host>', separator: ',', shownDefault: 'any', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to (default: any)' },
-  aria2c: { flag: '--aria2c <path>', parse: str, default: (): string => 'aria2c', help: 'the aria2c binary the proxy runs' },
+  'allow-host': { flag: '--allow-host <host>', separator: ',', shownDefault: 'any', parse: (t: string) => parseList(t), default: (): string[] => [], help: 'hosts the proxy forwards to' },
 } as const;
 
 
@@ -196,7 +198,9 @@ export function shownDefault(key: SettingKey): string {
  */
 export function flagHelp(key: SettingKey): string {
   const def = SETTINGS[key];
-  const text = 'details' in def ? `${def.help}; ${def.details}` : def.help;
+  let text = 'details' in def ? `${def.help}; ${def.details}` : def.help;
+  // A repeatable flag says so (the config file and the variable take a list instead).
+  if ('separator' in def && !/repeats/.test(text)) text += '; the flag repeats';
   const shown = shownDefault(key);
   return shown === 'none' || !def.flag.includes('<') ? text : `${text} (default: ${shown})`;
 }

@@ -52,3 +52,12 @@ export function parseRatio(text: string): number {
   if (!/^\d+(\.\d+)?$/.test(text.trim())) throw new PkgError('usage', `expected a ratio like 1.0, got '${text}'`);
   return Number(text);
 }
+
+/** The BitTorrent engine's ports (bt-port), aria2's syntax: "6881" or "6881-6999". */
+export function parsePorts(spec: string): { first: number; last: number } {
+  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec.trim());
+  const first = Number(m?.[1]);
+  const last = m?.[2] === undefined ? first : Number(m[2]);
+  if (!m || first < 1 || last > 65535 || last < first) throw new PkgError('usage', `invalid --bt-port '${spec}': expected PORT or FIRST-LAST`);
+  return { first, last };
+}

@@ -1,22 +1,29 @@
-// One package downloading through the engine, shared by every request for
-// it. Pieces come from peers (the engine, libtorrent, in the swarm's order:
-// rarest first) and, only for what the swarm cannot give in time, from the
-// mirror's HTTP (fallback-policy.ts), fetched here and handed to the engine
-// so peers get them too. Every byte is counted by where it came from.
+// A torrent downloading through the engine. Pieces come from peers (the
+// engine, libtorrent, in the swarm's order: rarest first) and, only for what
+// the swarm cannot give in time, from the mirror's HTTP (fallback-policy.ts),
+// fetched here piece by piece (mirror-pieces.ts: where each piece is at the
+// mirror) and handed to the engine so peers get them too. Every byte is
+// counted by where it came from. PieceDownload is that core, shared by the
+// proxy (SharedDownload: one package, a single-file torrent) and by
+// `pkgtorrent fetch` (a set of files, a multi-file torrent of the service's
+// layout).
 //
-// `verified` is the prefix of the file whose pieces the engine has AND
-// whose SHA-1 this process checked against the torrent on disk: only those
-// bytes are ever sent to a client or moved into the store. Pieces checked
-// out of order wait in `checked` until the prefix reaches them; the last
-// pieces checked stay in memory, so a client keeping up is sent the very
-// buffer that was hashed instead of reading the file a second time.
+// A piece counts as verified once the engine has it AND this process checked
+// its SHA-1 against the torrent on disk: only such bytes are ever sent to a
+// client, moved into the store or into place.
+//
+// The proxy's `verified` is the prefix of the file made of verified pieces.
+// Pieces checked out of order wait in `checked` until the prefix reaches
+// them; the last pieces checked stay in memory, so a client keeping up is
+// sent the very buffer that was hashed instead of reading the file a second
+// time.
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hasPiece, type BtEngine, type BtStatus } from '../core/bt-engine.js';
 import { mirrorRuns, type FallbackMode } from './fallback-policy.js';
 import type { PackageTorrent } from './lookup.js';
-import { fetchPieces, pieceSize, type PieceFetch } from './mirror-pieces.js';
+import { fetchPieces, oneRequest, pieceCount, singleFileMap, type PieceFetch, type PieceMap, type PieceRun } from './mirror-pieces.js';
 import { HeldPiece, PiecePool } from './piece-buffers.js';
 import type { Store } from './store.js';
 
@@ -37,12 +44,11 @@ export interface Sources {
   httpBy: Partial<Record<FallbackMode, number>>;
 }
 
-export interface DownloadOptions {
-  /** The package's URL at the mirror: the HTTP fallback asks it for pieces. */
-  url: URL;
+export interface PieceDownloadOptions {
   /** Whether any peer can be found (the torrent has trackers, or LPD/DHT is on). */
   peersPossible: boolean;
-  heldBytes?: number;
+  /** Peers come only from the torrent's trackers (LPD and DHT off): when they name none, nobody will come. */
+  trackersOnly?: boolean;
   pollMs?: number;
   /** Requests to the mirror at once, how long without peers, and without peer bytes, before asking it. */
   mirrorSlots?: number;
@@ -52,8 +58,14 @@ export interface DownloadOptions {
   now?: () => number;
 }
 
-export class SharedDownload {
-  verified = 0;
+export interface DownloadOptions extends PieceDownloadOptions {
+  /** The package's URL at the mirror: the HTTP fallback asks it for pieces. */
+  url: URL;
+  heldBytes?: number;
+}
+
+/** One torrent through the engine, the mirror's HTTP filling in what peers do not give (see the top of this file). */
+export class PieceDownload {
   /** Pieces verified so far, in any order: progress, for stall detection. */
   verifiedPieces = 0;
   state: DownloadState = 'running';
@@ -63,54 +75,81 @@ export class SharedDownload {
   peak = { connections: 0, seeders: 0 };
   /** How the mirror was last used (fallback-policy.ts), for the log. */
   mode: FallbackMode = 'peers';
-  readonly path: string;
+  /**
+   * Settles once the download stopped and every request to the mirror has
+   * ended; `sources` then count every byte the mirror sent.
+   */
+  done: Promise<void> = Promise.resolve();
   private generation = 0;
   private waiters = new Set<() => void>();
-  private fh: FileHandle | null = null;
+  /** Open files by index in the map, for checking pieces. */
+  private handles = new Map<number, FileHandle>();
   /** Pieces verified here, by index. */
-  private checked: Uint8Array;
-  /** Verified pieces by index, oldest first. */
-  private held = new Map<number, HeldPiece>();
-  private readonly pool: PiecePool;
-  private fetches = new Map<number, { run: { first: number; count: number }; f: PieceFetch }>();
+  protected readonly checked: Uint8Array;
+  protected readonly pool: PiecePool;
+  private fetches = new Map<number, { run: PieceRun; f: PieceFetch; settled: Promise<void> }>();
   private fetchedBytes = 0;
+  /** Of the mirror's bytes, those of pieces whose SHA-1 did not match: of finished requests, and all. */
+  private wastedDone = 0;
+  private wastedBytes = 0;
   /** Pieces fetched from the mirror and handed to the engine, until it has them. */
   private handed = new Set<number>();
   private startedAt = 0;
   private lastPeerBytesAt = 0;
+  /** Why the caller stopped the download, once it did. */
+  private stopping = '';
   /** Ends the poll's wait early: a mirror request finished, so another may start now. */
   private wake: () => void = () => undefined;
   private readonly now: () => number;
 
   constructor(
-    private readonly engine: BtEngine,
-    private readonly store: Store,
-    readonly t: PackageTorrent,
-    private readonly o: DownloadOptions,
+    protected readonly engine: BtEngine,
+    readonly infoHash: string,
+    /** The torrent handed to the engine (its web seeds are ignored). */
+    private readonly torrent: Buffer,
+    readonly map: PieceMap,
+    /** Where the engine saves it. */
+    private readonly savePath: string,
+    private readonly po: PieceDownloadOptions,
+    /** Piece buffers kept for reuse. */
+    poolKeep = 1,
   ) {
-    this.path = join(store.partialDir(t.infoHash), t.name);
-    const heldBytes = o.heldBytes ?? HELD_BYTES;
-    this.pool = new PiecePool(t.pieceLength, Math.max(1, Math.floor(heldBytes / t.pieceLength)));
+    this.pool = new PiecePool(map.pieceLength, poolKeep);
     this.checked = new Uint8Array(this.pieceCount);
-    this.now = o.now ?? Date.now;
+    this.now = po.now ?? Date.now;
   }
 
   get pieceCount(): number {
-    return Math.ceil(this.t.length / this.t.pieceLength);
+    return pieceCount(this.map);
+  }
+
+  /** Whether piece `i` is verified. */
+  has(i: number): boolean {
+    return this.checked[i] === 1;
+  }
+
+  /**
+   * Grows while bytes arrive that may still become verified pieces (the
+   * mirror's bytes of a piece that failed its check are taken back): a
+   * caller's measure of a stall.
+   */
+  get progress(): number {
+    const s = this.sources;
+    return this.verifiedPieces + s.peers + s.mirrorSeeder + s.mirrorHttp - this.wastedBytes;
   }
 
   /** Hands the torrent to the engine; throws when the engine cannot take it (the caller goes direct). */
   async start(): Promise<void> {
     this.generation = this.engine.generation;
-    await this.engine.add({ torrent: this.t.torrent, savePath: this.store.partialDir(this.t.infoHash) });
+    await this.engine.add({ torrent: this.torrent, savePath: this.savePath });
     this.startedAt = this.lastPeerBytesAt = this.now();
-    void this.run();
+    this.done = this.run();
   }
 
-  /** The verified bytes from `at` to the end of its piece, when still in memory; release them once written. */
-  heldFrom(at: number): { data: Buffer; release: () => void } | null {
-    const i = Math.floor(at / this.t.pieceLength);
-    return this.held.get(i)?.lease(at - i * this.t.pieceLength) ?? null;
+  /** Ends a running download: it fails with `why` (the engine forgets the torrent). */
+  stop(why: string): void {
+    this.stopping ||= why;
+    this.wake();
   }
 
   /** Resolves at the next change of `verifiedPieces` or `state`. */
@@ -124,20 +163,29 @@ export class SharedDownload {
     for (const r of w) r();
   }
 
+  /** Takes the buffer of a piece just verified (its bytes: [0, n)); without it the buffer goes back to the pool. */
+  protected keep?(index: number, buf: Buffer, n: number): void;
+
+  /** After each round of checks. */
+  protected checkedRound?(): void;
+
+  /** Every piece is verified: what must happen before the download counts as complete. */
+  protected completing?(): Promise<void>;
+
   private async run(): Promise<void> {
-    const pollMs = this.o.pollMs ?? 50;
+    const pollMs = this.po.pollMs ?? 50;
     try {
       while (this.state === 'running') {
+        if (this.stopping) throw new Error(this.stopping);
         if (this.engine.generation !== this.generation) throw new Error('engine restarted');
-        const s = await this.engine.status(this.t.infoHash, true);
+        const s = await this.engine.status(this.infoHash, true);
         if (s.error) throw new Error(`engine: ${s.error}`);
         this.peak.connections = Math.max(this.peak.connections, s.peers);
         this.peak.seeders = Math.max(this.peak.seeders, s.seeds);
         this.count(s);
         const grew = await this.verify(s.have);
-        if (this.verified === this.t.length) {
-          // Into the store before the last bytes go out: a client's next request finds it there.
-          await this.store.commit(this.t.infoHash, this.t.name, this.t.torrent);
+        if (this.verifiedPieces === this.pieceCount) {
+          await this.completing?.();
           this.state = 'complete';
         } else {
           if (grew) this.notify();
@@ -154,13 +202,16 @@ export class SharedDownload {
     } catch (err) {
       this.state = 'failed';
       this.failure = (err as Error).message;
-      await this.engine.remove(this.t.infoHash);
+      await this.engine.remove(this.infoHash);
     } finally {
       for (const { f } of this.fetches.values()) f.abort();
-      await this.fh?.close().catch(() => undefined);
-      this.fh = null;
+      for (const fh of this.handles.values()) await fh.close().catch(() => undefined);
+      this.handles.clear();
       this.notify();
     }
+    // The bytes of requests cut off above count too: the mirror sent them.
+    await Promise.all([...this.fetches.values()].map((x) => x.settled));
+    this.sources.mirrorHttp = this.fetchedBytes;
   }
 
   /** Peer bytes (the engine counts each block as it arrives): the mirror's origin seeder (by its peer id), or the fleet. */
@@ -173,8 +224,13 @@ export class SharedDownload {
     this.sources.mirrorSeeder = seeder;
     this.sources.peers = peers;
     let inFlight = 0;
-    for (const { f } of this.fetches.values()) inFlight += f.received;
+    let wasted = 0;
+    for (const { f } of this.fetches.values()) {
+      inFlight += f.received;
+      wasted += f.wasted;
+    }
     this.sources.mirrorHttp = this.fetchedBytes + inFlight;
+    this.wastedBytes = wasted + this.wastedDone;
   }
 
   private askMirror(s: BtStatus): void {
@@ -187,72 +243,131 @@ export class SharedDownload {
       view: {
         pieces: this.pieceCount,
         have: (i) => hasPiece(s.have, i) || this.checked[i] === 1,
-        busy: (i) => downloading.has(i) || fetching.has(i) || this.handed.has(i),
+        busy: (i) => fetching.has(i) || this.handed.has(i),
+        downloading: (i) => downloading.has(i),
         available: (i) => hasPiece(available, i),
         peers: s.peers,
       },
       now: this.now(),
       startedAt: this.startedAt,
       lastPeerBytesAt: this.lastPeerBytesAt,
-      peersPossible: this.o.peersPossible,
+      peersPossible: this.po.peersPossible,
+      noPeersNamed: this.po.trackersOnly === true && s.trackerPeers === 0,
       inFlight: this.fetches.size,
-      slots: this.o.mirrorSlots ?? 2,
-      graceMs: this.o.graceMs ?? 1500,
-      stallMs: this.o.stallMs ?? 3000,
+      slots: this.po.mirrorSlots ?? 2,
+      graceMs: this.po.graceMs ?? 1500,
+      stallMs: this.po.stallMs ?? 3000,
       aloneRun: 4,
-      random: this.o.random ?? Math.random,
+      random: this.po.random ?? Math.random,
     });
     if (runs.length) this.mode = mode;
-    for (const run of runs) {
+    for (const wanted of runs) {
+      // One request is one file's bytes: the rest of a run across files waits for the next round.
+      const run = oneRequest(this.map, wanted);
       const pieces = Array.from({ length: run.count }, (_, k) => run.first + k);
-      void this.engine.reserve(this.t.infoHash, pieces).catch(() => undefined);
-      const f = fetchPieces(this.o.url, this.t, run, 30_000, (index, data) => {
+      void this.engine.reserve(this.infoHash, pieces).catch(() => undefined);
+      const f = fetchPieces(this.map, run, 30_000, (index, data) => {
         // libtorrent checks it again, writes it, and offers it to peers.
         this.handed.add(index);
-        void this.engine.addPiece(this.t.infoHash, index, data).catch(() => this.handed.delete(index));
+        void this.engine.addPiece(this.infoHash, index, data).catch(() => this.handed.delete(index));
       });
-      this.fetches.set(run.first, { run, f });
-      void f.done.finally(() => {
+      const settled = f.done.finally(() => {
         this.fetches.delete(run.first);
         this.fetchedBytes += f.received;
+        this.wastedDone += f.wasted;
         this.sources.httpBy[mode] = (this.sources.httpBy[mode] ?? 0) + f.received;
         // Pieces the mirror did not deliver whole go back to the peers.
         const missing = pieces.filter((p) => !this.handed.has(p));
-        if (missing.length) void this.engine.release(this.t.infoHash, missing).catch(() => undefined);
+        if (missing.length) void this.engine.release(this.infoHash, missing).catch(() => undefined);
         this.wake();
       });
+      this.fetches.set(run.first, { run, f, settled });
     }
+  }
+
+  /** The open file of index `file` in the map. */
+  private async file(file: number): Promise<FileHandle> {
+    let fh = this.handles.get(file);
+    if (!fh) {
+      fh = await open(this.map.files[file]!.path, 'r');
+      this.handles.set(file, fh);
+    }
+    return fh;
   }
 
   /** Checks the pieces the engine has that this process has not checked yet; true when any was. */
   private async verify(have: Buffer): Promise<boolean> {
-    const { pieceLength, length } = this.t;
     let grew = false;
     for (let i = 0; i < this.pieceCount; i++) {
       if (this.checked[i] === 1 || !hasPiece(have, i)) continue;
-      this.fh ??= await open(this.path, 'r');
-      const n = pieceSize(this.t, i);
+      const span = this.map.span(i);
+      const fh = await this.file(span.file);
+      const n = span.length + span.zeroTail;
       const buf = this.pool.take();
-      const { bytesRead } = await this.fh.read(buf, 0, n, i * pieceLength);
-      const want = this.t.pieces.subarray(i * 20, i * 20 + 20);
+      const { bytesRead } = await fh.read(buf, 0, span.length, span.offset);
+      // Padding (BEP 47): zeros the engine never writes.
+      buf.fill(0, span.length, n);
+      const want = this.map.pieces.subarray(i * 20, i * 20 + 20);
       // Not on disk in full yet (the engine writes behind its check): look again at the next poll.
-      if (bytesRead !== n || !createHash('sha1').update(buf.subarray(0, n)).digest().equals(want)) {
+      if (bytesRead !== span.length || !createHash('sha1').update(buf.subarray(0, n)).digest().equals(want)) {
         this.pool.give(buf);
         continue;
       }
       this.checked[i] = 1;
       this.verifiedPieces++;
       grew = true;
-      this.held.set(i, new HeldPiece(buf, n, this.pool));
-      if (this.held.size * pieceLength > (this.o.heldBytes ?? HELD_BYTES)) {
-        const [oldest, piece] = this.held.entries().next().value!;
-        this.held.delete(oldest);
-        piece.drop();
-      }
+      if (this.keep) this.keep(i, buf, n);
+      else this.pool.give(buf);
     }
+    this.checkedRound?.();
+    return grew;
+  }
+}
+
+/** One package downloading for the proxy, shared by every request for it; into the store once complete. */
+export class SharedDownload extends PieceDownload {
+  verified = 0;
+  readonly path: string;
+  /** Verified pieces by index, oldest first. */
+  private held = new Map<number, HeldPiece>();
+
+  constructor(
+    engine: BtEngine,
+    private readonly store: Store,
+    readonly t: PackageTorrent,
+    private readonly o: DownloadOptions,
+  ) {
+    const path = join(store.partialDir(t.infoHash), t.name);
+    const heldBytes = o.heldBytes ?? HELD_BYTES;
+    super(engine, t.infoHash, t.torrent, singleFileMap(t, o.url, path), store.partialDir(t.infoHash), o, Math.max(1, Math.floor(heldBytes / t.pieceLength)));
+    this.path = path;
+  }
+
+  /** The verified bytes from `at` to the end of its piece, when still in memory; release them once written. */
+  heldFrom(at: number): { data: Buffer; release: () => void } | null {
+    const i = Math.floor(at / this.t.pieceLength);
+    return this.held.get(i)?.lease(at - i * this.t.pieceLength) ?? null;
+  }
+
+  protected override keep(i: number, buf: Buffer, n: number): void {
+    const { pieceLength } = this.t;
+    this.held.set(i, new HeldPiece(buf, n, this.pool));
+    if (this.held.size * pieceLength > (this.o.heldBytes ?? HELD_BYTES)) {
+      const [oldest, piece] = this.held.entries().next().value!;
+      this.held.delete(oldest);
+      piece.drop();
+    }
+  }
+
+  protected override checkedRound(): void {
+    const { pieceLength, length } = this.t;
     while (this.verified < length && this.checked[this.verified / pieceLength] === 1) {
       this.verified = Math.min(length, this.verified + pieceLength);
     }
-    return grew;
+  }
+
+  /** Into the store before the last bytes go out: a client's next request finds it there. */
+  protected override async completing(): Promise<void> {
+    await this.store.commit(this.t.infoHash, this.t.name, this.t.torrent);
   }
 }

@@ -3,23 +3,28 @@
 // a piece (or, alone, a short run) at a time, starting at a random place so
 // that clients arriving together ask the mirror for different pieces.
 //
-//   alone    no peer can ever come (no tracker, no LPD/DHT), or none came
-//            within the grace time: the mirror is the only source, and is
+//   alone    no peer can ever come (no tracker, no LPD/DHT), the trackers
+//            named none, or none came within the grace time: the mirror
+//            is the only source, and is
 //            asked for runs of pieces from the lowest missing one on, so a
 //            lone client gets its full speed and its answer streams;
 //   stalled  peers are connected but gave nothing for `stallMs`;
 //   gaps     peers are connected (after the grace time) and no connected
 //            peer has these pieces: someone has to bring them into the swarm.
-// A piece the engine has, is downloading from a peer, or is already being
-// fetched from the mirror is never asked for.
+// A piece the engine has or that is already being fetched from the mirror
+// is never asked for; nor is one the engine is downloading from a peer,
+// unless the peers stalled (a piece half-sent by a peer that then choked
+// us would wait for it forever).
 import type { PieceRun } from './mirror-pieces.js';
 
 export interface SwarmView {
   pieces: number;
   /** The engine has it (verified). */
   have(i: number): boolean;
-  /** The engine is downloading it from a peer, or the mirror is being asked for it. */
+  /** The mirror is being asked for it, or it was handed to the engine. */
   busy(i: number): boolean;
+  /** The engine is downloading it from a peer. */
+  downloading(i: number): boolean;
   /** Some connected peer has it. */
   available(i: number): boolean;
   peers: number;
@@ -33,6 +38,8 @@ export interface FallbackInput {
   lastPeerBytesAt: number;
   /** Whether any peer can be found at all (trackers, LPD or DHT). */
   peersPossible: boolean;
+  /** The trackers answered and named no peer (and no other discovery is on). */
+  noPeersNamed?: boolean;
   /** Requests to the mirror running now, and the most allowed at once. */
   inFlight: number;
   slots: number;
@@ -47,7 +54,7 @@ export type FallbackMode = 'alone' | 'stalled' | 'gaps' | 'peers';
 
 export function fallbackMode(i: FallbackInput): FallbackMode {
   const started = i.now - i.startedAt;
-  if (!i.peersPossible || (i.view.peers === 0 && started >= i.graceMs)) return 'alone';
+  if (!i.peersPossible || (i.view.peers === 0 && (i.noPeersNamed || started >= i.graceMs))) return 'alone';
   if (i.view.peers > 0 && i.now - Math.max(i.lastPeerBytesAt, i.startedAt) >= i.stallMs) return 'stalled';
   if (i.view.peers > 0 && started >= i.graceMs) return 'gaps';
   return 'peers';
@@ -60,7 +67,8 @@ export function mirrorRuns(i: FallbackInput): { mode: FallbackMode; runs: PieceR
   if (mode === 'peers') return { mode, runs };
   const v = i.view;
   const taken = new Set<number>();
-  const wanted = (p: number) => !v.have(p) && !v.busy(p) && !taken.has(p) && (mode !== 'gaps' || !v.available(p));
+  const wanted = (p: number) =>
+    !v.have(p) && !v.busy(p) && !taken.has(p) && (mode === 'stalled' || !v.downloading(p)) && (mode !== 'gaps' || !v.available(p));
   const candidates: number[] = [];
   for (let p = 0; p < v.pieces; p++) if (wanted(p)) candidates.push(p);
   const maxRun = mode === 'alone' ? Math.max(1, i.aloneRun) : 1;

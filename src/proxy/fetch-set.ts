@@ -1,17 +1,25 @@
 // `pkgtorrent fetch`: the client side of digest mode. For each mirror
 // prefix: sorted paths, digest = SHA-1 of them joined by "\n", GET
 // <base>/<prefix>/<service>/digest/<digest>; on 412 POST the paths as `p`
-// fields; the torrent then downloads through aria2 (web seed: the mirror)
-// into a temporary directory, and each finished file is renamed into
-// place. Any file BitTorrent does not deliver comes over plain HTTP.
-import bencode from 'bencode';
+// fields. The multi-file torrent then downloads through the engine
+// (libtorrent) into a temporary directory, peers first, with the mirror's
+// HTTP filling in what the swarm cannot give, piece by piece, as for the
+// proxy (download.ts): in the service's layout every piece lies inside one
+// file, so a piece is one Range request on that file, its padding zeros
+// added here and never asked of the mirror. Each file whose pieces are all
+// verified is renamed into place; any file BitTorrent does not deliver
+// comes over plain HTTP. Every byte is counted by where it came from.
 import { createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Aria2Engine } from '../core/aria2.js';
+import { BtEngine } from '../core/bt-engine.js';
 import { PkgError, usageError } from '../core/errors.js';
 import { sha1 } from '../core/metainfo.js';
+import { parsePorts } from '../core/setting-parsers.js';
+import { PieceDownload } from './download.js';
+import { parseSetTorrent } from './lookup.js';
+import { serviceLayoutMap } from './mirror-pieces.js';
 import { send } from './upstream.js';
 
 export interface FetchOptions {
@@ -19,9 +27,20 @@ export interface FetchOptions {
   outDir: string;
   paths: string[];
   serviceName: string;
+  /** No byte from any source for this long: BitTorrent gives up, the rest comes over plain HTTP. */
   stallMs: number;
-  aria2c: string;
+  /** The engine's ports: it listens on 0.0.0.0, the first free of them. */
   btPort: string;
+  /** Every file over plain HTTP: no torrent asked for, no engine started. */
+  httpOnly?: boolean;
+  /** The engine program (default: bin/pkgtorrent-bt); tests name one that is missing. */
+  engineProgram?: string;
+  /** Several peers on one address (tests, all on 127.0.0.1). */
+  btLoopback?: boolean;
+  /** Requests to the mirror for pieces at once (default 4). */
+  mirrorSlots?: number;
+  /** Aborted (SIGINT, SIGTERM): the download stops, no further file is fetched, nothing temporary is left. */
+  signal?: AbortSignal;
   log: (line: string) => void;
 }
 
@@ -32,12 +51,28 @@ export interface FetchResult {
   error?: string;
 }
 
+/** Bytes of the whole run by where they came from, counted as they arrived. */
+export interface FetchSources {
+  /** Peers of the swarm. */
+  peers: number;
+  /** The mirror's BitTorrent seeder (serve --seed), told by its peer id. */
+  seeder: number;
+  /** The mirror's HTTP: pieces by Range and whole files. */
+  http: number;
+}
+
+export interface FetchReport {
+  files: FetchResult[];
+  from: FetchSources;
+}
+
 /** Paths grouped by first segment (one torrent each), each group sorted as the digest wants. */
 export function groupPaths(paths: readonly string[]): Map<string, string[]> {
   const groups = new Map<string, string[]>();
   for (const p of paths) {
     const m = /^\/([^/]+)\/./.exec(p);
     if (!m || p.split('/').some((s) => s === '..' || s === '.')) throw usageError(`invalid path '${p}': expected /<prefix>/<file> under the mirror`);
+    decoded(p);
     groups.set(m[1]!, [...(groups.get(m[1]!) ?? []), p]);
   }
   for (const [k, v] of groups) groups.set(k, [...new Set(v)].sort());
@@ -74,19 +109,6 @@ export async function digestTorrent(base: string, prefix: string, serviceName: s
   }
 }
 
-/** Torrent file index (1-based, as aria2's select-file) for each requested path; padding is left out. */
-export function filesOf(torrent: Buffer, prefix: string): Map<string, number> {
-  const t = bencode.decode(torrent) as { info?: { name?: Uint8Array; files?: Array<{ path: Uint8Array[]; attr?: Uint8Array }> } };
-  const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
-  const out = new Map<string, number>();
-  if (!t.info?.files || !t.info.name || text(t.info.name) !== prefix) return out;
-  t.info.files.forEach((f, i) => {
-    if (f.attr && text(f.attr).includes('p')) return;
-    out.set('/' + [prefix, ...f.path.map(text)].join('/'), i + 1);
-  });
-  return out;
-}
-
 function decoded(p: string): string {
   try {
     return decodeURIComponent(p);
@@ -95,31 +117,86 @@ function decoded(p: string): string {
   }
 }
 
-async function overBitTorrent(o: FetchOptions, engine: Aria2Engine, torrent: Buffer, index: Map<string, number>, tmp: string, want: string[]): Promise<Set<string>> {
-  const selected = want.filter((p) => index.has(decoded(p)));
-  const done = new Set<string>();
-  if (selected.length === 0) return done;
-  const gid = await engine.addTorrent(torrent, [], { dir: tmp, 'select-file': selected.map((p) => index.get(decoded(p))).join(','), 'seed-time': '0' });
-  let last = -1;
-  let lastChange = Date.now();
-  for (;;) {
-    const s = await engine.tellStatus(gid);
-    const files = await engine.call<Array<{ index: string; length: string; completedLength: string }>>('aria2.getFiles', gid);
-    const complete = new Set(files.filter((f) => f.length === f.completedLength).map((f) => Number(f.index)));
-    for (const p of selected) if (complete.has(index.get(decoded(p))!)) done.add(p);
-    if (done.size === selected.length || s.status === 'error' || s.status === 'removed') break;
-    if (s.completedLength !== last) [last, lastChange] = [s.completedLength, Date.now()];
-    else if (Date.now() - lastChange > o.stallMs) {
-      o.log(`BitTorrent stalled for ${o.stallMs} ms: the rest over HTTP`);
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 100));
+/** The engine, or one error line saying what to install (or to go without it). */
+async function startEngine(o: FetchOptions): Promise<BtEngine> {
+  const ports = parsePorts(o.btPort);
+  // What the engine says before it ever answered is in the error below.
+  let started = false;
+  try {
+    const engine = await BtEngine.start({
+      listen: `0.0.0.0:${ports.first}`,
+      retryPorts: ports.last - ports.first,
+      loopback: o.btLoopback,
+      program: o.engineProgram,
+      log: (line) => started && o.log(line),
+    });
+    started = true;
+    return engine;
+  } catch (err) {
+    const why = (err as Error).message.replace(/ \((it needs|install) python3-libtorrent\)$/, '');
+    throw new PkgError('io', `${why}; install python3-libtorrent (the package's name on Debian and Fedora), or fetch over plain HTTP with --http-only`);
   }
-  await engine.remove(gid);
+}
+
+/**
+ * One prefix's files over BitTorrent into `tmp`: the paths (as asked for)
+ * whose every piece was verified, each with its file in `tmp` (null: an
+ * empty file, which holds no piece). The others are left to plain HTTP.
+ */
+async function overBitTorrent(o: FetchOptions, engine: BtEngine, prefix: string, paths: string[], tmp: string, from: FetchSources): Promise<Map<string, string | null>> {
+  const done = new Map<string, string | null>();
+  const got = await digestTorrent(o.base, prefix, o.serviceName, paths);
+  if (!got.torrent) {
+    o.log(`no torrent for /${prefix} (${got.why}): over HTTP`);
+    return done;
+  }
+  const set = parseSetTorrent(got.torrent, prefix);
+  const map = set && serviceLayoutMap(set, o.base, tmp);
+  if (!set || !map) {
+    o.log(`the torrent for /${prefix} is not a multi-file torrent of the service's layout: over HTTP`);
+    return done;
+  }
+  // The torrent's real files, in the map's order, by path: exactly the files asked for.
+  const real = set.files.filter((f) => !f.pad).map((f) => '/' + [prefix, ...f.path].join('/'));
+  const asked = new Map(paths.map((p) => [decoded(p), p]));
+  const stray = real.find((p) => !asked.has(p));
+  if (stray !== undefined || new Set(real).size !== real.length) {
+    o.log(`the torrent for /${prefix} lists ${stray === undefined ? 'a file twice' : `${stray}, not asked for`}: over HTTP`);
+    return done;
+  }
+  const dl = new PieceDownload(engine, set.infoHash, set.torrent, map, tmp, { peersPossible: set.trackers.length > 0, trackersOnly: true, mirrorSlots: o.mirrorSlots ?? 4 });
+  try {
+    await dl.start();
+  } catch (err) {
+    o.log(`BitTorrent failed for /${prefix} (${(err as Error).message}): over HTTP`);
+    return done;
+  }
+  // A stall is no new byte from anyone (or only bytes of pieces that failed their check) for stallMs.
+  let best = -1;
+  let bestAt = Date.now();
+  while (dl.state === 'running') {
+    await Promise.race([dl.changed(), new Promise((r) => setTimeout(r, 100))]);
+    if (o.signal?.aborted) dl.stop('interrupted');
+    else if (dl.progress > best) [best, bestAt] = [dl.progress, Date.now()];
+    else if (Date.now() - bestAt >= o.stallMs && dl.state === 'running') dl.stop(`stalled ${o.stallMs} ms`);
+  }
+  await dl.done;
+  // Complete: the engine forgets it before its files move (a failed download it forgot already).
+  await engine.remove(set.infoHash);
+  from.peers += dl.sources.peers;
+  from.seeder += dl.sources.mirrorSeeder;
+  from.http += dl.sources.mirrorHttp;
+  if (dl.state === 'failed') o.log(`BitTorrent stopped for /${prefix} (${dl.failure}): the rest over HTTP`);
+  const whole = map.files.map(() => true);
+  for (let i = 0; i < dl.pieceCount; i++) if (!dl.has(i)) whole[map.span(i).file] = false;
+  real.forEach((p, k) => {
+    if (whole[k]) done.set(asked.get(p)!, map.files[k]!.length === 0 ? null : map.files[k]!.path);
+  });
   return done;
 }
 
-async function direct(base: string, path: string, dest: string): Promise<number> {
+/** A file over plain HTTP; `count` gets every byte the mirror sends. */
+async function direct(base: string, path: string, dest: string, count: (n: number) => void): Promise<number> {
   const up = send(new URL(base + path), 'GET', {}, 60_000);
   const res = await up.response;
   if (res.statusCode !== 200) {
@@ -129,7 +206,10 @@ async function direct(base: string, path: string, dest: string): Promise<number>
   const tmp = `${dest}.pkgtorrent-part`;
   await mkdir(dirname(dest), { recursive: true });
   let n = 0;
-  res.on('data', (c: Buffer) => (n += c.length));
+  res.on('data', (c: Buffer) => {
+    n += c.length;
+    count(c.length);
+  });
   try {
     await pipeline(res, createWriteStream(tmp));
     const expected = Number(res.headers['content-length']);
@@ -142,42 +222,54 @@ async function direct(base: string, path: string, dest: string): Promise<number>
   return n;
 }
 
-export async function fetchSet(o: FetchOptions): Promise<FetchResult[]> {
+/** A verified file into place (`file` null: an empty one). */
+async function place(file: string | null, dest: string): Promise<number> {
+  await mkdir(dirname(dest), { recursive: true });
+  if (file === null) await writeFile(dest, '');
+  else await rename(file, dest);
+  return (await stat(dest)).size;
+}
+
+export async function fetchSet(o: FetchOptions): Promise<FetchReport> {
   const groups = groupPaths(o.paths);
-  await mkdir(o.outDir, { recursive: true });
-  const tmp = await mkdtemp(join(o.outDir, '.pkgtorrent-fetch-'));
-  const results: FetchResult[] = [];
-  let engine: Aria2Engine | null = null;
+  // Before anything is asked of the mirror: without an engine, nothing goes over BitTorrent.
+  const engine = o.httpOnly ? null : await startEngine(o);
+  const from: FetchSources = { peers: 0, seeder: 0, http: 0 };
+  const files: FetchResult[] = [];
+  const interrupted = () => o.signal?.aborted === true;
+  let tmp: string | null = null;
   try {
+    await mkdir(o.outDir, { recursive: true });
     for (const [prefix, paths] of groups) {
-      const { torrent, why } = await digestTorrent(o.base, prefix, o.serviceName, paths);
-      let done = new Set<string>();
-      if (torrent) {
-        try {
-          engine ??= await Aria2Engine.start({ dir: tmp, aria2c: o.aria2c, listenPort: o.btPort, seedTimeMinutes: 0, log: o.log });
-          done = await overBitTorrent(o, engine, torrent, filesOf(torrent, prefix), tmp, paths);
-        } catch (err) {
-          o.log(`BitTorrent failed (${(err as Error).message}): over HTTP`);
-        }
-      } else o.log(`no torrent for /${prefix} (${why}): over HTTP`);
+      if (interrupted()) break;
+      let done = new Map<string, string | null>();
+      if (engine) {
+        tmp ??= await mkdtemp(join(o.outDir, '.pkgtorrent-fetch-'));
+        done = await overBitTorrent(o, engine, prefix, paths, tmp, from);
+      }
       for (const p of paths) {
+        if (interrupted()) break;
         const dest = join(o.outDir, decoded(p));
-        if (done.has(p)) {
-          await mkdir(dirname(dest), { recursive: true });
-          await rename(join(tmp, decoded(p)), dest);
-          results.push({ path: p, how: 'bittorrent', bytes: (await stat(dest)).size });
-          continue;
+        const file = done.get(p);
+        if (file !== undefined) {
+          try {
+            files.push({ path: p, how: 'bittorrent', bytes: await place(file, dest) });
+            continue;
+          } catch (err) {
+            o.log(`${p}: ${(err as Error).message}: over HTTP`);
+          }
         }
         try {
-          results.push({ path: p, how: 'direct', bytes: await direct(o.base, p, dest) });
+          files.push({ path: p, how: 'direct', bytes: await direct(o.base, p, dest, (n) => (from.http += n)) });
         } catch (err) {
-          results.push({ path: p, how: 'failed', bytes: 0, error: (err as Error).message });
+          files.push({ path: p, how: 'failed', bytes: 0, error: (err as Error).message });
         }
       }
     }
   } finally {
     await engine?.close();
-    await rm(tmp, { recursive: true, force: true });
+    if (tmp) await rm(tmp, { recursive: true, force: true });
   }
-  return results;
+  if (interrupted()) throw new PkgError('io', 'interrupted');
+  return { files, from };
 }

@@ -87,7 +87,7 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
   }
   let dl;
   try {
-    dl = await r.packages.download(t, { url, peersPossible });
+    dl = await r.packages.download(t, { url, peersPossible, trackersOnly: !r.discovery });
   } catch (err) {
     return direct(req, res, url, `engine: ${(err as Error).message}`);
   }

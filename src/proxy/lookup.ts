@@ -19,6 +19,8 @@ export interface PackageTorrent {
   trackers: string[];
 }
 
+const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : null);
+
 export function torrentUrl(url: URL, serviceName: string): URL | null {
   const m = /^\/([^/]+)\/(.+)$/.exec(url.pathname);
   if (!m) return null;
@@ -39,7 +41,6 @@ export function parsePackageTorrent(bytes: Buffer, name: string, length?: number
   }
   const info = t?.info as Record<string, unknown> | undefined;
   if (!info || typeof info !== 'object' || 'files' in info) return null;
-  const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : null);
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
   const size = info.length;
@@ -47,11 +48,6 @@ export function parsePackageTorrent(bytes: Buffer, name: string, length?: number
   if ((length !== undefined && size !== length) || typeof pieceLength !== 'number' || pieceLength <= 0) return null;
   if (!(pieces instanceof Uint8Array) || pieces.length !== 20 * Math.ceil(size / pieceLength)) return null;
   delete t['url-list'];
-  const trackers: string[] = [];
-  if (Array.isArray(t['announce-list'])) {
-    for (const tier of t['announce-list'] as unknown[]) if (Array.isArray(tier)) for (const u of tier) if (text(u)) trackers.push(text(u)!);
-  }
-  if (!trackers.length && text(t.announce)) trackers.push(text(t.announce)!);
   return {
     torrent: Buffer.from(bencode.encode(t)),
     infoHash: sha1(bencode.encode(info)).toString('hex'),
@@ -59,7 +55,61 @@ export function parsePackageTorrent(bytes: Buffer, name: string, length?: number
     length: size,
     pieceLength,
     pieces: Buffer.from(pieces),
-    trackers,
+    trackers: trackersOf(t),
+  };
+}
+
+/** Announce URLs of a decoded torrent (announce-list, else announce). */
+function trackersOf(t: Record<string, unknown>): string[] {
+  const trackers: string[] = [];
+  if (Array.isArray(t['announce-list'])) {
+    for (const tier of t['announce-list'] as unknown[]) if (Array.isArray(tier)) for (const u of tier) if (text(u)) trackers.push(text(u)!);
+  }
+  if (!trackers.length && text(t.announce)) trackers.push(text(t.announce)!);
+  return trackers;
+}
+
+/** A multi-file torrent of a set of files (digest mode, `pkgtorrent fetch`); its name is its files' directory, the mirror prefix. */
+export interface SetTorrent extends PackageTorrent {
+  /** Every entry in order, padding (BEP 47, attr p) included; `length` is the sum of them all. */
+  files: Array<{ path: string[]; length: number; pad: boolean }>;
+}
+
+/** A multi-file torrent named `name`, its web seeds removed; null when it is anything else or malformed. */
+export function parseSetTorrent(bytes: Buffer, name: string): SetTorrent | null {
+  let t: Record<string, unknown>;
+  try {
+    t = bencode.decode(bytes) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  const info = t?.info as Record<string, unknown> | undefined;
+  if (!info || typeof info !== 'object' || !Array.isArray(info.files) || text(info.name) !== name) return null;
+  const pieceLength = info['piece length'];
+  const pieces = info.pieces;
+  if (typeof pieceLength !== 'number' || !Number.isSafeInteger(pieceLength) || pieceLength <= 0) return null;
+  const files: SetTorrent['files'] = [];
+  let length = 0;
+  for (const f of info.files as unknown[]) {
+    const e = f as Record<string, unknown> | null;
+    const size = e?.length;
+    const path = Array.isArray(e?.path) ? (e.path as unknown[]).map(text) : [];
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || path.length === 0 || path.some((s) => s === null)) return null;
+    files.push({ path: path as string[], length: size, pad: (text(e!.attr) ?? '').includes('p') });
+    length += size;
+  }
+  if (length <= 0 || !(pieces instanceof Uint8Array) || pieces.length !== 20 * Math.ceil(length / pieceLength)) return null;
+  delete t['url-list'];
+  delete t.httpseeds;
+  return {
+    torrent: Buffer.from(bencode.encode(t)),
+    infoHash: sha1(bencode.encode(info)).toString('hex'),
+    name,
+    length,
+    pieceLength,
+    pieces: Buffer.from(pieces),
+    trackers: trackersOf(t),
+    files,
   };
 }
 

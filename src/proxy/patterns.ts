@@ -1,7 +1,7 @@
 // Which requests the proxy tries over BitTorrent: file names matching the
 // package patterns (shell globs on the last path segment, `*` and `?` only).
 
-export const DEFAULT_PACKAGE_PATTERNS = ['*.rpm', '*.drpm', '*.deb', '*.udeb', '*.ddeb', '*.pkg.tar.*', '*.apk'];
+import { DEFAULT_PACKAGE_PATTERNS } from '../core/config.js';
 
 export type NameMatcher = (path: string) => boolean;
 

@@ -3,7 +3,7 @@
 // the engine, the store and the torrent lookup.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BtEngine, type Spawn } from '../core/bt-engine.js';
-import { parseMirror } from '../core/setting-parsers.js';
+import { parseMirror, parsePorts } from '../core/setting-parsers.js';
 import { PkgError } from '../core/errors.js';
 import { access } from './allow.js';
 import { fail, handle, type Outcome, type Route } from './handle.js';
@@ -48,7 +48,7 @@ export interface RunningProxy {
   url: string;
   engine: BtEngine;
   packages: Packages;
-  /** Stored packages seeding again since the start, once aria2 checked them all. */
+  /** Stored packages seeding again since the start, once the engine checked them all. */
   reseeded: Promise<number>;
   close(): Promise<void>;
 }
@@ -65,21 +65,12 @@ function logLine(req: IncomingMessage, url: string, o: Outcome, started: number)
   return parts.join(' ') + '\n';
 }
 
-/** aria2-style port syntax, "6881" or "6881-6999". */
-function parsePorts(spec: string): { first: number; last: number } {
-  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(spec.trim());
-  const first = Number(m?.[1]);
-  const last = m?.[2] === undefined ? first : Number(m[2]);
-  if (!m || first < 1 || last > 65535 || last < first) throw new PkgError('usage', `invalid --bt-port '${spec}': expected PORT or FIRST-LAST`);
-  return { first, last };
-}
-
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const allow = access(o.host, o.allowFrom, o.allowHosts);
   const mirrors = new Map(o.mirrors.map((m) => parseMirror(m)).map((m) => [m.name, m.url]));
   let packages: Packages | null = null;
   const reseed = async (): Promise<number> => {
-    if (!packages) return 0; // aria2 restarted before the proxy was up: its start's pass comes
+    if (!packages) return 0; // the engine restarted before the proxy was up: its start's pass comes
     return packages.reseed().then(
       (n) => {
         if (n > 0) o.log(`seeding ${n} stored package(s) again`);

@@ -2,8 +2,8 @@
 // torrent beside it as <name>.torrent (one package per directory, so the
 // two names never clash) for seeding again after a restart. A file gets
 // there only after every piece was verified against its torrent, by an
-// atomic rename of a directory holding a hard link to aria2's download, so
-// a crash at any point leaves either nothing or a complete file. aria2
+// atomic rename of a directory holding a hard link to the engine's download, so
+// a crash at any point leaves either nothing or a complete file. The engine
 // downloads into partial/<info hash>/, which is emptied at every start.
 // Least recently used entries go first when the store is over its size.
 import { randomBytes } from 'node:crypto';
@@ -59,7 +59,7 @@ export class Store {
     return true;
   }
 
-  /** Moves a verified download into the store with its torrent (aria2 keeps seeding from its own link). */
+  /** Moves a verified download into the store with its torrent (the engine keeps seeding from its own link). */
   async commit(infoHash: string, name: string, torrent: Buffer): Promise<void> {
     const tmp = join(this.dir, 'done', `.tmp-${infoHash}-${randomBytes(4).toString('hex')}`);
     await mkdir(tmp);
@@ -102,7 +102,7 @@ export class Store {
     return out;
   }
 
-  /** A link to a stored file where aria2 seeds it from (partial/<info hash>/<name>). */
+  /** A link to a stored file where the engine seeds it from (partial/<info hash>/<name>). */
   async linkForSeeding(infoHash: string, name: string): Promise<string> {
     const dir = this.partialDir(infoHash);
     await rm(dir, { recursive: true, force: true });

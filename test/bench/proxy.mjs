@@ -20,10 +20,20 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writ
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createServer } from 'node:net';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const { startProxy } = await import(join(REPO, 'dist/proxy/server.js'));
-const { freePort } = await import(join(REPO, 'dist/core/aria2.js'));
+// A free TCP port on loopback (bound and released at once).
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
 // The engine is libtorrent (bin/pkgtorrent-bt); its CPU is measured from /proc as aria2c's was.
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const MB = Number(process.env.BENCH_MB || 200);

@@ -88,5 +88,7 @@ export function register(program: Command, ctx: Context): AnyCommand {
         signal?.addEventListener('abort', () => resolve(), { once: true });
       });
       await running.close();
+      // Stopped by a signal: the shell's status for it (130 SIGINT, 143 SIGTERM), as documented.
+      if (signal?.aborted) ctx.exitCode = signal.reason === 'SIGTERM' ? 143 : 130;
     });
 }

@@ -1,6 +1,7 @@
 // `pkgtorrent proxy`: a node:http forward proxy (absolute-form requests,
 // CONNECT tunnels) and mirror-mode front (/NAME/<path> → URL/<path>) over
 // the engine, the store and the torrent lookup.
+import type { Duplex } from 'node:stream';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BtEngine, type Spawn } from '../core/bt-engine.js';
 import { parseMirror, parsePorts } from '../core/setting-parsers.js';
@@ -38,6 +39,8 @@ export interface ProxyOptions {
   /** Several peers on one address (tests, all on 127.0.0.1). */
   btLoopback?: boolean;
   spawn?: Spawn;
+  /** How long answers in flight get when the proxy stops (default STOP_GRACE_MS). */
+  stopGraceMs?: number;
   /** Verified bytes each download keeps in memory for clients that keep up (default 16 MiB). */
   heldBytes?: number;
   log: (line: string) => void;
@@ -50,11 +53,15 @@ export interface RunningProxy {
   packages: Packages;
   /** Stored packages seeding again since the start, once the engine checked them all. */
   reseeded: Promise<number>;
-  close(): Promise<void>;
+  close(graceMs?: number): Promise<void>;
 }
 
-function logLine(req: IncomingMessage, url: string, o: Outcome, started: number): string {
-  const parts = [new Date().toISOString(), req.socket.remoteAddress ?? '-', req.method, url, o.status, o.path, `bytes=${o.bytes}`, `${Date.now() - started}ms`];
+/** How long answers in flight get to finish when the proxy is stopped (SIGTERM, SIGINT). */
+export const STOP_GRACE_MS = 30_000;
+
+/** One log line; `cut`: the answer did not reach its end (its status then carries '!', as in serve's access log). */
+function logLine(req: IncomingMessage, url: string, o: Outcome, started: number, cut = false): string {
+  const parts = [new Date().toISOString(), req.socket.remoteAddress ?? '-', req.method, url, `${o.status}${cut ? '!' : ''}`, o.path, `bytes=${o.bytes}`, `${Date.now() - started}ms`];
   if (o.from) parts.push(`peers=${o.from.peers}`, `mirror=${o.from.mirror}`, `store=${o.from.store}`);
   if (o.from?.seeder) parts.push(`seeder=${o.from.seeder}`);
   const http = Object.entries(o.from?.http ?? {}).filter(([, n]) => n);
@@ -121,12 +128,18 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     return new URL(base + (m[2] ?? '/'));
   };
 
+  // Answers in flight, so a stop can let them finish.
+  let inFlight = 0;
+  let stopping = false;
+  let drained: () => void = () => undefined;
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
     const started = Date.now();
     let url = req.url ?? '';
     let outcome: Outcome;
+    inFlight++;
     try {
-      if (!allow.client(req.socket.remoteAddress)) outcome = fail(res, 403, 'client not allowed by --allow-from');
+      if (stopping) outcome = fail(res, 503, 'proxy is stopping');
+      else if (!allow.client(req.socket.remoteAddress)) outcome = fail(res, 403, 'client not allowed by --allow-from');
       else {
         const u = target(req);
         url = u.href;
@@ -136,16 +149,22 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const e = err instanceof PkgError ? err : new PkgError('bad-request', (err as Error).message);
       outcome = fail(res, e.httpStatus, e.message);
     }
-    o.accessLog(logLine(req, url, outcome, started));
+    // Logged once the answer is over, cut or whole.
+    if (!res.writableFinished && !res.destroyed) await new Promise((r) => res.once('close', r));
+    o.accessLog(logLine(req, url, outcome, started, !res.writableFinished));
+    if (--inFlight === 0) drained();
   };
 
   const server: Server = createServer((req, res) => void onRequest(req, res));
+  const tunnels = new Set<Duplex>();
   server.on('connect', (req: IncomingMessage, socket, head: Buffer) => {
     const started = Date.now();
     if (!allow.client(req.socket.remoteAddress)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
     }
+    tunnels.add(socket);
+    socket.once('close', () => tunnels.delete(socket));
     void tunnel(req, socket, head, (h) => allow.host(h)).then((r) =>
       o.accessLog(logLine(req, req.url ?? '', { status: r.status, path: 'tunnel', bytes: r.bytes }, started)),
     );
@@ -153,7 +172,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   server.on('clientError', (_err, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
   try {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => reject(new PkgError('io', `cannot listen on ${o.host}:${o.port}: ${e.code ?? e.message}`)));
+      server.once('error', (e: NodeJS.ErrnoException) =>
+        reject(new PkgError('io', `cannot listen on ${o.host}:${o.port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (choose another --port; 3142 is also apt-cacher-ng\'s)' : ''}`)),
+      );
       server.listen(o.port, o.host, resolve);
     });
   } catch (err) {
@@ -169,9 +190,26 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     engine,
     packages,
     reseeded,
-    async close() {
+    /**
+     * Stops accepting, answers 503 to new requests on open connections, and
+     * gives the answers in flight `graceMs` to finish; what is still open
+     * then is cut (and logged with '!').
+     */
+    async close(graceMs = o.stopGraceMs ?? STOP_GRACE_MS) {
+      stopping = true;
+      const closed = new Promise<void>((r) => server.close(() => r()));
+      server.closeIdleConnections();
+      const idle = setInterval(() => server.closeIdleConnections(), 50);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        new Promise<void>((r) => (inFlight === 0 ? r() : (drained = r))),
+        new Promise<void>((r) => (timer = setTimeout(r, graceMs))),
+      ]);
+      clearTimeout(timer);
+      clearInterval(idle);
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      for (const s of tunnels) s.destroy();
+      await closed;
       packages?.close();
       await engine.close();
     },

@@ -149,9 +149,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       const e = err instanceof PkgError ? err : new PkgError('bad-request', (err as Error).message);
       outcome = fail(res, e.httpStatus, e.message);
     }
-    // Logged once the answer is over, cut or whole.
+    // Logged once the answer is over. Cut: it never reached its end. A
+    // client that reads the last byte and hangs up at once may close before
+    // our end() or 'finish', so with a declared length the bytes decide.
     if (!res.writableFinished && !res.destroyed) await new Promise((r) => res.once('close', r));
-    o.accessLog(logLine(req, url, outcome, started, !res.writableFinished));
+    const declared = Number(res.getHeader('content-length'));
+    const cut = req.method !== 'HEAD' && Number.isSafeInteger(declared) && res.statusCode !== 304 ? outcome.bytes < declared : !res.writableEnded;
+    o.accessLog(logLine(req, url, outcome, started, cut));
     if (--inFlight === 0) drained();
   };
 

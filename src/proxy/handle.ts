@@ -44,6 +44,8 @@ export interface Outcome {
   /** bittorrent, store, direct (with why) */
   path: string;
   bytes: number;
+  /** The body's declared length, when known: fewer bytes sent means the answer was cut. */
+  length?: number;
   sent?: Sent;
   from?: BytesBySource;
   peers?: { connections: number; seeders: number };
@@ -75,7 +77,7 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
   const stored = await r.packages.store.lookup(t.infoHash, t.name, t.length);
   if (stored) {
     const bytes = await answerFromFile(res, stored, t.length, fileHeaders(name));
-    return { status: 200, path: 'store', bytes, from: { peers: 0, mirror: 0, store: bytes, seeder: 0 } };
+    return { status: 200, path: 'store', bytes, length: t.length, from: { peers: 0, mirror: 0, store: bytes, seeder: 0 } };
   }
   const peersPossible = t.trackers.length > 0 || r.discovery;
   if (!peersPossible && !warned.has(url.host)) {
@@ -98,6 +100,7 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
     status: 200,
     path: 'bittorrent',
     bytes: sent.torrentBytes + sent.mirrorBytes,
+    length: t.length,
     sent,
     from: { peers: s.peers, mirror: s.mirrorSeeder + s.mirrorHttp + sent.mirrorBytes, store: 0, seeder: s.mirrorSeeder, http: s.httpBy },
     peers: dl.peak,
@@ -115,7 +118,9 @@ async function direct(req: IncomingMessage, res: ServerResponse, url: URL, why: 
     return fail(res, 502, `mirror unreachable: ${(err as Error).message}`);
   }
   const bytes = await relay(upRes, res);
-  return { status: upRes.statusCode ?? 502, path: why ? `direct(${why})` : 'direct', bytes, from: { peers: 0, mirror: bytes, store: 0, seeder: 0 } };
+  const declared = Number(upRes.headers['content-length']);
+  const length = req.method !== 'HEAD' && upRes.statusCode !== 304 && Number.isSafeInteger(declared) ? declared : undefined;
+  return { status: upRes.statusCode ?? 502, path: why ? `direct(${why})` : 'direct', bytes, length, from: { peers: 0, mirror: bytes, store: 0, seeder: 0 } };
 }
 
 export function fail(res: ServerResponse, status: number, reason: string): Outcome {

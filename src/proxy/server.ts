@@ -153,8 +153,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     // client that reads the last byte and hangs up at once may close before
     // our end() or 'finish', so with a declared length the bytes decide.
     if (!res.writableFinished && !res.destroyed) await new Promise((r) => res.once('close', r));
-    const declared = Number(res.getHeader('content-length'));
-    const cut = req.method !== 'HEAD' && Number.isSafeInteger(declared) && res.statusCode !== 304 ? outcome.bytes < declared : !res.writableEnded;
+    const cut = outcome.length !== undefined ? outcome.bytes < outcome.length : !res.writableEnded;
     o.accessLog(logLine(req, url, outcome, started, cut));
     if (--inFlight === 0) drained();
   };

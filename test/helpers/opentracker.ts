@@ -20,6 +20,12 @@ export interface Tracker {
   udp: string;
   /** Whitelists info hashes (hex) and waits until the tracker accepts them. */
   allow(...infoHashes: string[]): Promise<void>;
+  /** The whitelist file (what serve --tracker-whitelist appends to). */
+  whitelist: string;
+  /** A pid file of the tracker (for serve --tracker-pid-file). */
+  pidFile: string;
+  /** Whether an announce for this info hash is accepted now. */
+  accepts(infoHash: string): Promise<boolean>;
 }
 
 /** One HTTP announce; resolves with the bencoded reply as text, or null on a connection error. */
@@ -88,8 +94,13 @@ export async function startOpentracker(t: Test, opts: { timeoutMs?: number } = {
       await announce(port, h, 'stopped');
       return true;
     };
+    const pidFile = join(dir, 'opentracker.pid');
+    writeFileSync(pidFile, `${proc.commandPid() ?? ''}\n`);
     return {
       port,
+      whitelist,
+      pidFile,
+      accepts: accepted,
       http: `http://127.0.0.1:${port}/announce`,
       udp: `udp://127.0.0.1:${port}/announce`,
       allow: async (...hashes: string[]) => {

@@ -2,6 +2,7 @@
 // service, over BitTorrent (digest mode, as yum-torrent asked: the libtorrent
 // engine, peers first, the mirror's HTTP piece by piece for the rest), each
 // file falling back to plain HTTP. This module reads flags and prints results.
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
 import type { AnyCommand, Context } from '../cli/context.js';
@@ -41,8 +42,8 @@ export function register(program: Command, ctx: Context, testing: FetchTesting =
     .command('fetch')
     .description('download files from a mirror over BitTorrent (digest mode), falling back to HTTP')
     .argument('[path...]', 'URL paths on the mirror (default: read from stdin)')
-    .requiredOption('--base <url>', 'the mirror, scheme and host (http://mirror)')
-    .requiredOption('-o, --output <dir>', 'directory to download into')
+    .requiredOption('--base <url>', 'the mirror, scheme and host only (http://mirror) (required)')
+    .requiredOption('-o, --output <dir>', 'directory to download into (required)')
     .addOption(settingOption('service-name'))
     .addOption(settingOption('stall-timeout'))
     .addOption(settingOption('bt-port'))
@@ -57,11 +58,18 @@ export function register(program: Command, ctx: Context, testing: FetchTesting =
         throw usageError(`invalid --base '${opts.base}': expected http://host`);
       }
       if (base.protocol !== 'http:' && base.protocol !== 'https:') throw usageError(`invalid --base '${opts.base}': use http or https`);
+      // The paths carry the prefix (/debian/pool/...): a base with a path would double it.
+      if (base.pathname.replace(/\/+$/, '') !== '' || base.search || base.hash) {
+        throw usageError(`invalid --base '${opts.base}': scheme and host only (${base.protocol}//${base.host}); the paths start with the prefix (/debian/...)`);
+      }
+      const outDir = resolve(ctx.env.cwd, opts.output);
+      const outStat = await stat(outDir).catch(() => null);
+      if (outStat && !outStat.isDirectory()) throw usageError(`-o ${opts.output}: not a directory`);
       const paths = args.length ? args : (await readStdin(ctx)).split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
       if (paths.length === 0) throw usageError('no paths: give them as arguments or one per line on stdin');
       const { files: results, from } = await fetchSet({
         base: opts.base.replace(/\/+$/, ''),
-        outDir: resolve(ctx.env.cwd, opts.output),
+        outDir,
         paths,
         serviceName: s['service-name'],
         stallMs: s['stall-timeout'],

@@ -305,6 +305,11 @@ export class BtEngine {
     return this.call('session');
   }
 
+  /** libtorrent's own values of these settings (settings_pack names). */
+  settings(names: string[]): Promise<Record<string, unknown>> {
+    return this.call('settings', { names });
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     const child = this.child;

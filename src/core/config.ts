@@ -147,7 +147,7 @@ export const SETTINGS = {
   'seed-ratio': { flag: '--seed-ratio <ratio>', parse: parseRatio, default: (): number => 0, help: 'stop seeding a package at this upload ratio (0: only seed-time counts)' },
   'seed-max-torrents': { flag: '--seed-max-torrents <n>', parse: parseInteger(0, 100_000), default: (): number => 100, help: 'most packages seeded at once' },
   'upload-limit': { flag: '--upload-limit <size>', parse: (t: string) => parseSize(t, 'upload limit'), default: (): number => 0, help: 'bytes per second uploaded to peers, all torrents (0: unlimited)', kind: 'size' },
-  'bt-port': { flag: '--bt-port <ports>', parse: str, default: (): string => '6881-6999', help: 'TCP port(s) for BitTorrent peers (aria2 syntax: 6881-6999)' },
+  'bt-port': { flag: '--bt-port <ports>', parse: str, default: (): string => '6881-6999', help: 'TCP port for BitTorrent peers, or a range (FIRST-LAST) of which the first free one is used' },
   dht: { flag: '--dht <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers through the DHT' },
   lpd: { flag: '--lpd <yes|no>', parse: parseBool, default: (): boolean => false, help: 'find peers on the local network (BEP 14)' },
   pex: { flag: '--pex <yes|no>', parse: parseBool, default: (): boolean => false, help: 'exchange peers with peers (PEX)' },

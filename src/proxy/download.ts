@@ -96,6 +96,8 @@ export class PieceDownload {
   private handed = new Set<number>();
   private startedAt = 0;
   private lastPeerBytesAt = 0;
+  /** Peer bytes when lastPeerBytesAt was set: progress is a piece's worth more than that. */
+  private peerBytesMark = 0;
   /** Why the caller stopped the download, once it did. */
   private stopping = '';
   /** Ends the poll's wait early: a mirror request finished, so another may start now. */
@@ -220,7 +222,13 @@ export class PieceDownload {
     for (const n of Object.values(s.byIp)) all += n;
     const seeder = s.fromOrigin;
     const peers = all - seeder;
-    if (seeder + peers > this.sources.mirrorSeeder + this.sources.peers) this.lastPeerBytesAt = this.now();
+    // Progress from peers is a piece's worth of bytes (or the last ones): a
+    // peer that trickles (an origin sparing its uplink, a slow link) must
+    // not hold off the mirror's HTTP forever.
+    if (seeder + peers - this.peerBytesMark >= Math.min(this.map.pieceLength, this.map.length - this.peerBytesMark)) {
+      this.peerBytesMark = seeder + peers;
+      this.lastPeerBytesAt = this.now();
+    }
     this.sources.mirrorSeeder = seeder;
     this.sources.peers = peers;
     let inFlight = 0;

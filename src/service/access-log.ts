@@ -64,6 +64,7 @@ function isoNow(): string {
 export function accessLog(res: ServiceResponse, started: number, write: (line: string) => void): void {
   res.startedAt = started;
   res.logTo = write;
+  res.socketBytesAtStart = res.socket?.bytesWritten ?? 0;
   // 'close' comes after 'finish' too, and alone when the client went away.
   res.on('close', logLine);
 }
@@ -79,7 +80,16 @@ function writeLine(res: ServiceResponse): void {
   const aborted = !res.writableFinished;
   // Our own answers record their length; `send` sets the header itself.
   const declared = res.bodyLength ?? Number(res.getHeader('content-length') ?? 0);
-  const bytes = req.method === 'HEAD' || res.statusCode === 304 ? 0 : declared;
+  let bytes = req.method === 'HEAD' || res.statusCode === 304 ? 0 : declared;
+  if (aborted) {
+    // What left for the client: the connection's bytes since this answer
+    // began, less its header block (node's own copy of it, `_header`).
+    // Mirror egress is the figure this system exists to lower, so a cut
+    // answer must not be logged as if it had been sent whole.
+    const written = (res.socket?.bytesWritten ?? res.socketBytesAtStart) - res.socketBytesAtStart;
+    const header = (res as unknown as { _header?: string | null })._header?.length ?? 0;
+    bytes = Math.max(0, Math.min(bytes, written - header));
+  }
   // The method needs no escaping: the HTTP parser accepts only the methods it knows.
   res.logTo?.(
     `${isoNow()} ${req.method ?? '-'} ${printable(req.url ?? '-')} ` +

@@ -12,4 +12,6 @@ export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> exte
   startedAt = 0;
   /** Where its log line goes; null until the access log takes the response. */
   logTo: ((line: string) => void) | null = null;
+  /** The connection's bytesWritten when this response began: a cut answer logs what it really sent. */
+  socketBytesAtStart = 0;
 }

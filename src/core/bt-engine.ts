@@ -169,7 +169,8 @@ export class BtEngine {
     child.stdin?.on('error', () => undefined);
     const failed = new Promise<never>((_, reject) => {
       child.once('error', (err) => reject(new PkgError('io', `cannot start the BitTorrent engine ${program}: ${err.message} (it needs python3-libtorrent)`)));
-      child.once('exit', (code, signal) =>
+      // 'close', not 'exit': only then has all of its stderr (the reason) arrived.
+      child.once('close', (code, signal) =>
         reject(new PkgError('io', `the BitTorrent engine exited at start (${signal ?? code}): ${lastLine(stderr) || 'no message'}${/libtorrent/.test(stderr) ? ' (install python3-libtorrent)' : ''}`)),
       );
     });
@@ -190,7 +191,12 @@ export class BtEngine {
     });
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     try {
-      const r = (await Promise.race([this.rawCall('ping', {}), failed])) as { version: string };
+      // A ping lost to the engine's exit waits for the exit's own reason (its stderr).
+      const ping = this.rawCall('ping', {}).catch(async (err: Error) => {
+        await failed;
+        throw err;
+      });
+      const r = (await Promise.race([ping, failed])) as { version: string };
       this.version = r.version;
       answered = true;
     } finally {

@@ -33,14 +33,10 @@ export function torrentUrl(url: URL, serviceName: string): URL | null {
  * torrent, another file, a changed size) is null: go direct.
  */
 export function parsePackageTorrent(bytes: Buffer, name: string, length?: number): PackageTorrent | null {
-  let t: Record<string, unknown>;
-  try {
-    t = bencode.decode(bytes) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-  const info = t?.info as Record<string, unknown> | undefined;
-  if (!info || typeof info !== 'object' || 'files' in info) return null;
+  const decoded = decodeTorrent(bytes);
+  if (!decoded) return null;
+  const { t, info } = decoded;
+  if ('files' in info) return null;
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
   const size = info.length;
@@ -57,6 +53,18 @@ export function parsePackageTorrent(bytes: Buffer, name: string, length?: number
     pieces: Buffer.from(pieces),
     trackers: trackersOf(t),
   };
+}
+
+/** A torrent decoded, with its info dictionary; null for anything that is not one. */
+function decodeTorrent(bytes: Buffer): { t: Record<string, unknown>; info: Record<string, unknown> } | null {
+  let t: Record<string, unknown>;
+  try {
+    t = bencode.decode(bytes) as Record<string, unknown>;
+  } catch {
+    return null;
+  }
+  const info = t?.info as Record<string, unknown> | undefined;
+  return info && typeof info === 'object' ? { t, info } : null;
 }
 
 /** Announce URLs of a decoded torrent (announce-list, else announce). */
@@ -77,14 +85,10 @@ export interface SetTorrent extends PackageTorrent {
 
 /** A multi-file torrent named `name`, its web seeds removed; null when it is anything else or malformed. */
 export function parseSetTorrent(bytes: Buffer, name: string): SetTorrent | null {
-  let t: Record<string, unknown>;
-  try {
-    t = bencode.decode(bytes) as Record<string, unknown>;
-  } catch {
-    return null;
-  }
-  const info = t?.info as Record<string, unknown> | undefined;
-  if (!info || typeof info !== 'object' || !Array.isArray(info.files) || text(info.name) !== name) return null;
+  const decoded = decodeTorrent(bytes);
+  if (!decoded) return null;
+  const { t, info } = decoded;
+  if (!Array.isArray(info.files) || text(info.name) !== name) return null;
   const pieceLength = info['piece length'];
   const pieces = info.pieces;
   if (typeof pieceLength !== 'number' || !Number.isSafeInteger(pieceLength) || pieceLength <= 0) return null;

@@ -85,6 +85,11 @@ export class HashPool {
     return this.inline ? this.size - 1 : this.size;
   }
 
+  /** Not closed: jobs are still taken (serve's /-/ready). */
+  get alive(): boolean {
+    return this.closed === null;
+  }
+
   /** Tasks waiting for a worker (not counting those being hashed). */
   get pending(): number {
     return this.queue.length;

@@ -23,6 +23,8 @@ export interface PieceStoreOptions {
    * them while the cache cannot be written, and reports that once.
    */
   writes?: CacheWrites;
+  /** Bytes of a file just hashed (serve's pkgtorrent_hash_bytes_total). */
+  onHashed?: (bytes: number) => void;
 }
 
 export class PieceStore {
@@ -60,6 +62,7 @@ export class PieceStore {
 
   private async store(file: MirrorFile, pieceLength: number, onProgress?: (bytes: number) => void): Promise<PiecesResult> {
     const pieces = await hashFile(this.pool, file, pieceLength, onProgress);
+    this.opts.onHashed?.(file.size);
     const cache = this.cache;
     if (cache && this.opts.writes) this.opts.writes.attempt(file.rel, () => cache.write(file.rel, pieces));
     else if (cache) {

@@ -90,6 +90,7 @@ function writeLine(res: ServiceResponse): void {
     const header = (res as unknown as { _header?: string | null })._header?.length ?? 0;
     bytes = Math.max(0, Math.min(bytes, written - header));
   }
+  res.metrics?.observe(res, bytes, ms);
   // The method needs no escaping: the HTTP parser accepts only the methods it knows.
   res.logTo?.(
     `${isoNow()} ${req.method ?? '-'} ${printable(req.url ?? '-')} ` +

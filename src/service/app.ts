@@ -1,6 +1,7 @@
 // The request handler: route, dispatch, and turn every failure into a short
 // answer. Nothing a client sends reaches a 500 or a stack trace.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import type { ServeMetrics } from './metrics.js';
 import { accessLog } from './access-log.js';
 import type { ServiceResponse } from './service-response.js';
 import type { ServiceContext } from './context.js';
@@ -11,9 +12,10 @@ import { sendError } from './respond.js';
 import { route } from './router.js';
 import { handleSimple } from './simple.js';
 
-export function requestHandler(ctx: ServiceContext, writeLog: (line: string) => void) {
+export function requestHandler(ctx: ServiceContext, writeLog: (line: string) => void, metrics: ServeMetrics | null = null) {
   return (req: IncomingMessage, res: ServiceResponse): void => {
     accessLog(res, performance.now(), writeLog);
+    res.metrics = metrics;
     // A cached digest GET is answered synchronously (no promise); everything else settles later.
     try {
       dispatch(ctx, req, res)?.catch((err: unknown) => sendError(req, res, err, ctx.log));
@@ -23,8 +25,10 @@ export function requestHandler(ctx: ServiceContext, writeLog: (line: string) => 
   };
 }
 
-function dispatch(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse): Promise<void> | void {
+function dispatch(ctx: ServiceContext, req: IncomingMessage, res: ServiceResponse): Promise<void> | void {
   const r = route(req.url ?? '/', ctx.serviceName);
+  // The metrics' handler label; a target the router refuses stays 'other'.
+  res.handler = r.kind === 'file' ? (ctx.files ? 'files' : 'other') : r.kind;
   switch (r.kind) {
     case 'digest':
       return handleDigest(ctx, req, res, r.digest);

@@ -11,6 +11,7 @@ import { armBuildTimeout } from './timeout.js';
 import { allowMethods, answerTorrent, sendNotCached } from './respond.js';
 import { checkMultiFilePaths } from '../core/service-layout.js';
 import { resolveFiles, urlPathToRel } from './resolve-paths.js';
+import { builtBy } from './metrics.js';
 
 /**
  * A cached GET whose entry is fresh in memory (or checked at once, inside
@@ -54,6 +55,6 @@ async function handlePost(ctx: ServiceContext, req: IncomingMessage, res: Server
   const rels = values.map(urlPathToRel);
   checkMultiFilePaths(rels);
   const files = await resolveFiles(ctx.root, rels);
-  const entry = await ctx.torrents.forFiles(digest, files, 'multi', arrivedAt);
+  const entry = await ctx.torrents.forFiles(digest, files, 'multi', arrivedAt, builtBy(res));
   await answerTorrent(ctx, req, res, entry, ctx.torrents.torrent(digest, entry, base, await ctx.trackers.current()));
 }

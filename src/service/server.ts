@@ -21,6 +21,8 @@ import { Torrents } from './torrents.js';
 import { BtEngine, type BtEngineOptions } from '../core/bt-engine.js';
 import { OriginSeeder } from './seeder.js';
 import { TrackerWhitelist } from './tracker-whitelist.js';
+import { ServeMetrics, serveReady } from './metrics.js';
+import { startMetricsListener } from '../core/metrics-http.js';
 
 /** What a request whose build is cut short by a stop is told (a 503 with Retry-After). */
 const STOPPING = new PkgError('busy', 'service is stopping');
@@ -58,6 +60,8 @@ export interface ServeOptions {
   log: (line: string) => void;
   /** Access log lines, newline included. */
   accessLog: (line: string) => void;
+  /** ADDRESS:PORT of the metrics listener (--metrics-listen): /metrics, /-/healthy, /-/ready. */
+  metricsListen?: string;
 }
 
 export interface RunningServer {
@@ -65,6 +69,8 @@ export interface RunningServer {
   /** The origin seeder, with --seed. */
   seeder?: OriginSeeder;
   engine?: BtEngine;
+  /** The metrics listener's "http://127.0.0.1:9100", with metricsListen. */
+  metricsUrl?: string;
   /** "http://127.0.0.1:8080" */
   url: string;
   /**
@@ -82,7 +88,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const pool = new HashPool(o.jobs);
   // One gate for both caches: they share the dir, and so its file system.
   const writes = new CacheWrites(cacheDir, o.log, { retryMs: o.cacheRetryMs, unwritable: o.cacheDir.unwritable });
-  const store = new PieceStore(new PieceCache(cacheDir), pool, { writes });
+  const metrics = o.metricsListen ? new ServeMetrics() : null;
+  const store = new PieceStore(new PieceCache(cacheDir), pool, { writes, onHashed: metrics ? (n) => metrics.hashed(n) : undefined });
   const infoCache = new InfoCache(cacheDir, { waitMs: o.requestTimeoutMs, writes, revalidateMs: o.revalidateMs });
   const torrents = new Torrents({
     root,
@@ -130,8 +137,9 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       requestTimeout: o.requestTimeoutMs,
       headersTimeout: Math.min(o.requestTimeoutMs, 60_000),
     },
-    requestHandler(ctx, (line) => accessLog.add(line)),
+    requestHandler(ctx, (line) => accessLog.add(line), metrics),
   );
+  if (metrics && engine && seeder) metrics.seeding(engine, seeder);
   await new Promise<void>((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException) => {
       seeder?.close();
@@ -146,6 +154,15 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   });
   const addr = server.address() as AddressInfo;
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  const ready = serveReady({ rootDir: o.root.dir, poolAlive: () => pool.alive, cacheDir, cacheReadOnly: o.cacheDir.unwritable !== null, cacheAvailable: () => writes.available });
+  const metricsListener = metrics && o.metricsListen
+    ? await startMetricsListener(o.metricsListen, metrics.registry, ready).catch(async (err: unknown) => {
+        server.close();
+        seeder?.close();
+        await engine?.close();
+        throw err;
+      })
+    : undefined;
 
   let closing: Promise<void> | null = null;
   const close = (graceMs = 10_000) =>
@@ -165,6 +182,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
         cut = setTimeout(() => server.closeAllConnections(), LAST_WORDS_MS);
       }, graceMs);
       await closed;
+      await metricsListener?.close();
       clearInterval(idle);
       clearTimeout(force);
       clearTimeout(cut);
@@ -175,7 +193,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       accessLog.flush();
     })());
 
-  return { server, seeder, engine, url: `http://${host}:${addr.port}`, close };
+  return { server, seeder, engine, metricsUrl: metricsListener?.url, url: `http://${host}:${addr.port}`, close };
 }
 
 /** A listen failure as one line an operator can act on. */

@@ -4,6 +4,7 @@
 // response afterwards changes its shape, and Node's HTTP code, which touches
 // every response many times, then runs on objects of more than one shape.
 import { ServerResponse, type IncomingMessage } from 'node:http';
+import type { Handler, ServeMetrics } from './metrics.js';
 
 export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> extends ServerResponse<Req> {
   /** The body length our own writeHead declared: headers given to writeHead as an object cannot be read back. */
@@ -14,4 +15,10 @@ export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> exte
   logTo: ((line: string) => void) | null = null;
   /** The connection's bytesWritten when this response began: a cut answer logs what it really sent. */
   socketBytesAtStart = 0;
+  /** Which handler took the request (the metrics' handler label). */
+  handler: Handler = 'other';
+  /** This request built its torrent (rather than finding it cached). */
+  built = false;
+  /** Where its figures go when it closes, with --metrics-listen. */
+  metrics: ServeMetrics | null = null;
 }

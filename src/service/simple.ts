@@ -11,6 +11,7 @@ import { armBuildTimeout } from './timeout.js';
 import { allowMethods, answerTorrent } from './respond.js';
 import { checkMultiFilePaths } from '../core/service-layout.js';
 import { filesForPath } from '../core/service-paths.js';
+import { builtBy } from './metrics.js';
 
 export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
   allowMethods(req, ['GET', 'HEAD']);
@@ -21,7 +22,7 @@ export async function handleSimple(ctx: ServiceContext, req: IncomingMessage, re
   const files = await matchFiles(ctx, rel, res);
   const key =
     files.length === 1 ? `${sha1('/' + files[0]!.rel).toString('hex')}_s` : sha1(files.map((f) => '/' + f.rel).join('\n')).toString('hex');
-  const entry = await ctx.torrents.forFiles(key, files, files.length === 1 ? 'single' : 'multi', statedAt);
+  const entry = await ctx.torrents.forFiles(key, files, files.length === 1 ? 'single' : 'multi', statedAt, builtBy(res));
   await answerTorrent(ctx, req, res, entry, ctx.torrents.torrent(key, entry, base, await ctx.trackers.current()));
 }
 

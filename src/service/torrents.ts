@@ -154,7 +154,7 @@ export class Torrents {
    * `statedAt` is when the caller began stat'ing them (before resolving):
    * the entry is known current from then on, for the digest GETs after it.
    */
-  async forFiles(key: string, files: readonly MirrorFile[], kind: ServiceKind, statedAt: number): Promise<InfoEntry> {
+  async forFiles(key: string, files: readonly MirrorFile[], kind: ServiceKind, statedAt: number, onBuild?: () => void): Promise<InfoEntry> {
     checkServiceFiles(files, kind);
     const valid = (e: InfoEntry) => e.kind === kind && this.ours(e) && entryMatches(e, files);
     const c = this.o.infoCache;
@@ -163,7 +163,11 @@ export class Torrents {
     if (c.building >= this.o.queueLimit && !c.isBuilding(key)) {
       throw new PkgError('busy', 'too many torrents being built; try again shortly');
     }
-    const entry = await c.obtain(key, valid, () => this.build(key, files, kind));
+    const entry = await c.obtain(key, valid, () => {
+      // This request's build (serve's metrics: result="built"); a shared or loaded one is a hit.
+      onBuild?.();
+      return this.build(key, files, kind);
+    });
     return this.hit(key, entry, statedAt);
   }
 

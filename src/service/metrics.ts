@@ -1,0 +1,169 @@
+// serve's Prometheus metrics (pkgtorrent-service(8), METRICS). Every
+// request is counted once, when its response closes, from the same figures
+// as its access log line (access-log.ts): the handler that took it, its
+// status, the bytes that really left. Torrent answers are told apart from
+// their status: 200 hit or built, 412 not cached, 404 not found, anything
+// else rejected.
+import { access, constants } from 'node:fs/promises';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { errnoText } from '../core/errors.js';
+import { PREFIX, newRegistry, type ReadyCheck } from '../core/metrics-http.js';
+import { ServiceResponse } from './service-response.js';
+import type { BtEngine } from '../core/bt-engine.js';
+import type { OriginSeeder } from './seeder.js';
+
+/** For Torrents.forFiles: this response's torrent was built by it (result="built"). */
+export function builtBy(res: object): () => void {
+  return () => {
+    if (res instanceof ServiceResponse) res.built = true;
+  };
+}
+
+/** The handler label: which part of the service answered. */
+export type Handler = 'digest' | 'simple' | 'nullfile' | 'files' | 'other';
+
+/** Seconds; a cold build of many packages may take most of a minute. */
+const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/**
+ * The per-request figures are plain numbers here, handed to prom-client's
+ * counters when /metrics is scraped (their collect()): a labelled inc costs
+ * some 0.4 us (hashing the label set), which the cached GET, benchmarked at
+ * some 35 us of CPU, should not pay three times. The histogram is
+ * prom-client's own (one observe per request).
+ */
+export class ServeMetrics {
+  readonly registry: Registry;
+  private readonly duration: Histogram<'handler'>;
+  /** Requests by "handler method code". */
+  private readonly requestCounts = new Map<string, number>();
+  private readonly results = { hit: 0, built: 0, not_cached: 0, not_found: 0, rejected: 0 };
+  private sentBytes = 0;
+  private hashedBytes = 0;
+  private readonly durationOf: Record<Handler, (v: number) => void>;
+
+  constructor() {
+    const registry = (this.registry = newRegistry());
+    const registers = [registry];
+    const counts = this.requestCounts;
+    const results = this.results;
+    const sent = () => this.sentBytes;
+    const hashed = () => this.hashedBytes;
+    new Counter({
+      name: `${PREFIX}http_requests_total`,
+      help: 'HTTP requests answered, by handler, method and status code',
+      labelNames: ['handler', 'method', 'code'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [key, n] of counts) {
+          const [handler, method, code] = key.split(' ') as [string, string, string];
+          this.inc({ handler, method, code }, n);
+        }
+      },
+    });
+    this.duration = new Histogram({ name: `${PREFIX}http_request_duration_seconds`, help: 'time from a request to the end of its response, by handler', labelNames: ['handler'], buckets: DURATION_BUCKETS, registers });
+    new Counter({
+      name: `${PREFIX}torrent_requests_total`,
+      help: 'digest and simple requests by result: hit, built, not_cached (412), not_found, rejected',
+      labelNames: ['result'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [result, n] of Object.entries(results)) this.inc({ result }, n);
+      },
+    });
+    new Counter({
+      name: `${PREFIX}http_response_bytes_total`,
+      help: 'response body bytes sent (a cut answer counts what left)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(sent());
+      },
+    });
+    new Counter({
+      name: `${PREFIX}hash_bytes_total`,
+      help: 'bytes of mirror files hashed to build torrents',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(hashed());
+      },
+    });
+    const handlers: Handler[] = ['digest', 'simple', 'nullfile', 'files', 'other'];
+    this.durationOf = Object.fromEntries(handlers.map((h) => [h, this.observer(h)])) as Record<Handler, (v: number) => void>;
+  }
+
+  private observer(handler: Handler): (v: number) => void {
+    const labels = { handler };
+    this.duration.zero(labels);
+    return (v) => this.duration.observe(labels, v);
+  }
+
+  /** Bytes hashed for a build. */
+  hashed(bytes: number): void {
+    this.hashedBytes += bytes;
+  }
+
+  /** One finished (or cut) response: called by the access log with its figures. */
+  observe(res: ServiceResponse, bytes: number, ms: number): void {
+    const handler = res.handler;
+    const code = res.statusCode;
+    // The parser accepts only the methods it knows: the set of keys stays small.
+    const key = `${handler} ${res.req.method ?? 'OTHER'} ${code}`;
+    this.requestCounts.set(key, (this.requestCounts.get(key) ?? 0) + 1);
+    this.durationOf[handler](ms / 1000);
+    this.sentBytes += bytes;
+    if (handler === 'digest' || handler === 'simple') {
+      this.results[code === 200 ? (res.built ? 'built' : 'hit') : code === 412 ? 'not_cached' : code === 404 ? 'not_found' : 'rejected']++;
+    }
+  }
+
+  /** With serve --seed: torrents seeded and bytes uploaded by the origin, read from the engine on scrape. */
+  seeding(engine: BtEngine, seeder: OriginSeeder): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: `${PREFIX}seed_torrents`,
+      help: 'torrents the origin seeder is seeding',
+      registers,
+      collect() {
+        this.set(seeder.infoHashes.length);
+      },
+    });
+    new Counter({
+      name: `${PREFIX}seed_uploaded_bytes_total`,
+      help: 'bytes the origin seeder uploaded to peers (since its engine started)',
+      registers,
+      async collect() {
+        const s = await engine.session().catch(() => null);
+        if (!s) return;
+        this.reset();
+        this.inc(s.uploaded);
+      },
+    });
+  }
+}
+
+/**
+ * serve's readiness: the root readable, the hash pool alive, and the cache
+ * dir writable unless it was found read-only at the start (and said so).
+ */
+export function serveReady(o: { rootDir: string; poolAlive: () => boolean; cacheDir: string; cacheReadOnly: boolean; cacheAvailable: () => boolean }): ReadyCheck {
+  return async () => {
+    try {
+      await access(o.rootDir, constants.R_OK | constants.X_OK);
+    } catch (err) {
+      return `root ${o.rootDir} cannot be read: ${errnoText(err)}`;
+    }
+    if (!o.poolAlive()) return 'hash workers are stopped';
+    if (o.cacheReadOnly) return null;
+    try {
+      await access(o.cacheDir, constants.W_OK);
+    } catch (err) {
+      return `cache dir ${o.cacheDir} cannot be written: ${errnoText(err)}`;
+    }
+    if (!o.cacheAvailable()) return `cache dir ${o.cacheDir} cannot be written (a write failed)`;
+    return null;
+  };
+}

@@ -18,6 +18,8 @@ export interface Sent {
   /** Bytes sent from the mirror after a fallback. */
   mirrorBytes: number;
   fallback: string;
+  /** Why, in few words (the proxy's metrics): no progress, the download failed in the engine, anything else. */
+  cause?: 'stalled' | 'engine' | 'other';
 }
 
 const CHUNK = 1024 * 1024;
@@ -73,6 +75,7 @@ export async function answerFromDownload(
       }
       if (dl.state === 'failed') {
         sent.fallback = dl.failure;
+        sent.cause = 'engine';
         break;
       }
       // Progress is any piece verified, in whatever order the swarm gives them.
@@ -85,11 +88,13 @@ export async function answerFromDownload(
       clearTimeout(timer);
       if (stalled && dl.verifiedPieces === pieces && dl.verified === at) {
         sent.fallback = `stalled ${stallMs} ms`;
+        sent.cause = 'stalled';
         break;
       }
     }
   } catch (err) {
     sent.fallback = (err as Error).message;
+    sent.cause = 'other';
   } finally {
     await fh?.close().catch(() => undefined);
   }

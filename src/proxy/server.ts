@@ -13,6 +13,8 @@ import { Packages } from './packages.js';
 import { packageMatcher } from './patterns.js';
 import { Store } from './store.js';
 import { tunnel } from './tunnel.js';
+import { ProxyMetrics, proxyReady } from './metrics.js';
+import { startMetricsListener, type MetricsListener } from '../core/metrics-http.js';
 
 export interface ProxyOptions {
   host: string;
@@ -45,10 +47,14 @@ export interface ProxyOptions {
   heldBytes?: number;
   log: (line: string) => void;
   accessLog: (line: string) => void;
+  /** ADDRESS:PORT of the metrics listener (--metrics-listen): /metrics, /-/healthy, /-/ready. */
+  metricsListen?: string;
 }
 
 export interface RunningProxy {
   url: string;
+  /** The metrics listener's "http://127.0.0.1:9100", with metricsListen. */
+  metricsUrl?: string;
   engine: BtEngine;
   packages: Packages;
   /** Stored packages seeding again since the start, once the engine checked them all. */
@@ -89,6 +95,8 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       },
     );
   };
+  let engineRef: BtEngine | null = null;
+  const metrics = o.metricsListen ? new ProxyMetrics(() => engineRef) : null;
   const store = await Store.open(o.store, o.storeSize, (ih) => packages?.forgetSeed(ih));
   const ports = parsePorts(o.btPort);
   const engine = await BtEngine.start({
@@ -101,8 +109,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     loopback: o.btLoopback,
     uploadLimit: o.uploadLimit,
     log: o.log,
-    onRestart: () => void reseed(),
+    onRestart: () => {
+      metrics?.engineRestarted();
+      void reseed();
+    },
   });
+  engineRef = engine;
   packages = new Packages(engine, store, { maxTorrents: o.seedMaxTorrents, timeMs: o.seedTimeMs, ratio: o.seedRatio });
   const route: Route = {
     isPackage: packageMatcher(o.patterns),
@@ -155,10 +167,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     if (!res.writableFinished && !res.destroyed) await new Promise((r) => res.once('close', r));
     const cut = outcome.length !== undefined ? outcome.bytes < outcome.length : !res.writableEnded;
     o.accessLog(logLine(req, url, outcome, started, cut));
+    metrics?.observe(outcome);
     if (--inFlight === 0) drained();
   };
 
   const server: Server = createServer((req, res) => void onRequest(req, res));
+  let metricsListener: MetricsListener | undefined;
   const tunnels = new Set<Duplex>();
   server.on('connect', (req: IncomingMessage, socket, head: Buffer) => {
     const started = Date.now();
@@ -168,9 +182,11 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     }
     tunnels.add(socket);
     socket.once('close', () => tunnels.delete(socket));
-    void tunnel(req, socket, head, (h) => allow.host(h)).then((r) =>
-      o.accessLog(logLine(req, req.url ?? '', { status: r.status, path: 'tunnel', bytes: r.bytes }, started)),
-    );
+    void tunnel(req, socket, head, (h) => allow.host(h)).then((r) => {
+      const outcome: Outcome = { status: r.status, path: 'tunnel', bytes: r.bytes };
+      o.accessLog(logLine(req, req.url ?? '', outcome, started));
+      metrics?.observe(outcome);
+    });
   });
   server.on('clientError', (_err, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
   try {
@@ -180,7 +196,9 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       );
       server.listen(o.port, o.host, resolve);
     });
+    metricsListener = metrics && o.metricsListen ? await startMetricsListener(o.metricsListen, metrics.registry, proxyReady(() => engineRef)) : undefined;
   } catch (err) {
+    server.close();
     packages.close();
     await engine.close();
     throw err;
@@ -190,6 +208,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
     url: `http://${host}:${addr.port}`,
+    metricsUrl: metricsListener?.url,
     engine,
     packages,
     reseeded,
@@ -213,6 +232,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
       server.closeAllConnections();
       for (const s of tunnels) s.destroy();
       await closed;
+      await metricsListener?.close();
       packages?.close();
       await engine.close();
     },

@@ -45,6 +45,7 @@ const KEYS = [
   'dht',
   'lpd',
   'pex',
+  'metrics-listen',
 ] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context): AnyCommand {
@@ -79,7 +80,9 @@ export function register(program: Command, ctx: Context): AnyCommand {
         allowHosts: [...s['allow-host']],
         log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
         accessLog: (line) => stderr.write(line),
+        metricsListen: s['metrics-listen'],
       });
+      if (running.metricsUrl) stderr.write(`pkgtorrent: metrics on ${running.metricsUrl}/metrics\n`);
       const maps = [...s.mirror].map((m) => m.replace('=', ' -> ')).join(', ');
       stderr.write(`pkgtorrent: proxy on ${running.url}/ (store ${store}${maps ? `; mirrors ${maps}` : ''})\n`);
       const signal = ctx.env.signal;

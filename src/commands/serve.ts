@@ -51,6 +51,7 @@ const KEYS = [
   'upload-limit',
   'tracker-whitelist',
   'tracker-pid-file',
+  'metrics-listen',
 ] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): AnyCommand {
@@ -83,6 +84,10 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
   if (s.seed && s.workers > 1) {
     // One engine must own the BitTorrent port; workers would each start one.
     throw new PkgError('usage', '--seed runs one seeder per service: use it with --workers 1');
+  }
+  if (s['metrics-listen'] && s.workers > 1) {
+    // Each worker counts its own requests: one listener could show only one of them.
+    throw new PkgError('usage', '--metrics-listen counts the requests of one process: use it with --workers 1');
   }
   if (s.workers > 1 && !link) {
     const vars = Object.fromEntries(Object.entries(ctx.env.vars).filter(([, v]) => v !== undefined)) as Record<string, string>;
@@ -129,7 +134,9 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
     trackerWhitelist: s['tracker-whitelist'] ? { file: s['tracker-whitelist'], pidFile: s['tracker-pid-file'] } : undefined,
     log,
     accessLog: (line) => stderr.write(line),
+    metricsListen: s['metrics-listen'],
   });
+  if (server.metricsUrl) log(`metrics on ${server.metricsUrl}/metrics`);
   if (!link) log(`serving ${server.url}/ (root ${root.dir})${server.engine ? `, seeding on ${s['seed-listen']} (libtorrent ${server.engine.version})` : ''}`);
   // A cluster worker also stops when the primary says so (a second signal would kill it at once).
   await stopRequested(signal, link);

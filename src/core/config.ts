@@ -126,6 +126,17 @@ export const SETTINGS = {
     shownDefault: 'none',
     help: 'pid file of that tracker: sent SIGHUP to reload the whitelist after serve changed it',
   },
+  // serve and proxy: Prometheus metrics and health checks on a listener of their own.
+  'metrics-listen': {
+    flag: '--metrics-listen <addr:port>',
+    parse: (t: string) => {
+      if (!/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/.test(t) || Number(t.slice(t.lastIndexOf(':') + 1)) > 65535) throw new PkgError('usage', `invalid metrics address '${t}': expected ADDRESS:PORT such as 127.0.0.1:9470`);
+      return t;
+    },
+    default: (): string | undefined => undefined,
+    shownDefault: 'none',
+    help: 'address and port of a separate HTTP listener for /metrics (Prometheus), /-/healthy and /-/ready',
+  },
   // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated, as
   // mirror URLs hold colons.
   'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },

@@ -24,6 +24,8 @@ const PACKAGES: Record<string, string> = {
   rpmbuild: 'rpm',
   createrepo_c: 'createrepo-c',
   dnf: 'dnf',
+  promtool: 'prometheus',
+  prometheus: 'prometheus',
 };
 
 function available(tool: string): boolean {

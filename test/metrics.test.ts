@@ -1,0 +1,263 @@
+// --metrics-listen of serve and proxy: a known sequence of requests, then
+// the exact counters on /metrics; every exposition through Debian's
+// `promtool check metrics`; a real Prometheus scraping both and answering a
+// PromQL query; /-/ready flipping to 503 and back when serve's root or
+// cache dir becomes unusable and when the proxy's engine is killed.
+import t, { type Test } from 'tap';
+import { randomBytes } from 'node:crypto';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { need, needBtEngine } from './helpers/oracles.js';
+import { startMirror, writeTree } from './helpers/mirror.js';
+import { startTestProxy, viaProxy } from './helpers/proxy.js';
+import { digestOf, postPaths, request, startServe, type ServeProcess } from './helpers/server.js';
+import { freePort, scratch } from './helpers/clients.js';
+import { until } from './helpers/poll.js';
+import { VERSION } from '../src/core/version.js';
+
+type Sample = { name: string; labels: Record<string, string>; value: number };
+
+/** The samples of a text exposition (label values here never hold quotes or commas). */
+function samples(text: string): Sample[] {
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})? (\S+)/.exec(l)!;
+      const labels = Object.fromEntries((m[2] ?? '').split(',').filter(Boolean).map((kv) => /^(\w+)="(.*)"$/.exec(kv)!.slice(1, 3) as [string, string]));
+      return { name: m[1]!, labels, value: Number(m[3]) };
+    });
+}
+
+/** The value of one series (undefined when absent). */
+function value(all: Sample[], name: string, labels: Record<string, string> = {}): number | undefined {
+  return all.find((s) => s.name === name && Object.keys(labels).length === Object.keys(s.labels).length && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+async function scrape(base: string): Promise<{ text: string; all: Sample[] }> {
+  const r = await request(base, '/metrics');
+  if (r.status !== 200) throw new Error(`/metrics: ${r.status}`);
+  const text = r.body.toString();
+  return { text, all: samples(text) };
+}
+
+/** `promtool check metrics`: the exposition is valid and follows Prometheus's naming lint. */
+function promtoolCheck(t: Test, text: string, what: string): void {
+  if (!need(t, 'promtool')) return;
+  const r = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  t.equal(r.status, 0, `promtool check metrics accepts ${what}${r.status ? `:\n${r.stdout}${r.stderr}` : ''}`);
+}
+
+function metricsUrl(s: ServeProcess): string {
+  return /metrics on (http:\/\/\S+)\/metrics/.exec(s.stderr())![1]!;
+}
+
+async function ready(base: string): Promise<{ status: number; body: string }> {
+  const r = await request(base, '/-/ready');
+  return { status: r.status, body: r.body.toString() };
+}
+
+t.test('serve: counters after a known sequence of requests, promtool, and a real Prometheus', async (t) => {
+  const dir = scratch(t, 'metrics-serve');
+  const a = randomBytes(70_000);
+  const b = randomBytes(50_000);
+  writeTree(join(dir, 'root'), { pub: { 'a.rpm': a, 'b.rpm': b } });
+  mkdirSync(join(dir, 'cache'));
+  const s = await startServe(t, { root: join(dir, 'root'), cacheDir: join(dir, 'cache'), args: ['--metrics-listen', '127.0.0.1:0'] });
+  const m = metricsUrl(s);
+  t.not(new URL(m).port, new URL(s.url).port, 'a listener of its own');
+
+  const paths = ['/pub/a.rpm', '/pub/b.rpm'];
+  const digest = digestOf(paths);
+  const notCached = await request(s.url, `/pub/torrent_service/digest/${digest}`);
+  t.equal(notCached.status, 412);
+  const built = await postPaths(s.url, 'pub', paths, digest);
+  t.equal(built.status, 200);
+  const hit = await request(s.url, `/pub/torrent_service/digest/${digest}`);
+  t.equal(hit.status, 200);
+  const missing = await request(s.url, '/pub/torrent_service/simple/pub/missing.rpm');
+  t.equal(missing.status, 404);
+  const other = await request(s.url, '/nothing/here');
+  t.equal(other.status, 404);
+  const sent = [notCached, built, hit, missing, other].reduce((n, r) => n + r.body.length, 0);
+
+  // Counted as each answer closes, a moment after the client has it all.
+  let all: Sample[] = [];
+  let text = '';
+  await until(5000, async () => {
+    ({ text, all } = await scrape(m));
+    return value(all, 'pkgtorrent_http_requests_total', { handler: 'other', method: 'GET', code: '404' }) === 1;
+  });
+  const req = (handler: string, method: string, code: string) => value(all, 'pkgtorrent_http_requests_total', { handler, method, code });
+  t.equal(req('digest', 'GET', '412'), 1, 'digest GET 412');
+  t.equal(req('digest', 'POST', '200'), 1, 'digest POST 200');
+  t.equal(req('digest', 'GET', '200'), 1, 'digest GET 200');
+  t.equal(req('simple', 'GET', '404'), 1, 'simple GET 404');
+  t.equal(req('other', 'GET', '404'), 1, 'a path outside the service: other');
+  t.equal(all.filter((x) => x.name === 'pkgtorrent_http_requests_total').length, 5, 'no other series');
+  const result = (r: string) => value(all, 'pkgtorrent_torrent_requests_total', { result: r });
+  t.same(
+    ['hit', 'built', 'not_cached', 'not_found', 'rejected'].map(result),
+    [1, 1, 1, 1, 0],
+    'torrent requests: hit, built, not_cached, not_found, rejected',
+  );
+  t.equal(value(all, 'pkgtorrent_http_response_bytes_total'), sent, `response bytes: the ${sent} bodies received`);
+  t.equal(value(all, 'pkgtorrent_hash_bytes_total'), a.length + b.length, 'hashed bytes: both files, once');
+  t.equal(value(all, 'pkgtorrent_http_request_duration_seconds_count', { handler: 'digest' }), 3, 'histogram count per handler');
+  t.equal(value(all, 'pkgtorrent_http_request_duration_seconds_bucket', { handler: 'digest', le: '60' }), 3, 'buckets up to 60 s');
+  t.equal(value(all, 'pkgtorrent_build_info', { version: VERSION }), 1, 'build_info');
+  t.ok(value(all, 'process_cpu_seconds_total')! > 0, "prom-client's process metrics");
+  t.notMatch(text, /pub\/a\.rpm|missing/, 'no path in any label');
+  promtoolCheck(t, text, "serve's exposition");
+
+  for (const [path, method, status] of [
+    ['/-/healthy', 'GET', 200],
+    ['/-/healthy', 'HEAD', 200],
+    ['/-/ready', 'GET', 200],
+    ['/-/ready', 'HEAD', 200],
+    ['/metrics', 'POST', 405],
+    ['/pub/torrent_service/digest/' + digest, 'GET', 404],
+  ] as const) {
+    t.equal((await request(m, path, { method })).status, status, `${method} ${path} on the metrics listener: ${status}`);
+  }
+
+  await realPrometheus(t, [m], 'pkgtorrent_torrent_requests_total{result="built"}', 1);
+});
+
+/**
+ * Starts Prometheus (127.0.0.1, a free port, a temp config and data dir,
+ * stopped in teardown) scraping `targets` every second, and waits for the
+ * PromQL query to return `expected`.
+ */
+async function realPrometheus(t: Test, targets: string[], query: string, expected: number): Promise<void> {
+  if (!need(t, 'prometheus')) return;
+  const dir = scratch(t, 'prometheus');
+  const port = await freePort();
+  const hosts = targets.map((u) => new URL(u).host);
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: pkgtorrent\n    static_configs:\n      - targets: [${hosts.map((h) => `'${h}'`).join(', ')}]\n`,
+  );
+  const child = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
+  const exited = new Promise((r) => child.once('exit', r));
+  t.teardown(async () => {
+    child.kill('SIGTERM');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(killer);
+  });
+  let got: unknown;
+  const ok = await until(30_000, async () => {
+    try {
+      const r = await request(`http://127.0.0.1:${port}`, `/api/v1/query?query=${encodeURIComponent(query)}`);
+      if (r.status !== 200) return false;
+      got = JSON.parse(r.body.toString());
+      const v = (got as { data: { result: Array<{ value: [number, string] }> } }).data.result[0]?.value[1];
+      return Number(v) === expected;
+    } catch {
+      return false;
+    }
+  }, 250);
+  t.ok(ok, `Prometheus scraped ${hosts.join(' and ')}: ${query} = ${expected}${ok ? '' : `; last answer ${JSON.stringify(got)}\n${log}`}`);
+  const up = await request(`http://127.0.0.1:${port}`, `/api/v1/query?query=${encodeURIComponent('up')}`);
+  const ups = (JSON.parse(up.body.toString()) as { data: { result: Array<{ value: [number, string] }> } }).data.result.map((r) => r.value[1]);
+  t.same(ups, hosts.map(() => '1'), 'every target up');
+}
+
+t.test('serve: /-/ready is 503 with the reason while the root is gone, and again 200 when it is back', async (t) => {
+  const dir = scratch(t, 'metrics-ready');
+  writeTree(join(dir, 'root'), { pub: { 'a.rpm': randomBytes(1000) } });
+  mkdirSync(join(dir, 'cache'));
+  const s = await startServe(t, { root: join(dir, 'root'), cacheDir: join(dir, 'cache'), args: ['--metrics-listen', '127.0.0.1:0'] });
+  const m = metricsUrl(s);
+  t.same(await ready(m), { status: 200, body: 'OK\n' });
+  renameSync(join(dir, 'root'), join(dir, 'away'));
+  const down = await ready(m);
+  t.equal(down.status, 503);
+  t.match(down.body, /^root .*root cannot be read: .*\n$/, `one line: ${down.body.trim()}`);
+  renameSync(join(dir, 'away'), join(dir, 'root'));
+  t.equal((await ready(m)).status, 200, 'back');
+  t.equal((await request(m, '/-/healthy')).status, 200, 'healthy all along');
+});
+
+t.test('serve: /-/ready is 503 while the cache dir is a read-only file system, 200 when writable again', async (t) => {
+  const dir = scratch(t, 'metrics-cache');
+  writeTree(join(dir, 'root'), { pub: { 'a.rpm': randomBytes(1000) } });
+  const cache = tmpfs(t, '4m');
+  if (!cache) return;
+  const s = await startServe(t, { root: join(dir, 'root'), cacheDir: cache, args: ['--metrics-listen', '127.0.0.1:0'] });
+  const m = metricsUrl(s);
+  t.equal((await ready(m)).status, 200);
+  // chmod does not stop root: a read-only mount does (EROFS for everyone).
+  execFileSync('mount', ['-o', 'remount,ro', cache]);
+  const down = await ready(m);
+  t.equal(down.status, 503);
+  t.match(down.body, /^cache dir .* cannot be written: .*read-only/i, down.body.trim());
+  execFileSync('mount', ['-o', 'remount,rw', cache]);
+  t.equal((await ready(m)).status, 200, 'back');
+});
+
+t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready follows the engine through a restart', async (t) => {
+  if (!needBtEngine(t)) return;
+  const big = randomBytes(600_000);
+  const mirror = await startMirror(t, { pool: { 'big_1.0_all.deb': big, Packages: 'Package: big\n' } });
+  const p = await startTestProxy(t, { metricsListen: '127.0.0.1:0' });
+  const m = p.metricsUrl!;
+  t.ok(m, 'the proxy reports its metrics URL');
+  t.equal((await ready(m)).status, 200, 'ready with the engine up');
+
+  t.ok((await viaProxy(p.url, `${mirror.url}/pool/big_1.0_all.deb`)).body.equals(big));
+  await p.line(/big_1\.0_all\.deb 200 bittorrent/);
+  t.ok((await viaProxy(p.url, `${mirror.url}/pool/big_1.0_all.deb`)).body.equals(big));
+  await p.line(/big_1\.0_all\.deb 200 store/);
+  t.equal((await viaProxy(p.url, `${mirror.url}/pool/Packages`)).status, 200);
+  await p.line(/pool\/Packages 200 direct/);
+
+  const { text, all } = await scrape(m);
+  const path = (x: string) => value(all, 'pkgtorrent_proxy_requests_total', { path: x });
+  t.same(['bittorrent', 'store', 'direct', 'tunnel', 'refused'].map(path), [1, 1, 1, 0, 0], 'requests by path');
+  const source = (x: string) => value(all, 'pkgtorrent_proxy_bytes_total', { source: x });
+  // No tracker: the download's bytes all came from the mirror's HTTP, as its log line says.
+  t.same(['peers', 'mirror', 'store'].map(source), [0, big.length + 13, big.length], 'bytes by source');
+  t.equal(value(all, 'pkgtorrent_proxy_fallbacks_total', { cause: 'stalled' }), 0);
+  t.equal(value(all, 'pkgtorrent_proxy_engine_restarts_total'), 0);
+  promtoolCheck(t, text, "the proxy's exposition");
+
+  const pid = p.engine.pid!;
+  process.kill(pid, 'SIGKILL');
+  let down = { status: 0, body: '' };
+  t.ok(await until(5000, async () => (down = await ready(m)).status === 503, 10), `503 once the engine is dead: ${down.body.trim()}`);
+  t.match(down.body, /engine/, 'the reason names the engine');
+  t.ok(await until(20_000, async () => (await ready(m)).status === 200), 'and 200 when it is back');
+  t.not(p.engine.pid, pid, 'a new engine process');
+  const after = await scrape(m);
+  t.equal(value(after.all, 'pkgtorrent_proxy_engine_restarts_total'), 1, 'one restart counted');
+
+  await realPrometheus(t, [m], 'sum(pkgtorrent_proxy_requests_total)', 3);
+});
+
+/** A tmpfs at a fresh mount point (as in cache-faults.test.ts), unmounted in teardown; null (skipped loudly, failed with CI) where mounting is impossible. */
+function tmpfs(t: Test, size: string): string | null {
+  const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-metricsfs-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (e) {
+    rmdirSync(dir);
+    const msg = `cannot mount a tmpfs (needs root and CAP_SYS_ADMIN): ${(e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message}`;
+    if (process.env.CI) t.fail(`${msg} (required when CI is set)`);
+    else {
+      process.stderr.write(`# SKIP ${msg}\n`);
+      t.pass(msg, { skip: msg });
+    }
+    return null;
+  }
+  t.teardown(() => {
+    execFileSync('umount', ['-l', dir]);
+    rmdirSync(dir);
+  });
+  return dir;
+}

@@ -27,7 +27,8 @@ t.test('which way the mirror is asked', async (t) => {
   const v = view({ pieces: 8 });
   t.equal(fallbackMode(input({ view: v, peersPossible: false })), 'alone', 'no peer can ever come: at once');
   t.equal(fallbackMode(input({ view: v })), 'peers', 'a tracker may name peers: wait for the grace time');
-  t.equal(fallbackMode(input({ view: v, noPeersNamed: true })), 'alone', 'the trackers named none: at once');
+  t.equal(fallbackMode(input({ view: v, trackersAnsweredAt: 9_900 })), 'peers', 'the trackers just answered: a peer may be connecting');
+  t.equal(fallbackMode(input({ view: v, trackersAnsweredAt: 9_600 })), 'alone', 'nobody connected 300 ms after their answer');
   t.equal(fallbackMode(input({ view: v, now: 11_500 })), 'alone', 'none came within the grace time');
   const connected = view({ pieces: 8, peers: 3 });
   t.equal(fallbackMode(input({ view: connected, now: 11_000 })), 'peers', 'peers connected, inside the grace time');
@@ -42,7 +43,12 @@ t.test('peers first: nothing is asked while the swarm supplies', async (t) => {
   t.same(gaps, { mode: 'gaps', runs: [{ first: 5, count: 1 }] }, 'only the piece no peer has, alone in its request');
 });
 
-t.test('alone: runs in file order, never what is had, fetched or handed in', async (t) => {
+t.test('alone with a tracker: runs from a random piece (others may start now)', async (t) => {
+  const r = mirrorRuns(input({ view: view({ pieces: 100 }), now: 12_000, random: () => 0.5 }));
+  t.same(r, { mode: 'alone', runs: [{ first: 50, count: 4 }, { first: 48, count: 2 }] }, 'the second run stops where the first began');
+});
+
+t.test('alone with no peer possible: runs in file order, never what is had, fetched or handed in', async (t) => {
   const v = view({ pieces: 10, have: (i) => i === 0, busy: (i) => i === 2 });
   const r = mirrorRuns(input({ view: v, peersPossible: false }));
   t.same(r.runs, [{ first: 1, count: 1 }, { first: 3, count: 4 }], 'from the lowest missing piece, a run stops at a busy piece');

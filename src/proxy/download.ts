@@ -29,6 +29,15 @@ import type { Store } from './store.js';
 
 export type DownloadState = 'running' | 'complete' | 'failed';
 
+/**
+ * Bytes from peers that count as progress (see count()): more than a
+ * trickling origin sends in a stall time (64 KiB/s x 3 s), less than a
+ * healthy swarm sends in a fraction of a second. (A whole piece was
+ * measured too strict: 6 of 8 clients took a piece from the mirror while
+ * the swarm was starting.)
+ */
+const PEER_PROGRESS_BYTES = 256 * 1024;
+
 /** Verified bytes kept in memory per download for clients that keep up (default). */
 export const HELD_BYTES = 16 * 1024 * 1024;
 
@@ -96,6 +105,8 @@ export class PieceDownload {
   private handed = new Set<number>();
   private startedAt = 0;
   private lastPeerBytesAt = 0;
+  /** When a status first showed the trackers' answer. */
+  private trackersAnsweredAt: number | undefined = undefined;
   /** Peer bytes when lastPeerBytesAt was set: progress is a piece's worth more than that. */
   private peerBytesMark = 0;
   /** Why the caller stopped the download, once it did. */
@@ -218,14 +229,15 @@ export class PieceDownload {
 
   /** Peer bytes (the engine counts each block as it arrives): the mirror's origin seeder (by its peer id), or the fleet. */
   private count(s: BtStatus): void {
+    if (this.trackersAnsweredAt === undefined && s.trackerPeers !== null) this.trackersAnsweredAt = this.now();
     let all = 0;
     for (const n of Object.values(s.byIp)) all += n;
     const seeder = s.fromOrigin;
     const peers = all - seeder;
-    // Progress from peers is a piece's worth of bytes (or the last ones): a
-    // peer that trickles (an origin sparing its uplink, a slow link) must
-    // not hold off the mirror's HTTP forever.
-    if (seeder + peers - this.peerBytesMark >= Math.min(this.map.pieceLength, this.map.length - this.peerBytesMark)) {
+    // Progress from peers is PEER_PROGRESS_BYTES at a time (or the last
+    // ones): a peer that trickles (an origin sparing its uplink at 64 KiB/s,
+    // a slow link) must not hold off the mirror's HTTP forever.
+    if (seeder + peers - this.peerBytesMark >= Math.min(PEER_PROGRESS_BYTES, this.map.length - this.peerBytesMark)) {
       this.peerBytesMark = seeder + peers;
       this.lastPeerBytesAt = this.now();
     }
@@ -260,7 +272,7 @@ export class PieceDownload {
       startedAt: this.startedAt,
       lastPeerBytesAt: this.lastPeerBytesAt,
       peersPossible: this.po.peersPossible,
-      noPeersNamed: this.po.trackersOnly === true && s.trackerPeers === 0,
+      trackersAnsweredAt: this.po.trackersOnly === true ? this.trackersAnsweredAt : undefined,
       inFlight: this.fetches.size,
       slots: this.po.mirrorSlots ?? 2,
       graceMs: this.po.graceMs ?? 1500,

@@ -3,12 +3,14 @@
 // a piece (or, alone, a short run) at a time, starting at a random place so
 // that clients arriving together ask the mirror for different pieces.
 //
-//   alone    no peer can ever come (no tracker, no LPD/DHT), the trackers
-//            named none, or none came within the grace time: the mirror
-//            is the only source, and is
-//            asked for runs of pieces from the lowest missing one on, so a
-//            lone client gets its full speed and its answer streams;
-//   stalled  peers are connected but gave nothing for `stallMs`;
+//   alone    no peer can ever come (no tracker, no LPD/DHT), none connected
+//            soon after the trackers answered, or none came within the
+//            grace time: the mirror is the only source, asked for runs of
+//            pieces so a lone client gets its full speed; from the lowest
+//            missing piece when no peer can ever come (the answer then
+//            streams), else from a random one (others may be starting at
+//            this very moment);
+//   stalled  peers gave less than a piece's worth for `stallMs`;
 //   gaps     peers are connected (after the grace time) and no connected
 //            peer has these pieces: someone has to bring them into the swarm.
 // A piece the engine has or that is already being fetched from the mirror
@@ -38,8 +40,13 @@ export interface FallbackInput {
   lastPeerBytesAt: number;
   /** Whether any peer can be found at all (trackers, LPD or DHT). */
   peersPossible: boolean;
-  /** The trackers answered and named no peer (and no other discovery is on). */
-  noPeersNamed?: boolean;
+  /**
+   * When the trackers first answered, if peers come from them alone (no
+   * LPD or DHT). A tracker may name the asking peer itself (opentracker
+   * does), so an answer is not "nobody": nobody connected within
+   * ANSWER_GRACE_MS of it is.
+   */
+  trackersAnsweredAt?: number;
   /** Requests to the mirror running now, and the most allowed at once. */
   inFlight: number;
   slots: number;
@@ -52,9 +59,13 @@ export interface FallbackInput {
 
 export type FallbackMode = 'alone' | 'stalled' | 'gaps' | 'peers';
 
+/** How long after the trackers' answer a peer has to connect (on a LAN, a few milliseconds). */
+export const ANSWER_GRACE_MS = 300;
+
 export function fallbackMode(i: FallbackInput): FallbackMode {
   const started = i.now - i.startedAt;
-  if (!i.peersPossible || (i.view.peers === 0 && (i.noPeersNamed || started >= i.graceMs))) return 'alone';
+  const answeredLongAgo = i.trackersAnsweredAt !== undefined && i.now - i.trackersAnsweredAt >= ANSWER_GRACE_MS;
+  if (!i.peersPossible || (i.view.peers === 0 && (answeredLongAgo || started >= i.graceMs))) return 'alone';
   if (i.view.peers > 0 && i.now - Math.max(i.lastPeerBytesAt, i.startedAt) >= i.stallMs) return 'stalled';
   if (i.view.peers > 0 && started >= i.graceMs) return 'gaps';
   return 'peers';
@@ -73,8 +84,10 @@ export function mirrorRuns(i: FallbackInput): { mode: FallbackMode; runs: PieceR
   for (let p = 0; p < v.pieces; p++) if (wanted(p)) candidates.push(p);
   const maxRun = mode === 'alone' ? Math.max(1, i.aloneRun) : 1;
   for (let free = i.slots - i.inFlight; free > 0 && candidates.length > 0; free--) {
-    // Alone there is nobody to differ from: the file's order, so the answer streams.
-    const first = mode === 'alone' ? candidates[0]! : candidates[Math.floor(i.random() * candidates.length)]!;
+    // With no peer possible there is nobody to differ from: the file's
+    // order, so the answer streams. Alone for now but with a tracker,
+    // others may be starting this very moment: a random place.
+    const first = mode === 'alone' && !i.peersPossible ? candidates[0]! : candidates[Math.floor(i.random() * candidates.length)]!;
     let count = 1;
     while (count < maxRun && first + count < v.pieces && wanted(first + count)) count++;
     for (let p = first; p < first + count; p++) taken.add(p);

@@ -29,6 +29,22 @@ t.test('an internal error: 500 "internal error", its stack logged once, then one
   t.equal(log.length, 2, 'a client error is not logged here (the access log has it)');
 });
 
+t.test('out of file descriptors is load: 503 with Retry-After and one log line, no stack', async (t) => {
+  const log: string[] = [];
+  const emfile = Object.assign(new Error("EMFILE: too many open files, open '/srv/mirror/pub/x.rpm'"), { code: 'EMFILE', errno: -24 });
+  const server = createServer((req, res) => sendError(req, res, emfile, (l) => log.push(l)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const r = await request(url, '/pub/torrent_service/simple/pub/x.rpm');
+  t.equal(r.status, 503);
+  t.equal(r.headers['retry-after'], '5');
+  t.match(r.body.toString(), /^out of file descriptors \(EMFILE\): try again shortly/);
+  t.notMatch(r.body.toString(), /srv\/mirror/, 'no absolute path to the client');
+  t.equal(log.length, 1, 'one line');
+  t.notMatch(log[0], /\n\s+at /, 'no stack');
+});
+
 t.test('printable: request text cannot break or forge a log line', async (t) => {
   t.equal(printable('/pub/x.rpm'), '/pub/x.rpm', 'plain text as it is');
   t.equal(printable('/a b\r\nGET /forged'), '/a%20b%0D%0AGET%20/forged', 'spaces and line breaks escaped');

@@ -82,6 +82,19 @@ export function sendNotCached(req: IncomingMessage, res: ServerResponse): void {
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 
+/**
+ * Out of file descriptors is load, not a bug: from wherever it comes (a
+ * glob's walk, a file opened while building), a 503 with Retry-After and
+ * one log line, never a 500 with a stack.
+ */
+function asLoad(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!(err instanceof PkgError) && (code === 'EMFILE' || code === 'ENFILE')) {
+    return new PkgError('io', `out of file descriptors (${code}): try again shortly; the operator may raise the limit (LimitNOFILE)`);
+  }
+  return err;
+}
+
 export function statusOf(err: unknown): number {
   if (err instanceof MethodNotAllowed) return 405;
   if (err instanceof ClientHttpError) return err.status;
@@ -94,7 +107,8 @@ export function statusOf(err: unknown): number {
  * name only root-relative paths; anything else is an internal error whose
  * details go to the operator's log, never to the client.
  */
-export function sendError(req: IncomingMessage, res: ServerResponse, err: unknown, log: (line: string) => void): void {
+export function sendError(req: IncomingMessage, res: ServerResponse, error: unknown, log: (line: string) => void): void {
+  const err = asLoad(error);
   const status = statusOf(err);
   if (status === 500) logInternal(req, err, log);
   // The mirror's storage failing is the operator's business too; one line, no stack.

@@ -4,7 +4,7 @@
 // the process does; /-/ready runs the command's own check.
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { PkgError, errnoText } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -22,6 +22,25 @@ export function newRegistry(): Registry {
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
   new Gauge({ name: `${PREFIX}build_info`, help: 'pkgtorrent version running (always 1)', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
   return registry;
+}
+
+/**
+ * A counter without labels whose total is read when it is scraped: the
+ * counting itself stays a plain number (or the engine's own count) off
+ * prom-client's path. `read` resolving null leaves the last value.
+ */
+export function scrapedCounter(registry: Registry, name: string, help: string, read: () => number | null | Promise<number | null>): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    async collect() {
+      const total = await read();
+      if (total === null) return;
+      this.reset();
+      this.inc(total);
+    },
+  });
 }
 
 /** Why the process is not ready (one line), or null when it is. */

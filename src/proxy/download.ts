@@ -17,13 +17,12 @@
 // them; the last pieces checked stay in memory, so a client keeping up is
 // sent the very buffer that was hashed instead of reading the file a second
 // time.
-import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hasPiece, type BtEngine, type BtStatus } from '../core/bt-engine.js';
 import { mirrorRuns, type FallbackMode } from './fallback-policy.js';
 import type { PackageTorrent } from './lookup.js';
-import { fetchPieces, oneRequest, pieceCount, singleFileMap, type PieceFetch, type PieceMap, type PieceRun } from './mirror-pieces.js';
+import { fetchPieces, oneRequest, pieceCount, pieceMatches, singleFileMap, type PieceFetch, type PieceMap, type PieceRun } from './mirror-pieces.js';
 import { HeldPiece, PiecePool } from './piece-buffers.js';
 import type { Store } from './store.js';
 
@@ -45,7 +44,7 @@ export const HELD_BYTES = 16 * 1024 * 1024;
 export interface Sources {
   /** Other peers of the swarm (the fleet). */
   peers: number;
-  /** The mirror's own BitTorrent seeder (serve --seed): a peer at the mirror's address. */
+  /** The mirror's own BitTorrent seeder (serve --seed), told by its peer id. */
   mirrorSeeder: number;
   /** The mirror's HTTP, piece by piece. */
   mirrorHttp: number;
@@ -82,8 +81,6 @@ export class PieceDownload {
   readonly sources: Sources = { peers: 0, mirrorSeeder: 0, mirrorHttp: 0, httpBy: {} };
   /** The most peers/seeds the engine reported connected during the download. */
   peak = { connections: 0, seeders: 0 };
-  /** How the mirror was last used (fallback-policy.ts), for the log. */
-  mode: FallbackMode = 'peers';
   /**
    * Settles once the download stopped and every request to the mirror has
    * ended; `sources` then count every byte the mirror sent.
@@ -105,7 +102,7 @@ export class PieceDownload {
   private handed = new Set<number>();
   private startedAt = 0;
   private lastPeerBytesAt = 0;
-  /** When a status first showed the trackers' answer. */
+  /** When a status first showed the trackers' answer naming nobody but (perhaps) the asker. */
   private trackersAnsweredAt: number | undefined = undefined;
   /** Peer bytes when lastPeerBytesAt was set: progress is a piece's worth more than that. */
   private peerBytesMark = 0;
@@ -229,7 +226,8 @@ export class PieceDownload {
 
   /** Peer bytes (the engine counts each block as it arrives): the mirror's origin seeder (by its peer id), or the fleet. */
   private count(s: BtStatus): void {
-    if (this.trackersAnsweredAt === undefined && s.trackerPeers !== null) this.trackersAnsweredAt = this.now();
+    // An answer naming two peers or more names someone besides the asker: wait for them as usual.
+    if (this.trackersAnsweredAt === undefined && s.trackerPeers !== null && s.trackerPeers <= 1) this.trackersAnsweredAt = this.now();
     let all = 0;
     for (const n of Object.values(s.byIp)) all += n;
     const seeder = s.fromOrigin;
@@ -280,7 +278,6 @@ export class PieceDownload {
       aloneRun: 4,
       random: this.po.random ?? Math.random,
     });
-    if (runs.length) this.mode = mode;
     for (const wanted of runs) {
       // One request is one file's bytes: the rest of a run across files waits for the next round.
       const run = oneRequest(this.map, wanted);
@@ -327,9 +324,8 @@ export class PieceDownload {
       const { bytesRead } = await fh.read(buf, 0, span.length, span.offset);
       // Padding (BEP 47): zeros the engine never writes.
       buf.fill(0, span.length, n);
-      const want = this.map.pieces.subarray(i * 20, i * 20 + 20);
       // Not on disk in full yet (the engine writes behind its check): look again at the next poll.
-      if (bytesRead !== span.length || !createHash('sha1').update(buf.subarray(0, n)).digest().equals(want)) {
+      if (bytesRead !== span.length || !pieceMatches(this.map, i, buf.subarray(0, n))) {
         this.pool.give(buf);
         continue;
       }

@@ -41,10 +41,11 @@ export interface FallbackInput {
   /** Whether any peer can be found at all (trackers, LPD or DHT). */
   peersPossible: boolean;
   /**
-   * When the trackers first answered, if peers come from them alone (no
-   * LPD or DHT). A tracker may name the asking peer itself (opentracker
-   * does), so an answer is not "nobody": nobody connected within
-   * ANSWER_GRACE_MS of it is.
+   * When the trackers answered naming at most one peer, if peers come from
+   * them alone (no LPD or DHT). A tracker may name the asking peer itself
+   * (opentracker does), so that one peer may be nobody: nobody connected
+   * within ANSWER_GRACE_MS of the answer is. (An answer naming more waits
+   * the grace time: under load, connecting to them takes longer than this.)
    */
   trackersAnsweredAt?: number;
   /** Requests to the mirror running now, and the most allowed at once. */

@@ -26,6 +26,8 @@ export interface Route {
   discovery: boolean;
   /** Told once per mirror host whose torrents can never find a peer. */
   warn: (line: string) => void;
+  /** The hosts told of so far (one proxy's, not the module's). */
+  warned: Set<string>;
 }
 
 /** Bytes of one answer by where they came from (the mirror: HTTP, Range fallback and its seeder). */
@@ -58,8 +60,6 @@ function fileHeaders(name: string) {
   return { 'content-type': mime.lookup(name) || 'application/octet-stream' };
 }
 
-const warned = new Set<string>();
-
 export async function handle(req: IncomingMessage, res: ServerResponse, url: URL, r: Route): Promise<Outcome> {
   const plain = req.method !== 'GET' || req.headers.range !== undefined || !r.isPackage(url.pathname);
   if (plain || r.lookup.knownWithoutService(url)) return direct(req, res, url, plain ? '' : 'no service');
@@ -80,8 +80,8 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
     return { status: 200, path: 'store', bytes, length: t.length, from: { peers: 0, mirror: 0, store: bytes, seeder: 0 } };
   }
   const peersPossible = t.trackers.length > 0 || r.discovery;
-  if (!peersPossible && !warned.has(url.host)) {
-    warned.add(url.host);
+  if (!peersPossible && !r.warned.has(url.host)) {
+    r.warned.add(url.host);
     r.warn(
       `torrents from ${url.host} name no tracker and --lpd/--dht are off: its packages can only come from the mirror ` +
         `(list a tracker in the service's trackers file, or run the proxies with --lpd yes on a trusted LAN)`,

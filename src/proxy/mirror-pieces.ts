@@ -9,9 +9,9 @@
 // is padded to a piece boundary (BEP 47 pad files), so a file's last piece
 // ends in zeros. Those are added here, never asked of the mirror (its
 // nullfile/ route exists for clients that ignore BEP 47).
-import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
+import { HASH_LEN, sha1 } from '../core/hash-task.js';
 import { encodePathForUrl } from '../core/service-layout.js';
 import type { PackageTorrent, SetTorrent } from './lookup.js';
 import { send } from './upstream.js';
@@ -49,6 +49,11 @@ export interface PieceMap {
   pieces: Buffer;
   files: readonly PieceFile[];
   span(index: number): PieceSpan;
+}
+
+/** Whether `data` is piece `index` of the torrent (its SHA-1). */
+export function pieceMatches(map: Pick<PieceMap, 'pieces'>, index: number, data: Uint8Array): boolean {
+  return sha1(data).equals(map.pieces.subarray(index * HASH_LEN, (index + 1) * HASH_LEN));
 }
 
 export function pieceCount(map: Pick<PieceMap, 'length' | 'pieceLength'>): number {
@@ -178,7 +183,7 @@ export function fetchPieces(map: PieceMap, run: PieceRun, timeoutMs: number, onP
           at += n;
           if (filled === span.length) {
             piece.fill(0, span.length);
-            if (createHash('sha1').update(piece).digest().equals(map.pieces.subarray(index * 20, index * 20 + 20))) onPiece(index, piece);
+            if (pieceMatches(map, index, piece)) onPiece(index, piece);
             else f.wasted += span.length;
             index++;
             if (index >= run.first + run.count) break;

@@ -124,6 +124,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     packages,
     discovery: o.lpd || o.dht,
     warn: o.log,
+    warned: new Set(),
   };
 
   const target = (req: IncomingMessage): URL => {

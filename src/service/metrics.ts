@@ -7,7 +7,7 @@
 import { access, constants } from 'node:fs/promises';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { errnoText } from '../core/errors.js';
-import { PREFIX, newRegistry, type ReadyCheck } from '../core/metrics-http.js';
+import { PREFIX, newRegistry, scrapedCounter, type ReadyCheck } from '../core/metrics-http.js';
 import { ServiceResponse } from './service-response.js';
 import type { BtEngine } from '../core/bt-engine.js';
 import type { OriginSeeder } from './seeder.js';
@@ -47,8 +47,6 @@ export class ServeMetrics {
     const registers = [registry];
     const counts = this.requestCounts;
     const results = this.results;
-    const sent = () => this.sentBytes;
-    const hashed = () => this.hashedBytes;
     new Counter({
       name: `${PREFIX}http_requests_total`,
       help: 'HTTP requests answered, by handler, method and status code',
@@ -73,24 +71,8 @@ export class ServeMetrics {
         for (const [result, n] of Object.entries(results)) this.inc({ result }, n);
       },
     });
-    new Counter({
-      name: `${PREFIX}http_response_bytes_total`,
-      help: 'response body bytes sent (a cut answer counts what left)',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(sent());
-      },
-    });
-    new Counter({
-      name: `${PREFIX}hash_bytes_total`,
-      help: 'bytes of mirror files hashed to build torrents',
-      registers,
-      collect() {
-        this.reset();
-        this.inc(hashed());
-      },
-    });
+    scrapedCounter(registry, `${PREFIX}http_response_bytes_total`, 'response body bytes sent (a cut answer counts what left)', () => this.sentBytes);
+    scrapedCounter(registry, `${PREFIX}hash_bytes_total`, 'bytes of mirror files hashed to build torrents', () => this.hashedBytes);
     const handlers: Handler[] = ['digest', 'simple', 'nullfile', 'files', 'other'];
     this.durationOf = Object.fromEntries(handlers.map((h) => [h, this.observer(h)])) as Record<Handler, (v: number) => void>;
   }
@@ -131,17 +113,12 @@ export class ServeMetrics {
         this.set(seeder.infoHashes.length);
       },
     });
-    new Counter({
-      name: `${PREFIX}seed_uploaded_bytes_total`,
-      help: 'bytes the origin seeder uploaded to peers (since its engine started)',
-      registers,
-      async collect() {
-        const s = await engine.session().catch(() => null);
-        if (!s) return;
-        this.reset();
-        this.inc(s.uploaded);
-      },
-    });
+    scrapedCounter(this.registry, `${PREFIX}seed_uploaded_bytes_total`, 'bytes the origin seeder uploaded to peers (since its engine started)', async () =>
+      engine.session().then(
+        (s) => s.uploaded,
+        () => null,
+      ),
+    );
   }
 }
 

@@ -6,12 +6,12 @@
 import t, { type Test } from 'tap';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmdirSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCacheDir } from '../src/core/cache-dir.js';
 import { CacheWrites } from '../src/core/cache-writes.js';
 import { MirrorRoot } from '../src/core/root.js';
+import { tmpfs } from './helpers/tmpfs.js';
 import { startServer, type RunningServer } from '../src/service/server.js';
 import { digestOf, postPaths, request, startServe } from './helpers/server.js';
 
@@ -25,33 +25,6 @@ const BASE = 'http://mirror.example';
 function mirror(t: Test): string {
   const pkgs = Object.fromEntries(FILES.map((p, i) => [p.split('/').pop()!, randomBytes(40_000 + i * 3000)]));
   return join(t.testdir({ root: { pub: { p: pkgs } }, healthy: {} }), 'root');
-}
-
-/**
- * A tmpfs of `size` at a fresh mount point, unmounted in teardown whatever
- * happens. Null when mounting is impossible here (not root, no
- * CAP_SYS_ADMIN): then the test is skipped loudly, or failed with CI set.
- */
-function tmpfs(t: Test, size: string): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-cachefs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (e) {
-    rmdirSync(dir);
-    const msg = `cannot mount a tmpfs (needs root and CAP_SYS_ADMIN): ${(e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message}`;
-    if (process.env.CI) t.fail(`${msg} (required when CI is set)`);
-    else {
-      process.stderr.write(`# SKIP ${msg}\n`);
-      t.pass(msg, { skip: msg });
-    }
-    return null;
-  }
-  t.teardown(() => {
-    // Lazy: a server still stopping cannot keep the mount point busy.
-    execFileSync('umount', ['-l', dir]);
-    rmdirSync(dir);
-  });
-  return dir;
 }
 
 function remount(dir: string, mode: 'ro' | 'rw'): void {

@@ -6,8 +6,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { need, needBtEngine } from './helpers/oracles.js';
 import { startMirror, writeTree } from './helpers/mirror.js';
@@ -15,6 +14,7 @@ import { startTestProxy, viaProxy } from './helpers/proxy.js';
 import { digestOf, postPaths, request, startServe, type ServeProcess } from './helpers/server.js';
 import { freePort, scratch } from './helpers/clients.js';
 import { until } from './helpers/poll.js';
+import { tmpfs } from './helpers/tmpfs.js';
 import { VERSION } from '../src/core/version.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
@@ -240,24 +240,3 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   await realPrometheus(t, [m], 'sum(pkgtorrent_proxy_requests_total)', 3);
 });
 
-/** A tmpfs at a fresh mount point (as in cache-faults.test.ts), unmounted in teardown; null (skipped loudly, failed with CI) where mounting is impossible. */
-function tmpfs(t: Test, size: string): string | null {
-  const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-metricsfs-'));
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0755`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (e) {
-    rmdirSync(dir);
-    const msg = `cannot mount a tmpfs (needs root and CAP_SYS_ADMIN): ${(e as { stderr?: Buffer }).stderr?.toString().trim() || (e as Error).message}`;
-    if (process.env.CI) t.fail(`${msg} (required when CI is set)`);
-    else {
-      process.stderr.write(`# SKIP ${msg}\n`);
-      t.pass(msg, { skip: msg });
-    }
-    return null;
-  }
-  t.teardown(() => {
-    execFileSync('umount', ['-l', dir]);
-    rmdirSync(dir);
-  });
-  return dir;
-}

@@ -22,11 +22,11 @@
 import t, { type Test } from 'tap';
 import { execFile } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, cpSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { canCreateFleet, createFleet, startTracker, type Fleet, type Handle } from './helpers/fleet.mjs';
+import { canCreateFleet, createFleet, sha256File, startTracker, type Fleet, type Handle } from './helpers/fleet.mjs';
 import { BIN, nodeCommand } from './helpers/cli.js';
 import { need, needBtEngine } from './helpers/oracles.js';
 import { sources } from './helpers/proxy.js';
@@ -65,15 +65,6 @@ function pkgtorrent(args: string[]): [string, string[]] {
   return nodeCommand(BIN, args);
 }
 
-function sha256File(path: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (b) => h.update(b))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -45,13 +45,13 @@
 //                        replaced by this run's
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { chmodSync, closeSync, cpSync, createReadStream, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import bencode from 'bencode';
-import { canCreateFleet, createFleet, startTracker } from '../helpers/fleet.mjs';
+import { canCreateFleet, createFleet, sha256File, startTracker } from '../helpers/fleet.mjs';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(REPO, 'bin/pkgtorrent');
@@ -454,16 +454,6 @@ function infoHashOf(torrent) {
   return createHash('sha1').update(bencode.encode(meta.info)).digest('hex');
 }
 
-/** @param {string} path */
-function sha256File(path) {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(path)
-      .on('data', (b) => h.update(b))
-      .on('end', () => resolve(h.digest('hex')))
-      .on('error', reject);
-  });
-}
 
 /** @param {number[]} xs */
 const median = (xs) => {

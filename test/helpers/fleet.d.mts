@@ -108,3 +108,9 @@ export interface FleetTracker {
 }
 
 export function startTracker(fleet: Pick<Fleet, 'mirror' | 'dir' | 'spawn' | 'exec'>): Promise<FleetTracker>;
+
+/** The query of a probe's HTTP announce (a fake peer on port 1) for an info hash. */
+export function announceQuery(infoHashHex: string, event: string): string;
+
+/** SHA-256 of a file, hex. */
+export function sha256File(path: string): Promise<string>;

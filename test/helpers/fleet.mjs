@@ -23,7 +23,8 @@
 // Needs root and iproute2 (`ip`, `tc`). canCreateFleet() says whether this
 // machine can, so callers can skip loudly instead of failing.
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, closeSync, createReadStream, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -508,6 +509,43 @@ function sleep(ms) {
 const PROBE_HASH = '00'.repeat(20);
 
 /**
+ * The query of a probe's HTTP announce (a fake peer on port 1) for an info
+ * hash: a whitelisting tracker answers it with a failure reason unless the
+ * hash is listed. Shared with test/helpers/opentracker.ts.
+ * @param {string} infoHashHex
+ * @param {string} event
+ */
+export function announceQuery(infoHashHex, event) {
+  const ih = Buffer.from(infoHashHex, 'hex');
+  return [
+    `info_hash=${Array.from(ih, (b) => `%${b.toString(16).padStart(2, '0')}`).join('')}`,
+    'peer_id=-PT0001-probeprobepr',
+    'port=1',
+    'uploaded=0',
+    'downloaded=0',
+    'left=0',
+    'compact=1',
+    `event=${event}`,
+  ].join('&');
+}
+
+/**
+ * SHA-256 of a file, hex: the bench's and the fleet test's check that a
+ * client's copy is the mirror's.
+ * @param {string} path
+ * @returns {Promise<string>}
+ */
+export function sha256File(path) {
+  return new Promise((resolve, reject) => {
+    const h = createHash('sha256');
+    createReadStream(path)
+      .on('data', (b) => h.update(b))
+      .on('end', () => resolve(h.digest('hex')))
+      .on('error', reject);
+  });
+}
+
+/**
  * Debian's opentracker on the mirror host, port 6969 TCP and UDP. Debian
  * builds it in whitelist mode: an announce for an info hash not on the
  * whitelist is refused. It reads the whitelist from inside the directory it
@@ -537,18 +575,7 @@ export async function startTracker(fleet) {
    * @param {string} event
    */
   const announce = async (infoHashHex, event) => {
-    const ih = Buffer.from(infoHashHex, 'hex');
-    const q = [
-      `info_hash=${Array.from(ih, (b) => `%${b.toString(16).padStart(2, '0')}`).join('')}`,
-      'peer_id=-PT0001-probeprobepr',
-      'port=1',
-      'uploaded=0',
-      'downloaded=0',
-      'left=0',
-      'compact=1',
-      `event=${event}`,
-    ].join('&');
-    const r = await fleet.exec(host, 'curl', ['-s', '--max-time', '2', `${base}/announce?${q}`], { timeoutMs: 5000 });
+    const r = await fleet.exec(host, 'curl', ['-s', '--max-time', '2', `${base}/announce?${announceQuery(infoHashHex, event)}`], { timeoutMs: 5000 });
     return r.code === 0 ? r.stdout : '';
   };
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { freePort, scratch, startGroup } from './clients.js';
 import { until } from './poll.js';
+import { announceQuery } from './fleet.mjs';
 
 export interface Tracker {
   port: number;
@@ -30,17 +31,7 @@ export interface Tracker {
 
 /** One HTTP announce; resolves with the bencoded reply as text, or null on a connection error. */
 function announce(port: number, infoHashHex: string, event: string): Promise<string | null> {
-  const ih = Buffer.from(infoHashHex, 'hex');
-  const q = [
-    `info_hash=${Array.from(ih, (b) => `%${b.toString(16).padStart(2, '0')}`).join('')}`,
-    'peer_id=-PT0001-probeprobepr',
-    'port=1',
-    'uploaded=0',
-    'downloaded=0',
-    'left=0',
-    'compact=1',
-    `event=${event}`,
-  ].join('&');
+  const q = announceQuery(infoHashHex, event);
   return new Promise((resolve) => {
     const req = request({ host: '127.0.0.1', port, path: `/announce?${q}`, timeout: 2000 }, (res) => {
       const chunks: Buffer[] = [];

@@ -16,10 +16,11 @@
 import { dirname } from 'node:path';
 import type { BtEngine } from '../core/bt-engine.js';
 import type { InfoEntry } from '../core/info-entry.js';
-import { encodeTorrent } from '../core/metainfo.js';
 import { sameStamp } from '../core/piece-cache.js';
 import { currentStampSync } from '../core/root.js';
-import { trackerTiers } from '../core/trackers.js';
+
+/** Longest a new torrent's first hand-out waits for the origin's first announce to be answered. */
+const ANNOUNCE_WAIT_MS = 1000;
 
 export interface SeederOptions {
   engine: BtEngine;
@@ -40,8 +41,9 @@ interface Seeded {
   uploaded: number;
   active: number;
   generation: number;
-  /** Resolves once the engine has it (or failed to take it). */
+  /** Resolves once the engine has it (or failed to take it), and `settled` says it did. */
   added: Promise<boolean>;
+  settled: boolean;
 }
 
 export class OriginSeeder {
@@ -62,10 +64,12 @@ export class OriginSeeder {
   }
 
   /**
-   * The service hands `entry` out: seed it (synchronous, cheap for a
-   * torrent already seeded: a map lookup). Resolves once the engine has it.
+   * The service hands `entry` out as `torrent`: seed it (synchronous,
+   * cheap for a torrent already seeded: a map lookup, and undefined). The engine ignores
+   * the torrent's web seed (the seeder is the mirror) and announces to its
+   * trackers. Resolves once the engine has it.
    */
-  offer(entry: InfoEntry, trackers: readonly string[]): Promise<boolean> {
+  offer(entry: InfoEntry, torrent: Buffer, announced = false): Promise<boolean> | undefined {
     const ih = entry.infoHash.toString('hex');
     const now = this.now();
     const s = this.seeded.get(ih);
@@ -74,22 +78,32 @@ export class OriginSeeder {
       // Most recently handed out last: the map's order is the eviction order.
       this.seeded.delete(ih);
       this.seeded.set(ih, s);
-      return s.added;
+      // Settled: nothing to wait for (the hot path of a cached GET stays synchronous).
+      return s.settled ? undefined : s.added;
     }
-    const added = this.add(ih, entry, trackers);
+    const seeded: Seeded = { entry, handedOut: now, uploaded: 0, active: now, generation: this.o.engine.generation, added: Promise.resolve(false), settled: false };
+    seeded.added = this.add(ih, entry, torrent, announced).finally(() => (seeded.settled = true));
+    const added = seeded.added;
     this.seeded.delete(ih);
-    this.seeded.set(ih, { entry, handedOut: now, uploaded: 0, active: now, generation: this.o.engine.generation, added });
+    this.seeded.set(ih, seeded);
     while (this.seeded.size > this.o.maxTorrents) this.drop(this.seeded.keys().next().value!, 'most torrents seeded');
     return added;
   }
 
-  private async add(ih: string, e: InfoEntry, trackers: readonly string[]): Promise<boolean> {
-    const tiers = trackerTiers(trackers, ih);
-    // No web seed: the seeder is the mirror.
-    const torrent = encodeTorrent(e.bytes, { announce: tiers[0]?.[0], announceList: tiers.length ? tiers : undefined });
+  /**
+   * With `announced` (the torrent names trackers), resolves once a tracker
+   * answered the origin (at most ANNOUNCE_WAIT_MS): a client given the
+   * torrent then finds the origin in its first answer. The origin never
+   * dials out, so a client that announced first would never meet it.
+   */
+  private async add(ih: string, e: InfoEntry, torrent: Buffer, announced: boolean): Promise<boolean> {
     const savePath = e.kind === 'single' ? dirname(this.o.pathOf(e.files[0]!.rel)) : this.o.pathOf('');
     try {
       await this.o.engine.add({ torrent, savePath, seed: true });
+      for (const until = Date.now() + ANNOUNCE_WAIT_MS; announced && Date.now() < until; ) {
+        if ((await this.o.engine.status(ih)).trackerPeers !== null) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
       return true;
     } catch (err) {
       this.seeded.delete(ih);

@@ -123,8 +123,10 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       // Listed with the tracker first: the seeder's own announce must be accepted too.
       const listed = whitelist?.add(t.infoHashHex);
       if (!seeder) return listed;
-      if (!listed) return void seeder.offer(e, t.trackers);
-      return listed.then(() => void seeder.offer(e, t.trackers));
+      // A new torrent goes out once the tracker lists the origin (a torrent seeded already: at once).
+      const offer = () => seeder.offer(e, t.bytes, t.trackers.length > 0);
+      if (!listed) return offer()?.then(() => undefined);
+      return listed.then(offer).then(() => undefined);
     };
   }
 

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { Option, type CommandUnknownOpts } from '@commander-js/extra-typings';
 import { DEFAULT_CONFIG_FILE, type ResolvedSettings, type SettingKey } from '../core/config.js';
 import { resolveSettings } from '../core/settings-resolve.js';
+import type { Logger } from 'pino';
 import { settingFlags } from './setting-options.js';
 // The root and the cache dir are loaded when a command asks for them: make's
 // default layout uses neither, and they pull in the cache's modules.
@@ -29,6 +30,7 @@ export class Context {
   exitCode = 0;
   private settings: ResolvedSettings | null = null;
   private warned = new Set<string>();
+  private json: Logger | null = null;
 
   constructor(readonly env: Env) {}
 
@@ -40,7 +42,26 @@ export class Context {
   warn(line: string): void {
     if (this.warned.has(line)) return;
     this.warned.add(line);
-    this.env.stderr.write(`pkgtorrent: ${line}\n`);
+    this.message(line, 'warn');
+  }
+
+  /**
+   * A message of a long-running command (serve, proxy) on stderr: a
+   * "pkgtorrent: " line, or after `logAsJson()` one JSON object, so that
+   * with --log-format json every line the process writes parses.
+   */
+  message(line: string, level: 'info' | 'warn' = 'info'): void {
+    if (this.json) this.json[level](line);
+    else this.env.stderr.write(`pkgtorrent: ${line}\n`);
+  }
+
+  /**
+   * From now on, messages and warnings are JSON objects (--log-format json).
+   * pino is loaded only then: it adds some 30 ms to a command's start.
+   */
+  async logAsJson(): Promise<void> {
+    const { jsonLogger } = await import('../core/json-log.js');
+    this.json ??= jsonLogger((text) => this.env.stderr.write(text));
   }
 
   /**

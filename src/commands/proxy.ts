@@ -13,7 +13,8 @@ Package downloads (--package-patterns, at least --min-size) go through
 BitTorrent when the mirror runs the torrent service: peers first, the
 mirror's HTTP for what they cannot give; everything else goes straight to
 the mirror. Needs python3-libtorrent (Debian, Fedora). Prints
-"pkgtorrent: proxy on URL" on stderr when ready, then one log line per request.
+"pkgtorrent: proxy on URL" on stderr when ready, then one log line per request
+(--log-format json: one JSON object per line).
 
 Examples:
   pkgtorrent proxy --store /var/cache/pkgtorrent-proxy
@@ -46,6 +47,7 @@ const KEYS = [
   'lpd',
   'pex',
   'metrics-listen',
+  'log-format',
 ] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context): AnyCommand {
@@ -55,6 +57,7 @@ export function register(program: Command, ctx: Context): AnyCommand {
       const resolved = await ctx.resolve(cmd, settingFlags(opts, KEYS));
       const s = resolved.values;
       const stderr = ctx.env.stderr;
+      if (s['log-format'] === 'json') await ctx.logAsJson();
       const store = await openStoreDir(s.store, resolved.sources.store === 'default', ctx.env.vars, (m) => ctx.warn(m));
       const running = await startProxy({
         host: s['proxy-host'],
@@ -78,13 +81,14 @@ export function register(program: Command, ctx: Context): AnyCommand {
         pex: s.pex,
         allowFrom: [...s['allow-from']],
         allowHosts: [...s['allow-host']],
-        log: (line) => stderr.write(`pkgtorrent: ${line}\n`),
+        log: (line) => ctx.message(line),
         accessLog: (line) => stderr.write(line),
+        logFormat: s['log-format'],
         metricsListen: s['metrics-listen'],
       });
-      if (running.metricsUrl) stderr.write(`pkgtorrent: metrics on ${running.metricsUrl}/metrics\n`);
+      if (running.metricsUrl) ctx.message(`metrics on ${running.metricsUrl}/metrics`);
       const maps = [...s.mirror].map((m) => m.replace('=', ' -> ')).join(', ');
-      stderr.write(`pkgtorrent: proxy on ${running.url}/ (store ${store}${maps ? `; mirrors ${maps}` : ''})\n`);
+      ctx.message(`proxy on ${running.url}/ (store ${store}${maps ? `; mirrors ${maps}` : ''})`);
       const signal = ctx.env.signal;
       await new Promise<void>((resolve) => {
         if (signal?.aborted) return resolve();

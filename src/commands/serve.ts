@@ -15,7 +15,7 @@ const USAGE = `
 Answers /<prefix>/<service name>/digest/<sha1> (the yum-torrent client),
 /<prefix>/<service name>/simple/<path or glob> and .../nullfile/<size>_<n>.
 Prints "pkgtorrent: serving URL" on stderr when ready, then one access log
-line per request. SIGINT or SIGTERM stops it; requests in flight get 10 s.
+line per request (--log-format json: one JSON object per line). SIGINT or SIGTERM stops it; requests in flight get 10 s.
 
 Examples:
   pkgtorrent serve --root /srv/mirror --trackers /etc/pkgtorrent/trackers
@@ -52,6 +52,7 @@ const KEYS = [
   'tracker-whitelist',
   'tracker-pid-file',
   'metrics-listen',
+  'log-format',
 ] as const satisfies readonly SettingKey[];
 
 export function register(program: Command, ctx: Context, clusterEnv: ClusterEnv = nodeCluster): AnyCommand {
@@ -78,7 +79,8 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
   const cacheDir = await ctx.openCacheDir(cmd);
   const signal = ctx.env.signal;
   const stderr = ctx.env.stderr;
-  const log = (line: string) => stderr.write(`pkgtorrent: ${line}\n`);
+  if (s['log-format'] === 'json') await ctx.logAsJson();
+  const log = (line: string) => ctx.message(line);
   const link = clusterEnv.link;
 
   if (s.seed && s.workers > 1) {
@@ -134,6 +136,7 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
     trackerWhitelist: s['tracker-whitelist'] ? { file: s['tracker-whitelist'], pidFile: s['tracker-pid-file'] } : undefined,
     log,
     accessLog: (line) => stderr.write(line),
+    logFormat: s['log-format'],
     metricsListen: s['metrics-listen'],
   });
   if (server.metricsUrl) log(`metrics on ${server.metricsUrl}/metrics`);

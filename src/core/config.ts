@@ -14,6 +14,10 @@ export const DEFAULT_PACKAGE_PATTERNS: readonly string[] = ['*.rpm', '*.drpm', '
 
 export const DEFAULT_CONFIG_FILE = '/etc/pkgtorrent.conf';
 
+/** serve's and the proxy's log lines: text, or one JSON object per line (json-log.ts). */
+export type LogFormat = 'text' | 'json';
+const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+
 
 
 
@@ -136,6 +140,15 @@ export const SETTINGS = {
     default: (): string | undefined => undefined,
     shownDefault: 'none',
     help: 'address and port of a separate HTTP listener for /metrics (Prometheus), /-/healthy and /-/ready',
+  },
+  'log-format': {
+    flag: '--log-format <format>',
+    parse: (t: string): LogFormat => {
+      if (!(LOG_FORMATS as readonly string[]).includes(t)) throw new PkgError('usage', `invalid log format '${t}': expected text or json`);
+      return t as LogFormat;
+    },
+    default: (): LogFormat => 'text',
+    help: 'text, or json: one JSON object per line (access lines with the client address and user agent)',
   },
   // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated, as
   // mirror URLs hold colons.

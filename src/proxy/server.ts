@@ -6,7 +6,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { BtEngine, type Spawn } from '../core/bt-engine.js';
 import { parseMirror, parsePorts } from '../core/setting-parsers.js';
 import { PkgError } from '../core/errors.js';
-import { access } from './allow.js';
+import { access as accessRule } from './allow.js';
+import { accessEntry, proxyAccessLog } from './access-log.js';
+import type { LogFormat } from '../core/config.js';
 import { fail, handle, type Outcome, type Route } from './handle.js';
 import { TorrentLookup } from './lookup.js';
 import { Packages } from './packages.js';
@@ -47,6 +49,8 @@ export interface ProxyOptions {
   heldBytes?: number;
   log: (line: string) => void;
   accessLog: (line: string) => void;
+  /** Access lines as text (the default) or JSON objects (--log-format json). */
+  logFormat?: LogFormat;
   /** ADDRESS:PORT of the metrics listener (--metrics-listen): /metrics, /-/healthy, /-/ready. */
   metricsListen?: string;
 }
@@ -65,21 +69,9 @@ export interface RunningProxy {
 /** How long answers in flight get to finish when the proxy is stopped (SIGTERM, SIGINT). */
 export const STOP_GRACE_MS = 30_000;
 
-/** One log line; `cut`: the answer did not reach its end (its status then carries '!', as in serve's access log). */
-function logLine(req: IncomingMessage, url: string, o: Outcome, started: number, cut = false): string {
-  const parts = [new Date().toISOString(), req.socket.remoteAddress ?? '-', req.method, url, `${o.status}${cut ? '!' : ''}`, o.path, `bytes=${o.bytes}`, `${Date.now() - started}ms`];
-  if (o.from) parts.push(`peers=${o.from.peers}`, `mirror=${o.from.mirror}`, `store=${o.from.store}`);
-  if (o.from?.seeder) parts.push(`seeder=${o.from.seeder}`);
-  const http = Object.entries(o.from?.http ?? {}).filter(([, n]) => n);
-  if (http.length) parts.push(`http=${http.map(([why, n]) => `${why}:${n}`).join(',')}`);
-  if (o.sent?.mirrorBytes) parts.push(`range=${o.sent.mirrorBytes}`);
-  if (o.peers) parts.push(`connections=${o.peers.connections}`, `seeders=${o.peers.seeders}`);
-  if (o.sent?.fallback) parts.push(`fallback="${o.sent.fallback.replace(/["\s]+/g, ' ')}"`);
-  return parts.join(' ') + '\n';
-}
-
 export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
-  const allow = access(o.host, o.allowFrom, o.allowHosts);
+  const allow = accessRule(o.host, o.allowFrom, o.allowHosts);
+  const access = proxyAccessLog(o.accessLog, o.logFormat === 'json' ? (await import('../core/json-log.js')).jsonLogger(o.accessLog) : null);
   const mirrors = new Map(o.mirrors.map((m) => parseMirror(m)).map((m) => [m.name, m.url]));
   let packages: Packages | null = null;
   const reseed = async (): Promise<number> => {
@@ -167,7 +159,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     // our end() or 'finish', so with a declared length the bytes decide.
     if (!res.writableFinished && !res.destroyed) await new Promise((r) => res.once('close', r));
     const cut = outcome.length !== undefined ? outcome.bytes < outcome.length : !res.writableEnded;
-    o.accessLog(logLine(req, url, outcome, started, cut));
+    access(accessEntry(req, url, outcome, Date.now() - started, cut));
     metrics?.observe(outcome);
     if (--inFlight === 0) drained();
   };
@@ -185,7 +177,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     socket.once('close', () => tunnels.delete(socket));
     void tunnel(req, socket, head, (h) => allow.host(h)).then((r) => {
       const outcome: Outcome = { status: r.status, path: 'tunnel', bytes: r.bytes };
-      o.accessLog(logLine(req, req.url ?? '', outcome, started));
+      access(accessEntry(req, req.url ?? '', outcome, Date.now() - started, false));
       metrics?.observe(outcome);
     });
   });

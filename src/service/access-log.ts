@@ -1,8 +1,47 @@
 // One line per request on stderr: time, method, path, status, bytes, duration.
 // The path is the raw request target with anything unprintable escaped, so a
-// hostile URL cannot forge or break log lines.
+// hostile URL cannot forge or break log lines. With --log-format json the
+// same fields, plus the client's address and user agent, are one JSON object
+// (JSON's own escaping then keeps a line a line).
+import type { IncomingMessage } from 'node:http';
+import type { Logger } from 'pino';
 import type { ServiceResponse } from './service-response.js';
 import { printable } from './printable.js';
+
+/** What one access line says, in either format. */
+export interface AccessEntry {
+  method: string;
+  /** The raw request target. */
+  path: string;
+  status: number;
+  /** The answer did not reach its end: `bytes` is what left, and the text status carries '!'. */
+  cut: boolean;
+  bytes: number;
+  ms: number;
+}
+
+export type AccessWriter = (req: IncomingMessage, e: AccessEntry) => void;
+
+/** The text line, batched by `write` (a LogBuffer). */
+export function textAccessLog(write: (line: string) => void): AccessWriter {
+  // The method needs no escaping: the HTTP parser accepts only the methods it knows.
+  return (_req, e) => write(`${isoNow()} ${e.method} ${printable(e.path)} ${e.cut ? `${e.status}!` : e.status} ${e.bytes} ${tenths(e.ms)}ms\n`);
+}
+
+/** The JSON object; `logger` writes through the same LogBuffer (json-log.ts). */
+export function jsonAccessLog(logger: Logger): AccessWriter {
+  return (req, e) =>
+    logger.info({
+      client: req.socket?.remoteAddress,
+      agent: req.headers['user-agent'],
+      method: e.method,
+      path: e.path,
+      status: e.status,
+      cut: e.cut,
+      bytes: e.bytes,
+      ms: Math.round(e.ms * 10) / 10,
+    }, 'access');
+}
 
 /**
  * Collects lines and writes them at most every FLUSH_MS, or sooner when
@@ -61,7 +100,7 @@ function isoNow(): string {
  * and the response's own declared fields (ServiceResponse) rather than a
  * closure per request: this runs on every request.
  */
-export function accessLog(res: ServiceResponse, started: number, write: (line: string) => void): void {
+export function accessLog(res: ServiceResponse, started: number, write: AccessWriter): void {
   res.startedAt = started;
   res.logTo = write;
   res.socketBytesAtStart = res.socket?.bytesWritten ?? 0;
@@ -91,11 +130,7 @@ function writeLine(res: ServiceResponse): void {
     bytes = Math.max(0, Math.min(bytes, written - header));
   }
   res.metrics?.observe(res, bytes, ms);
-  // The method needs no escaping: the HTTP parser accepts only the methods it knows.
-  res.logTo?.(
-    `${isoNow()} ${req.method ?? '-'} ${printable(req.url ?? '-')} ` +
-      `${aborted ? `${res.statusCode}!` : res.statusCode} ${bytes} ${tenths(ms)}ms\n`,
-  );
+  res.logTo?.(req, { method: req.method ?? '-', path: req.url ?? '-', status: res.statusCode, cut: aborted, bytes, ms });
 }
 
 /** `ms.toFixed(1)` for a duration (never negative), without toFixed's cost on every request. */

@@ -2,7 +2,7 @@
 // answer. Nothing a client sends reaches a 500 or a stack trace.
 import type { IncomingMessage } from 'node:http';
 import type { ServeMetrics } from './metrics.js';
-import { accessLog } from './access-log.js';
+import { accessLog, type AccessWriter } from './access-log.js';
 import type { ServiceResponse } from './service-response.js';
 import type { ServiceContext } from './context.js';
 import { handleDigest } from './digest.js';
@@ -12,7 +12,7 @@ import { sendError } from './respond.js';
 import { route } from './router.js';
 import { handleSimple } from './simple.js';
 
-export function requestHandler(ctx: ServiceContext, writeLog: (line: string) => void, metrics: ServeMetrics | null = null) {
+export function requestHandler(ctx: ServiceContext, writeLog: AccessWriter, metrics: ServeMetrics | null = null) {
   return (req: IncomingMessage, res: ServiceResponse): void => {
     accessLog(res, performance.now(), writeLog);
     res.metrics = metrics;

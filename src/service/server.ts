@@ -14,7 +14,8 @@ import { PieceStore } from '../core/piece-store.js';
 import type { MirrorRoot } from '../core/root.js';
 import { TrackerList } from '../core/trackers.js';
 import { requestHandler } from './app.js';
-import { LogBuffer } from './access-log.js';
+import { LogBuffer, jsonAccessLog, textAccessLog } from './access-log.js';
+import type { LogFormat } from '../core/config.js';
 import type { ServiceContext } from './context.js';
 import { PieceMemo } from './piece-memo.js';
 import { Torrents } from './torrents.js';
@@ -58,8 +59,10 @@ export interface ServeOptions {
   trackerWhitelist?: { file: string; pidFile?: string };
   /** Operator messages (warnings, builds, internal errors), one line each. */
   log: (line: string) => void;
-  /** Access log lines, newline included. */
+  /** Access log lines, newline included (batched: several lines may come in one call). */
   accessLog: (line: string) => void;
+  /** Access lines as text (the default) or JSON objects (--log-format json). */
+  logFormat?: LogFormat;
   /** ADDRESS:PORT of the metrics listener (--metrics-listen): /metrics, /-/healthy, /-/ready. */
   metricsListen?: string;
 }
@@ -131,6 +134,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   }
 
   const accessLog = new LogBuffer(o.accessLog);
+  const batched = (text: string) => accessLog.add(text);
+  const access = o.logFormat === 'json' ? jsonAccessLog((await import('../core/json-log.js')).jsonLogger(batched)) : textAccessLog(batched);
   const server = createServer<typeof IncomingMessage, typeof ServiceResponse>(
     {
       // Every response is made with the fields the access log needs (see service-response.ts).
@@ -139,7 +144,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       requestTimeout: o.requestTimeoutMs,
       headersTimeout: Math.min(o.requestTimeoutMs, 60_000),
     },
-    requestHandler(ctx, (line) => accessLog.add(line), metrics),
+    requestHandler(ctx, access, metrics),
   );
   if (metrics && engine && seeder) metrics.seeding(engine, seeder);
   await new Promise<void>((resolve, reject) => {

@@ -5,6 +5,7 @@
 // every response many times, then runs on objects of more than one shape.
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Handler, ServeMetrics } from './metrics.js';
+import type { AccessWriter } from './access-log.js';
 
 export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> extends ServerResponse<Req> {
   /** The body length our own writeHead declared: headers given to writeHead as an object cannot be read back. */
@@ -12,7 +13,7 @@ export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> exte
   /** When the request arrived (performance.now), for its log line. */
   startedAt = 0;
   /** Where its log line goes; null until the access log takes the response. */
-  logTo: ((line: string) => void) | null = null;
+  logTo: AccessWriter | null = null;
   /** The connection's bytesWritten when this response began: a cut answer logs what it really sent. */
   socketBytesAtStart = 0;
   /** Which handler took the request (the metrics' handler label). */

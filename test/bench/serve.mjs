@@ -13,6 +13,9 @@
 //   - the hot digest again on a serve with --metrics-listen (Prometheus
 //     counters and a histogram per request): ratio to the hot digest
 //     without (target >= 0.95);
+//   - the hot digest again on a serve with --log-format json (pino objects
+//     instead of text lines): ratio to the hot digest with text (target
+//     >= 0.95);
 //   - the server time of cold POSTs of 200 packages whose pieces are cached
 //     (target <= 20 ms).
 //
@@ -20,7 +23,7 @@
 //   BENCH_ROUNDS=7 BENCH_SECONDS=5 BENCH_CONNECTIONS=10 node test/bench/serve.mjs
 //
 // Everything lives in a temp dir, removed at the end. Takes about
-// ROUNDS x 4 cases x SECONDS plus ~1 min of setup (10k POSTs); 2-3 min with
+// ROUNDS x 6 cases x SECONDS plus ~1 min of setup (10k POSTs); 2-3 min with
 // the defaults on a 2-core machine.
 import autocannon from 'autocannon';
 import { spawn, execFileSync } from 'node:child_process';
@@ -157,6 +160,7 @@ const windowed = await startLogged([...serveArgs, '--revalidate', '1s'], 'serve-
 const strict = await startLogged([...serveArgs, '--revalidate', '0'], 'serve-strict.log', ready);
 const spreadServe = await startLogged([...serveArgs, '--revalidate', '1s'], 'serve-spread.log', ready);
 const metered = await startLogged([...serveArgs, '--revalidate', '1s', '--metrics-listen', '127.0.0.1:0'], 'serve-metrics.log', ready);
+const jsonLogged = await startLogged([...serveArgs, '--revalidate', '1s', '--log-format', 'json'], 'serve-json.log', /"msg":"serving (http:\/\/[^\s"]+?)\/? /);
 
 // 1. One hot digest of 40 packages, built by a POST to the windowed server;
 // the strict one finds it in the shared cache (same info hash; the web seed
@@ -165,7 +169,7 @@ const forty = paths.slice(0, 40);
 const fortyPath = `/pub/torrent_service/digest/${sha1hex(forty.join('\n'))}`;
 const posted = await http(windowed.url + fortyPath, 'POST', form(forty));
 if (posted.status !== 200) throw new Error(`POST: ${posted.status} ${posted.body}`);
-for (const s of [windowed, strict, metered]) {
+for (const s of [windowed, strict, metered, jsonLogged]) {
   const cached = await http(s.url + fortyPath, 'GET');
   const same = cached.headers['content-disposition'] === posted.headers['content-disposition'];
   if (cached.status !== 200 || !same || cached.body.length !== posted.body.length) throw new Error(`cached GET from ${s.log} differs`);
@@ -231,6 +235,7 @@ const cases = {
   strict: { label: 'one hot digest, strict (--revalidate 0)', proc: strict, url: strict.url + fortyPath },
   spread: { label: `${SPREAD / 1000}k digests spread, default (1 s window)`, proc: spreadServe, url: spreadServe.url + spreadPaths[0], spread: spreadPaths },
   metrics: { label: 'one hot digest, default, --metrics-listen', proc: metered, url: metered.url + fortyPath },
+  json: { label: 'one hot digest, default, --log-format json', proc: jsonLogged, url: jsonLogged.url + fortyPath },
 };
 const names = Object.keys(cases);
 progress(`warm-up, then ${ROUNDS} rounds of ${names.length} x ${DURATION} s ...`);
@@ -261,7 +266,7 @@ const median = (xs) => {
 const list = (xs, d = 0) => `[${xs.map((v) => v.toFixed(d)).join(' ')}]`;
 const ratioRow = (n, ref, target) => {
   const ratios = rates[n].map((v, i) => v / rates[ref][i]);
-  return { ratios, text: `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}) to ${ref === 'bare' ? 'bare' : 'hot digest'}${n === 'metrics' ? ' without metrics' : ''}, target >= ${target}` };
+  return { ratios, text: `${median(ratios).toFixed(2)} (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)}) to ${ref === 'bare' ? 'bare' : 'hot digest'}${n === 'metrics' ? ' without metrics' : n === 'json' ? ' with text logs' : ''}, target >= ${target}` };
 };
 console.log(
   `cached digest GETs, ${CONNECTIONS} connections (autocannon), ${ROUNDS} interleaved rounds of ${DURATION} s per case; ` +
@@ -273,6 +278,7 @@ const rows = [
   ['strict', ratioRow('strict', 'bare', '0.70')],
   ['spread', ratioRow('spread', 'hot', '0.8')],
   ['metrics', ratioRow('metrics', 'hot', '0.95')],
+  ['json', ratioRow('json', 'hot', '0.95')],
 ];
 console.log('| case | req/s median | req/s per round | ratio median (range) | RSS after (MB, last round; peak) |');
 console.log('|---|---|---|---|---|');
@@ -285,13 +291,13 @@ for (const [n, ratio] of rows.slice(1)) console.log(`  ${cases[n].label}: ratio 
 const cpuRatio = (n, ref) => median(cpuPerRequest[n].map((v, i) => cpuPerRequest[ref][i] / v)).toFixed(2);
 console.log(
   `  serve CPU per request (us, median; ratio to the reference from per-round CPU): ` +
-    [['bare', null], ['hot', 'bare'], ['strict', 'bare'], ['spread', 'hot'], ['metrics', 'hot']]
+    [['bare', null], ['hot', 'bare'], ['strict', 'bare'], ['spread', 'hot'], ['metrics', 'hot'], ['json', 'hot']]
       .map(([n, ref]) => `${n} ${median(cpuPerRequest[n]).toFixed(1)}${ref ? ` (${cpuRatio(n, ref)} to ${ref})` : ''}`)
       .join(', '),
 );
 console.log(`  RSS after each round (MB): ${names.map((n) => `${n} ${list(rssAfter[n].map((x) => x.now))}`).join(', ')}`);
 console.log(`  10k setup: ${SPREAD} POSTs (32 in flight) in ${setupSeconds.toFixed(1)} s wall, ${setupServeCpu.toFixed(1)} s of serve's CPU`);
-for (const c of [strict, spreadServe, metered, bare]) c.child.kill();
+for (const c of [strict, spreadServe, metered, jsonLogged, bare]) c.child.kill();
 
 // 3. Cold POSTs of 200 packages whose pieces are cached: permutations the
 // info cache has never seen, to the windowed server.

@@ -127,7 +127,8 @@ type Stop = ServeProcess['stop'];
 /** Waits for "pkgtorrent: serving URL", stopping serve if it never comes; stops it at the end of `t`. */
 async function serving(t: Test | null, watch: StderrWatch, pid: number, stop: Stop): Promise<ServeProcess> {
   t?.teardown(() => stop().then(() => undefined));
-  const line = /pkgtorrent: serving (http:\/\/\S+?)\/? /;
+  // The text line, or the same message in a JSON object (--log-format json).
+  const line = /(?:pkgtorrent: |"msg":")serving (http:\/\/[^\s"]+?)\/? /;
   try {
     await watch.waitFor(line, 20_000);
   } catch (e) {

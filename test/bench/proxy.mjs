@@ -8,11 +8,15 @@
 //     download before the timed request, as a proxy in service would be;
 //     direct and proxy alternate which goes first in a round;
 //   - a 50 KB package forced through BitTorrent (--min-size 0) and through
-//     the proxy's direct path: the latency added, to choose --min-size.
+//     the proxy's direct path: the latency added, to choose --min-size;
+//   - the proxy's cost per request with --metrics-listen: 50 KB GETs on its
+//     direct path (mirror mode, autocannon, 10 connections), a proxy with
+//     metrics against one without, interleaved rounds: req/s ratio (target
+//     >= 0.95) and the proxy's CPU per request.
 //
 //   npm run bench:proxy           (builds first)
 //   BENCH_ROUNDS=5 BENCH_MB=200 node test/bench/proxy.mjs
-//   BENCH_SMALL=0 skips the 50 KB part.
+//   BENCH_SMALL=0 skips the 50 KB part, BENCH_METRICS=0 the metrics part.
 import { execFile, spawn } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomFillSync } from 'node:crypto';
@@ -38,6 +42,7 @@ const freePort = () =>
 const ROUNDS = Number(process.env.BENCH_ROUNDS || 5);
 const MB = Number(process.env.BENCH_MB || 200);
 const SMALL_ROUNDS = Number(process.env.BENCH_SMALL ?? 20);
+const METRICS_ROUNDS = Number(process.env.BENCH_METRICS ?? ROUNDS);
 
 const dir = mkdtempSync(join(tmpdir(), 'pkgtorrent-bench-proxy-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
@@ -80,13 +85,14 @@ function procCpu(pid) {
   }
 }
 
-async function withProxy(minSize, fn) {
+async function withProxy(minSize, fn, extra = {}) {
   const store = mkdtempSync(join(dir, 'store-'));
   const p = await startProxy({
-    host: '127.0.0.1', port: 0, mirrors: [], patterns: [], minSize, stallMs: 5000, lookupTimeoutMs: 3000, noServiceTtlMs: 60_000,
+    host: '127.0.0.1', port: 0, mirrors: [`m=${mirror}`], patterns: [], minSize, stallMs: 5000, lookupTimeoutMs: 3000, noServiceTtlMs: 60_000,
     serviceName: 'torrent_service', store, storeSize: 4 * 1024 ** 3, seedTimeMs: 60_000, seedRatio: 0, seedMaxTorrents: 10, uploadLimit: 0,
     btPort: String(await freePort()), dht: false, lpd: false, pex: false, allowFrom: [], allowHosts: [],
     log: () => undefined, accessLog: () => undefined,
+    ...extra,
   });
   try {
     return await fn(p.url, p.engine);
@@ -130,7 +136,11 @@ console.log(`${MB} MiB cold through the proxy (no peers: the mirror's HTTP only)
 console.log(`CPU for the ${MB} MiB request (not disturbed by load): proxy process median ${fmt(median(proxyCpus))} s, engine median ${fmt(median(ariaCpus))} s; load average now: ${load()}`);
 
 // 50 KB: cold BitTorrent each time needs a fresh store; one proxy per path kind.
-if (SMALL_ROUNDS === 0) process.exit(0);
+if (SMALL_ROUNDS > 0) await small();
+if (METRICS_ROUNDS > 0) await metricsCost();
+process.exit(0);
+
+async function small() {
 const added = { bittorrent: [], direct: [] };
 for (let i = 0; i < SMALL_ROUNDS; i++) {
   const d = (await curl(`${mirror}/pub/small.rpm`)).total;
@@ -140,4 +150,44 @@ for (let i = 0; i < SMALL_ROUNDS; i++) {
   added.direct.push(dp - d);
 }
 console.log(`50 KB package, added latency over direct (median of ${SMALL_ROUNDS}): through BitTorrent ${fmt(median(added.bittorrent) * 1000, 1)} ms, through the proxy's direct path ${fmt(median(added.direct) * 1000, 1)} ms`);
-process.exit(0);
+}
+
+// Both proxies run for the whole part, in this process; the load comes from
+// autocannon as a child process, so this process's CPU around a run is the
+// proxies' (the other one idle).
+async function metricsCost() {
+  const AUTOCANNON = join(REPO, 'node_modules/autocannon/autocannon.js');
+  const run = async (url) => {
+    const { stdout } = await promisify(execFile)(process.execPath, [AUTOCANNON, '-c', '10', '-d', '4', '-j', `${url}/m/pub/small.rpm`], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    return JSON.parse(stdout);
+  };
+  await withProxy(1024 * 1024, (plainUrl) =>
+    withProxy(
+      1024 * 1024,
+      async (meteredUrl) => {
+        const cases = { plain: plainUrl, metrics: meteredUrl };
+        const rates = { plain: [], metrics: [] };
+        const cpu = { plain: [], metrics: [] };
+        for (const u of Object.values(cases)) await run(u); // warm-up
+        for (let i = 0; i < METRICS_ROUNDS; i++) {
+          for (const n of i % 2 ? ['metrics', 'plain'] : ['plain', 'metrics']) {
+            const c0 = process.cpuUsage();
+            const r = await run(cases[n]);
+            const c = process.cpuUsage(c0);
+            if (r.non2xx || r.errors) throw new Error(`${n}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+            rates[n].push(r.requests.total / r.duration);
+            cpu[n].push(((c.user + c.system) / r.requests.total));
+          }
+          console.log(`metrics round ${i + 1}: ${fmt(rates.plain[i], 0)} req/s without, ${fmt(rates.metrics[i], 0)} with (ratio ${fmt(rates.metrics[i] / rates.plain[i])})`);
+        }
+        const ratios = rates.metrics.map((v, i) => v / rates.plain[i]);
+        console.log(
+          `50 KB GETs on the proxy's direct path, --metrics-listen on vs off (${METRICS_ROUNDS} interleaved rounds of 4 s): ` +
+            `req/s ratio median ${fmt(median(ratios))} (range ${fmt(Math.min(...ratios))}-${fmt(Math.max(...ratios))}, target >= 0.95); ` +
+            `proxy CPU per request ${fmt(median(cpu.plain), 0)} us without, ${fmt(median(cpu.metrics), 0)} us with`,
+        );
+      },
+      { metricsListen: '127.0.0.1:0' },
+    ),
+  );
+}

@@ -40,10 +40,10 @@ export function html(strings: TemplateStringsArray, ...values: Value[]): Html {
 
 const COLORS: Record<Source, string> = { peers: '#2e7d32', mirror: '#e65100', store: '#1565c0', direct: '#8d8d8d' };
 const SOURCE_TEXT: Record<Source, string> = {
-  peers: 'peers (the fleet)',
-  mirror: 'mirror, for BitTorrent downloads',
-  store: 'store (this proxy)',
-  direct: 'direct from the mirror',
+  peers: 'the fleet, over BitTorrent',
+  mirror: 'the mirror, for BitTorrent downloads (pieces, origin seeder, fallback)',
+  store: "this proxy's store",
+  direct: 'straight from the mirror (not over BitTorrent)',
 };
 const HOUR_MS = 3_600_000;
 
@@ -141,9 +141,9 @@ function recentTable(recent: RecentDownload[]): Html {
 <tbody>
 ${recent.map(
   (r) => html`<tr class="download" data-path="${r.path}">
-<td>${clock(r.at)}</td><td class="name" title="${r.url}">${r.name}</td><td class="num">${r.size === null ? '-' : formatBytes(r.size)}</td><td class="path">${r.path}${r.fallback ? html`<br><small>fallback: ${r.fallback}</small>` : ''}</td>${SOURCES.map(
+<td>${clock(r.at)}</td><td class="name" title="${r.url}">${r.name}</td><td class="num size">${r.size === null ? '-' : formatBytes(r.size)}</td><td class="path">${r.path}${r.fallback ? html`<br><small>fallback: ${r.fallback}</small>` : ''}</td>${SOURCES.map(
     (src) => html`<td class="num ${src}">${r.from[src] ? formatBytes(r.from[src]) : '-'}</td>`,
-  )}<td class="num">${formatDuration(r.durationMs)}</td><td class="num">${r.peers ? `${r.peers.connections} (${r.peers.seeders} seeds)` : '-'}</td><td class="num">${r.status}</td>
+  )}<td class="num duration">${formatDuration(r.durationMs)}</td><td class="num seen">${r.peers ? `${r.peers.connections} (${r.peers.seeders} seeds)` : '-'}</td><td class="num status">${r.status}</td>
 </tr>\n`,
 )}</tbody>
 </table>`;

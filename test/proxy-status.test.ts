@@ -262,8 +262,14 @@ t.test("the page follows --allow-from, as proxy requests do", async (t) => {
   t.equal(r.status, 403, `${address} is not admitted`);
   t.match(r.body.toString(), /not allowed by --allow-from/);
   t.equal((await request(refused.url, '/?format=json')).status, 403);
-  const admitted = await startTestProxy(t, { host: address, allowFrom: [`${address}/32`], store: join(scratch(t, 'store2'), 's') });
+  // The proxy's clock comes in as an option (here, frozen then moved on by hand).
+  let clock = Date.UTC(2030, 0, 1, 12, 0, 0);
+  const admitted = await startTestProxy(t, { host: address, allowFrom: [`${address}/32`], store: join(scratch(t, 'store2'), 's'), now: () => clock });
+  clock += 90_000;
   const ok = await request(admitted.url, '/?format=json');
   t.equal(ok.status, 200, `${address}/32 admits it`);
-  t.equal((JSON.parse(ok.body.toString()) as StatusSnapshot).proxyUrl, admitted.url);
+  const s = JSON.parse(ok.body.toString()) as StatusSnapshot;
+  t.equal(s.proxyUrl, admitted.url);
+  t.equal(s.startedAt, '2030-01-01T12:00:00.000Z', 'the injected clock');
+  t.equal(s.uptimeMs, 90_000);
 });

@@ -7,7 +7,7 @@
 // The chart is inline SVG and there is no script: the page works offline
 // and under a Content-Security-Policy that allows no script at all.
 import { SOURCES, type Source } from './answer-path.js';
-import { HOURS, type HourTally, type RecentDownload, type StatusSnapshot, type Tally } from './status.js';
+import { HOURS, HOUR_MS, type HourTally, type RecentDownload, type StatusSnapshot, type Tally } from './status.js';
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
@@ -45,7 +45,6 @@ const SOURCE_TEXT: Record<Source, string> = {
   store: "this proxy's store",
   direct: 'straight from the mirror (not over BitTorrent)',
 };
-const HOUR_MS = 3_600_000;
 
 export function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;

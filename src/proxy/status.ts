@@ -18,7 +18,7 @@ export const HOURS = 48;
 export const RECENT = 50;
 /** Mirror hosts remembered (the least recently used goes first). */
 export const MIRRORS = 64;
-const HOUR_MS = 3_600_000;
+export const HOUR_MS = 3_600_000;
 
 export interface Tally {
   requests: number;

@@ -76,7 +76,11 @@ export function textLine(e: ProxyAccess, now = new Date()): string {
   return parts.join(' ') + '\n';
 }
 
-/** Where each entry goes: `write` as text lines, or as JSON objects through `json`. */
-export function proxyAccessLog(write: (line: string) => void, json: Logger | null): (e: ProxyAccess) => void {
-  return json ? (e) => json.info(e, 'access') : (e) => write(textLine(e));
+/**
+ * Where each entry goes: `write` as text lines stamped `at` (the proxy's
+ * clock, injected in tests), or as JSON objects through `json` (pino's own
+ * time).
+ */
+export function proxyAccessLog(write: (line: string) => void, json: Logger | null): (e: ProxyAccess, at: number) => void {
+  return json ? (e) => json.info(e, 'access') : (e, at) => write(textLine(e, new Date(at)));
 }

@@ -143,6 +143,18 @@ export class TorrentLookup {
     return false;
   }
 
+  /**
+   * The prefixes (scheme://host/seg1) this lookup knows about, for the
+   * status page: service true where it answered a torrent, false where it
+   * did not (within the no-service TTL). Read-only.
+   */
+  knownPrefixes(): Array<{ prefix: string; service: boolean }> {
+    const now = this.now();
+    const out = [...this.withService].map((prefix) => ({ prefix, service: true }));
+    for (const [prefix, until] of this.noService) if (until > now && !this.withService.has(prefix)) out.push({ prefix, service: false });
+    return out;
+  }
+
   /** The torrent for `url`, or null (and why) to go direct. */
   async find(url: URL, name: string, length?: number): Promise<{ torrent: PackageTorrent | null; why: string }> {
     const tu = torrentUrl(url, this.o.serviceName);

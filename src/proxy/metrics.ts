@@ -3,10 +3,9 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BtEngine } from '../core/bt-engine.js';
 import { PREFIX, newRegistry, type ReadyCheck } from '../core/metrics-http.js';
+import { ANSWER_PATHS, answerPath } from './answer-path.js';
 import type { Outcome } from './handle.js';
 
-const PATHS = ['bittorrent', 'store', 'direct', 'tunnel', 'refused'] as const;
-type PathLabel = (typeof PATHS)[number];
 const CAUSES = ['stalled', 'engine', 'other'] as const;
 
 export class ProxyMetrics {
@@ -32,7 +31,7 @@ export class ProxyMetrics {
         if (s) this.set(s.torrents);
       },
     });
-    for (const path of PATHS) this.requests.inc({ path }, 0);
+    for (const path of ANSWER_PATHS) this.requests.inc({ path }, 0);
     for (const source of ['peers', 'mirror', 'store']) this.bytes.inc({ source }, 0);
     for (const cause of CAUSES) this.fallbacks.inc({ cause }, 0);
     this.restarts.inc(0);
@@ -44,9 +43,7 @@ export class ProxyMetrics {
 
   /** One request, once its answer is over. */
   observe(o: Outcome): void {
-    // "direct(why)" is direct; anything unforeseen counts as refused rather than as a new label value.
-    const path = o.path.startsWith('direct') ? 'direct' : (PATHS as readonly string[]).includes(o.path) ? (o.path as PathLabel) : 'refused';
-    this.requests.inc({ path });
+    this.requests.inc({ path: answerPath(o) });
     const f = o.from;
     if (f) {
       if (f.peers) this.bytes.inc({ source: 'peers' }, f.peers);

@@ -44,6 +44,11 @@ export class Packages {
     this.timer.unref();
   }
 
+  /** Completed packages the engine seeds now (within the seeding limits). */
+  get seedingNow(): number {
+    return this.seeding.filter((s) => s.generation === this.engine.generation).length;
+  }
+
   close(): void {
     clearInterval(this.timer);
   }

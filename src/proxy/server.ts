@@ -16,6 +16,8 @@ import { packageMatcher } from './patterns.js';
 import { Store } from './store.js';
 import { tunnel } from './tunnel.js';
 import { ProxyMetrics, proxyReady } from './metrics.js';
+import { ProxyStatus, collectStatus } from './status.js';
+import { STATUS_NAME, answerStatus, clientFacingUrl, statusRequest } from './status-http.js';
 import { startMetricsListener, type MetricsListener } from '../core/metrics-http.js';
 
 export interface ProxyOptions {
@@ -53,10 +55,14 @@ export interface ProxyOptions {
   logFormat?: LogFormat;
   /** ADDRESS:PORT of the metrics listener (--metrics-listen): /metrics, /-/healthy, /-/ready. */
   metricsListen?: string;
+  /** The clock of the status page's tallies and durations (tests). */
+  now?: () => number;
 }
 
 export interface RunningProxy {
   url: string;
+  /** What the status page shows (/_pkgtorrent/ on the proxy's port). */
+  status: ProxyStatus;
   /** The metrics listener's "http://127.0.0.1:9100", with metricsListen. */
   metricsUrl?: string;
   engine: BtEngine;
@@ -73,6 +79,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const allow = accessRule(o.host, o.allowFrom, o.allowHosts);
   const access = proxyAccessLog(o.accessLog, o.logFormat === 'json' ? (await import('../core/json-log.js')).jsonLogger(o.accessLog) : null);
   const mirrors = new Map(o.mirrors.map((m) => parseMirror(m)).map((m) => [m.name, m.url]));
+  if (mirrors.has(STATUS_NAME)) throw new PkgError('usage', `--mirror ${STATUS_NAME}=...: that name is the status page's (/${STATUS_NAME}/); choose another`);
+  const now = o.now ?? Date.now;
+  // Always on (the metrics only with --metrics-listen): the status page's tallies.
+  const status = new ProxyStatus(now);
   let packages: Packages | null = null;
   const reseed = async (): Promise<number> => {
     if (!packages) return 0; // the engine restarted before the proxy was up: its start's pass comes
@@ -108,11 +118,12 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   });
   engineRef = engine;
   packages = new Packages(engine, store, { maxTorrents: o.seedMaxTorrents, timeMs: o.seedTimeMs, ratio: o.seedRatio });
+  const lookup = new TorrentLookup({ serviceName: o.serviceName, timeoutMs: o.lookupTimeoutMs, noServiceTtlMs: o.noServiceTtlMs });
   const route: Route = {
     isPackage: packageMatcher(o.patterns),
     minSize: o.minSize,
     stallMs: o.stallMs,
-    lookup: new TorrentLookup({ serviceName: o.serviceName, timeoutMs: o.lookupTimeoutMs, noServiceTtlMs: o.noServiceTtlMs }),
+    lookup,
     packages,
     discovery: o.lpd || o.dht,
     warn: o.log,
@@ -137,15 +148,20 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let inFlight = 0;
   let stopping = false;
   let drained: () => void = () => undefined;
+  let listenUrl = '';
   const onRequest = async (req: IncomingMessage, res: ServerResponse) => {
-    const started = Date.now();
+    const started = now();
     let url = req.url ?? '';
     let outcome: Outcome;
+    const page = statusRequest(url);
     inFlight++;
     try {
       if (stopping) outcome = fail(res, 503, 'proxy is stopping');
       else if (!allow.client(req.socket.remoteAddress)) outcome = fail(res, 403, 'client not allowed by --allow-from');
-      else {
+      else if (page) {
+        const proxyUrl = clientFacingUrl(req.headers.host, listenUrl);
+        outcome = await answerStatus(req, res, page, () => collectStatus(status, { engine, packages, lookup, storeLimit: o.storeSize }, proxyUrl));
+      } else {
         const u = target(req);
         url = u.href;
         outcome = await handle(req, res, u, route);
@@ -159,8 +175,13 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     // our end() or 'finish', so with a declared length the bytes decide.
     if (!res.writableFinished && !res.destroyed) await new Promise((r) => res.once('close', r));
     const cut = outcome.length !== undefined ? outcome.bytes < outcome.length : !res.writableEnded;
-    access(accessEntry(req, url, outcome, Date.now() - started, cut));
-    metrics?.observe(outcome);
+    const at = now();
+    access(accessEntry(req, url, outcome, at - started, cut), at);
+    // The page's own answers are not traffic of the proxy's.
+    if (outcome.path !== 'status') {
+      metrics?.observe(outcome);
+      status.observe(outcome, url, started);
+    }
     if (--inFlight === 0) drained();
   };
 
@@ -168,7 +189,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   let metricsListener: MetricsListener | undefined;
   const tunnels = new Set<Duplex>();
   server.on('connect', (req: IncomingMessage, socket, head: Buffer) => {
-    const started = Date.now();
+    const started = now();
     if (!allow.client(req.socket.remoteAddress)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
       return;
@@ -177,8 +198,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     socket.once('close', () => tunnels.delete(socket));
     void tunnel(req, socket, head, (h) => allow.host(h)).then((r) => {
       const outcome: Outcome = { status: r.status, path: 'tunnel', bytes: r.bytes };
-      access(accessEntry(req, req.url ?? '', outcome, Date.now() - started, false));
+      const at = now();
+      access(accessEntry(req, req.url ?? '', outcome, at - started, false), at);
       metrics?.observe(outcome);
+      status.observe(outcome, req.url ?? '', started);
     });
   });
   server.on('clientError', (_err, socket) => socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n'));
@@ -199,8 +222,10 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
   const reseeded = reseed();
   const addr = server.address() as { address: string; port: number; family: string };
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+  listenUrl = `http://${host}:${addr.port}`;
   return {
-    url: `http://${host}:${addr.port}`,
+    url: listenUrl,
+    status,
     metricsUrl: metricsListener?.url,
     engine,
     packages,

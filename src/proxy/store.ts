@@ -121,8 +121,8 @@ export class Store {
     await rm(this.partialDir(infoHash), { recursive: true, force: true });
   }
 
-  /** Removes least recently used entries until at most `budget` bytes are stored. */
-  async evict(budget: number): Promise<void> {
+  /** Every stored package: its directory's name, when it was last used, its bytes (the torrent's included). */
+  private async entries(): Promise<Array<{ ih: string; used: number; bytes: number }>> {
     const entries: Array<{ ih: string; used: number; bytes: number }> = [];
     for (const ih of await readdir(join(this.dir, 'done'))) {
       if (ih.startsWith('.')) continue;
@@ -133,9 +133,21 @@ export class Store {
         for (const f of await readdir(d)) bytes += (await stat(join(d, f))).size;
         entries.push({ ih, used, bytes });
       } catch {
-        // Removed meanwhile by another eviction.
+        // Removed meanwhile by an eviction.
       }
     }
+    return entries;
+  }
+
+  /** What the store holds now (the status page): bytes on disk and packages. */
+  async usage(): Promise<{ bytes: number; packages: number }> {
+    const entries = await this.entries();
+    return { bytes: entries.reduce((n, e) => n + e.bytes, 0), packages: entries.length };
+  }
+
+  /** Removes least recently used entries until at most `budget` bytes are stored. */
+  async evict(budget: number): Promise<void> {
+    const entries = await this.entries();
     let total = entries.reduce((n, e) => n + e.bytes, 0);
     entries.sort((a, b) => a.used - b.used);
     for (const e of entries) {

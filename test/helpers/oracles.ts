@@ -26,6 +26,7 @@ const PACKAGES: Record<string, string> = {
   dnf: 'dnf',
   promtool: 'prometheus',
   prometheus: 'prometheus',
+  chromium: 'chromium',
 };
 
 function available(tool: string): boolean {

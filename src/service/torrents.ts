@@ -10,7 +10,7 @@ import { entryMatches, type InfoEntry } from '../core/info-entry.js';
 import { sameStamp, type FileStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
-import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-layout.js';
+import { buildServiceInfo, checkServiceFiles, infoHasSettings, serviceTorrent, type InfoSettings, type ServiceKind } from '../core/service-layout.js';
 import { SharedRuns } from '../core/shared-runs.js';
 
 export interface TorrentsOptions {
@@ -28,6 +28,14 @@ export interface TorrentsOptions {
   infoCache: InfoCache;
   pieceLength: number;
   serviceName: string;
+  /**
+   * The private flag and source string every info dictionary gets (the
+   * private and source settings). An entry built with other values is no
+   * entry of this service: a miss, as one of another piece length.
+   */
+  infoSettings?: InfoSettings;
+  /** Base URLs of further web seeds, after the mirror's own in url-list (the web-seeds setting). */
+  webSeeds?: readonly string[];
   /** Most distinct builds at once in this process; more is 503. */
   queueLimit: number;
   /** One line per build, for the operator (and tests counting hashing). */
@@ -59,9 +67,14 @@ export class Torrents {
     this.now = o.infoCache.now;
   }
 
-  /** Same piece length and service name as this service: otherwise the entry describes another torrent. */
+  /**
+   * Same piece length, service name, private flag and source as this
+   * service: otherwise the entry describes another torrent, which is never
+   * answered (a digest GET gets 412, anything else rebuilds it, from the
+   * piece cache).
+   */
   private ours(e: InfoEntry): boolean {
-    return e.pieceLength === this.o.pieceLength && e.serviceName === this.o.serviceName;
+    return e.pieceLength === this.o.pieceLength && e.serviceName === this.o.serviceName && infoHasSettings(e.bytes, this.o.infoSettings ?? {});
   }
 
   /**
@@ -173,7 +186,7 @@ export class Torrents {
 
   private async build(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
     const started = process.hrtime.bigint();
-    const { info, hashed } = await buildServiceInfo(this.o.pieces, files, kind, this.o.pieceLength, this.o.serviceName);
+    const { info, hashed } = await buildServiceInfo(this.o.pieces, files, kind, this.o.pieceLength, this.o.serviceName, undefined, this.o.infoSettings);
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.o.log(`built ${key}: ${files.length} file${files.length === 1 ? '' : 's'}, ${hashed} hashed, ${ms.toFixed(1)} ms`);
     return { ...info, kind, pieceLength: this.o.pieceLength, serviceName: this.o.serviceName };
@@ -190,7 +203,7 @@ export class Torrents {
     const made: Torrent = {
       baseUrl,
       trackers,
-      bytes: serviceTorrent(e, baseUrl, trackers),
+      bytes: serviceTorrent(e, baseUrl, trackers, this.o.webSeeds),
       infoHashHex,
       // Unquoted on purpose: the client strips "attachment; filename=" and uses the rest.
       disposition: `attachment; filename=${infoHashHex}.torrent`,

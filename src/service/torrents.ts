@@ -104,7 +104,10 @@ export class Torrents {
   /** The cached entry for a key when a check of its files holds for a request that arrived at `arrivedAt`; null: check. */
   private fresh(key: string, arrivedAt: number): InfoEntry | null {
     const e = this.o.infoCache.fresh(key, arrivedAt);
-    if (e) void this.o.infoCache.used(key);
+    // Memory holds only entries this service checked, but an entry of other
+    // settings must never be answered, whoever put it there.
+    if (!e || !this.ours(e)) return null;
+    void this.o.infoCache.used(key);
     return e;
   }
 
@@ -197,13 +200,15 @@ export class Torrents {
     // Most requests for a digest come from one host name with the same
     // trackers: then the last torrent is reused as it is.
     const c = this.o.infoCache;
-    const kept = c.ready(key, e, baseUrl, trackers);
+    const webSeeds = this.o.webSeeds ?? [];
+    const kept = c.ready(key, e, baseUrl, trackers, webSeeds);
     if (kept) return kept;
     const infoHashHex = e.infoHash.toString('hex');
     const made: Torrent = {
       baseUrl,
+      webSeeds,
       trackers,
-      bytes: serviceTorrent(e, baseUrl, trackers, this.o.webSeeds),
+      bytes: serviceTorrent(e, baseUrl, trackers, webSeeds),
       infoHashHex,
       // Unquoted on purpose: the client strips "attachment; filename=" and uses the rest.
       disposition: `attachment; filename=${infoHashHex}.torrent`,

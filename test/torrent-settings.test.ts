@@ -13,6 +13,7 @@ import { decodeTorrent } from './helpers/bencode.js';
 import { libtorrent, need } from './helpers/oracles.js';
 import { aria2Download, freePort, libtorrentDownload, scratch } from './helpers/clients.js';
 import { digestOf, postPaths, request, startServe, type ServeProcess } from './helpers/server.js';
+import { parsePackageTorrent } from '../src/proxy/lookup.js';
 
 const PL = 16384;
 const FILES: Record<string, number> = {
@@ -85,6 +86,8 @@ t.test('libtorrent reads the private flag, the source and every web seed in orde
   });
   const single = await request(srv.url, `/pub/torrent_service/simple${SINGLE}`);
   t.equal(single.status, 200);
+  // The proxy reads it as private (no LPD or DHT peers to wait for) under the same info hash.
+  t.match(parsePackageTorrent(single.body, 'a.rpm'), { private: true, infoHash: ltView(t, single.body).infoHash });
   t.match(ltView(t, single.body), {
     priv: true,
     source: 'fleet-a',

@@ -150,6 +150,16 @@ t.test('the binary: exit 2 and one line, no stack trace', async (t) => {
   t.equal(JSON.parse(ok.stdout).settings.root.source, 'env');
 });
 
+t.test('web-seeds are checked as base-url is; private and source', async (t) => {
+  t.same(SETTINGS['web-seeds'].parse(' http://a.example/x/ , https://b.example// '), ['http://a.example/x', 'https://b.example'], 'trailing slashes dropped, as for base-url');
+  for (const bad of ['ftp://a.example', 'not a url', 'http://a.example,mirror.example']) {
+    t.throws(() => SETTINGS['web-seeds'].parse(bad), { name: 'PkgError', kind: 'usage', message: /^invalid web seed '[^']+': (unsupported scheme|not a URL)/ }, bad);
+  }
+  t.equal(SETTINGS.private.parse('yes'), true);
+  t.equal(SETTINGS.source.parse('fleet-a'), 'fleet-a');
+  t.throws(() => SETTINGS.source.parse('a\nb'), { kind: 'usage', message: /no control characters/ });
+});
+
 t.test('values are shown the way the config file takes them', async (t) => {
   t.equal(formatValue('piece-length', 1048576), '1M');
   t.equal(formatValue('piece-length', 16384), '16K');
@@ -167,6 +177,7 @@ t.test('values are shown the way the config file takes them', async (t) => {
     ['allow-host', ['a.example', 'b.example'], 'a.example,b.example'],
     ['package-patterns', ['*.rpm', '*.deb'], '*.rpm,*.deb'],
     ['allow-outside', ['/srv/a', '/srv/b'], '/srv/a:/srv/b'],
+    ['web-seeds', ['http://m2.example:8080/pub', 'https://cdn.example'], 'http://m2.example:8080/pub,https://cdn.example'],
   ];
   for (const [key, value, text] of lists) {
     t.equal(formatValue(key, value), text, key);

@@ -48,13 +48,13 @@ function fixture(t: Test) {
  * cache (so both sides hash for themselves): what make must equal is what
  * this answers over HTTP.
  */
-async function served(t: Test, dir: string, trackers = 'trackers') {
+async function served(t: Test, dir: string, trackers = 'trackers', extra: string[] = []) {
   const srv = await startServe(t, {
     root: join(dir, 'root'),
     cacheDir: join(dir, 'served'),
     trackers: join(dir, trackers),
     pieceLength: '16K',
-    args: ['--base-url', 'http://mirror.example'],
+    args: ['--base-url', 'http://mirror.example', ...extra],
     inProcess: true,
   });
   const ok = (r: { status: number; body: Buffer }) => {
@@ -171,12 +171,37 @@ t.test('one path asked for by digest: serve answers multi-file, make (as simple/
   );
 });
 
+t.test('private, source and further web seeds: -p, -s and the settings give what serve answers with them', async (t) => {
+  const { dir, args } = fixture(t);
+  const seeds = 'http://second.example/mirror,https://cdn.example/';
+  const vars = { PKGTORRENT_WEB_SEEDS: seeds };
+  const r = await cli(args(['-p', '-s', 'fleet-a', '-o', 'out.torrent', ...PATHS]), { cwd: dir, vars });
+  t.equal(r.code, 0, r.stderr);
+  const srv = await served(t, dir, 'trackers', ['--private', '--source', 'fleet-a', '--web-seeds', 'http://second.example/mirror/', '--web-seeds', 'https://cdn.example']);
+  const answer = await srv.digest(PATHS);
+  const made = readFileSync(join(dir, 'out.torrent'));
+  t.ok(made.equals(answer), "same bytes as serve's answer with --private --source --web-seeds");
+  const d = decodeTorrent(made);
+  t.equal(d.info.private, 1);
+  t.equal(String(d.info.source), 'fleet-a');
+  t.same(d['url-list'].map(String), ['http://mirror.example/', 'http://second.example/mirror/', 'https://cdn.example/'], "the mirror's own first, then the others in order");
+  t.match(JSON.parse(r.stdout).magnet, /&ws=http%3A%2F%2Fmirror\.example%2F&ws=http%3A%2F%2Fsecond\.example%2Fmirror%2F&ws=https%3A%2F%2Fcdn\.example%2F$/);
+  // From the environment as serve would take it from its config file; the same torrent.
+  const fromEnv = await cli(args(['-o', 'env.torrent', ...PATHS]), { cwd: dir, vars: { ...vars, PKGTORRENT_PRIVATE: 'yes', PKGTORRENT_SOURCE: 'fleet-a' } });
+  t.equal(fromEnv.code, 0, fromEnv.stderr);
+  t.ok(readFileSync(join(dir, 'env.torrent')).equals(made), 'the private and source settings from the environment');
+  const plain = await cli(args(['-o', 'plain.torrent', ...PATHS]), { cwd: dir });
+  t.not(JSON.parse(plain.stdout).infoHash, JSON.parse(r.stdout).infoHash, 'another info hash without them');
+  t.match(JSON.parse(plain.stdout), { filesHashed: 0 }, 'from the same piece cache');
+  const bad = await cli(args(['/pub/fedora/a.rpm']), { cwd: dir, vars: { PKGTORRENT_WEB_SEEDS: 'http://ok.example,ftp://no.example' } });
+  t.equal(bad.code, 2);
+  t.match(bad.stderr, /PKGTORRENT_WEB_SEEDS: invalid web seed 'ftp:\/\/no\.example': unsupported scheme 'ftp' \(use http or https\)/);
+});
+
 t.test('flags that would change the service torrent are refused', async (t) => {
   const { dir, args } = fixture(t);
   for (const [extra, msg] of [
     [['-n', 'x'], /-n is not available with --layout service/],
-    [['-p'], /-p is not available/],
-    [['-s', 'x'], /-s is not available/],
     [['-c', 'x'], /-c is not available/],
     [['-l', 'auto'], /-l auto is not available/],
     // -w is the whole web seed elsewhere: here it would be silently wrong (http://h/pub/pub/).

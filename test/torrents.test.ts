@@ -1,7 +1,7 @@
 // Torrents.lookup, in-process: digest GETs share a stat check, and the sharing
 // never lets a request be answered from a check older than itself.
 import t, { type Test } from 'tap';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CacheWrites } from '../src/core/cache-writes.js';
@@ -12,12 +12,13 @@ import { PieceStore } from '../src/core/piece-store.js';
 import { MirrorRoot } from '../src/core/root.js';
 import { PieceMemo } from '../src/service/piece-memo.js';
 import { resolveFiles } from '../src/service/resolve-paths.js';
-import { Torrents } from '../src/service/torrents.js';
+import { Torrents, type TorrentsOptions } from '../src/service/torrents.js';
+import bencode from 'bencode';
 
 const RELS = ['pub/p/a.rpm', 'pub/p/b.rpm', 'pub/p/c.rpm'];
 const KEY = 'a1'.repeat(20);
 
-async function setup(t: Test, revalidateMs = 0, now?: () => number) {
+async function setup(t: Test, revalidateMs = 0, now?: () => number, more: Partial<TorrentsOptions> = {}) {
   const dir = t.testdir({ root: { pub: { p: { 'a.rpm': randomBytes(30_000), 'b.rpm': randomBytes(70_000), 'c.rpm': randomBytes(5) } } }, cache: {} });
   const root = await MirrorRoot.open(join(dir, 'root'));
   const pool = new HashPool(1);
@@ -35,6 +36,7 @@ async function setup(t: Test, revalidateMs = 0, now?: () => number) {
     serviceName: 'torrent_service',
     queueLimit: 4,
     log: () => {},
+    ...more,
   });
   const built = await torrents.forFiles(KEY, await resolveFiles(root, RELS), 'multi', torrents.now());
   // A new mtime (whole seconds later) that every filesystem can record.
@@ -42,7 +44,7 @@ async function setup(t: Test, revalidateMs = 0, now?: () => number) {
     const later = new Date(Date.now() + 5000);
     utimesSync(join(dir, 'root', rel), later, later);
   };
-  return { torrents, built, touch, root };
+  return { torrents, built, touch, root, dir };
 }
 
 t.test('GETs in one turn all get the entry from the check they share', async (t) => {
@@ -128,4 +130,33 @@ t.test('a ready torrent is reused for the same entry and host, never for a rebui
   const again = torrents.torrent(KEY, rebuilt, 'http://mirror', []);
   t.equal(again.infoHashHex, rebuilt.infoHash.toString('hex'), 'the torrent is made of the rebuilt entry');
   t.match(again.disposition, `filename=${rebuilt.infoHash.toString('hex')}.torrent`);
+});
+
+t.test('private and source: an entry in memory or on disk built with other values is never answered', async (t) => {
+  // A minute's window: the plain entry is fresh in the shared memory, and still not answered.
+  const { torrents, built, root } = await setup(t, 60_000);
+  const o = (torrents as unknown as { o: TorrentsOptions }).o;
+  const files = await resolveFiles(root, RELS);
+  let plainEntry = built;
+  for (const infoSettings of [{ private: true }, { source: 'fleet-a' }, { private: true, source: 'fleet-a' }, { source: 'fleet-b' }, {}]) {
+    const logs: string[] = [];
+    // Another service over the same info cache (memory and disk) and piece store, as after a restart with new settings.
+    const other = new Torrents({ ...o, infoSettings, log: (l) => logs.push(l) });
+    const what = JSON.stringify(infoSettings);
+    // The cache holds the entry of the settings before (in memory, fresh, and on disk).
+    t.equal(await other.lookup(KEY), null, `${what}: a digest GET is not answered from the entry of other settings (412)`);
+    const e = await other.forFiles(KEY, files, 'multi', other.now());
+    const info = bencode.decode(e.bytes) as { private?: number; source?: Uint8Array };
+    t.equal(info.private, infoSettings.private ? 1 : undefined, `${what}: private`);
+    t.equal(info.source && Buffer.from(info.source).toString(), infoSettings.source, `${what}: source`);
+    // The expected hash, from the plain info dictionary with the keys added by a general bencoder.
+    const plain = bencode.decode(plainEntry.bytes) as Record<string, unknown>;
+    const want = { ...plain, ...(infoSettings.private ? { private: 1 } : {}), ...(infoSettings.source ? { source: infoSettings.source } : {}) };
+    t.equal(e.infoHash.toString('hex'), createHash('sha1').update(bencode.encode(want)).digest('hex'), `${what}: the info hash of the plain info with those keys`);
+    t.match(logs.join('\n'), /built .*: 3 files, 0 hashed/, `${what}: rebuilt from the piece cache`);
+    t.equal(await other.lookup(KEY), e, `${what}: then answered`);
+    t.equal(await torrents.lookup(KEY), Object.keys(infoSettings).length ? null : e, `${what}: and the plain service no longer answers it`);
+    if (!Object.keys(infoSettings).length) plainEntry = e;
+  }
+  t.equal(plainEntry.infoHash.toString('hex'), built.infoHash.toString('hex'), 'back to no private and no source: the first info hash again');
 });

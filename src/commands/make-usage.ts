@@ -22,8 +22,11 @@ Layouts:
                        (multi-file, BEP 47 padding). The piece cache is read and filled. Needs
                        --base-url (the mirror's scheme and host; the web seed is
                        made from it as serve makes it, so -w is refused);
-                       trackers come from -a, else the trackers file. -n, -c,
-                       -p and -s are not available.
+                       further web seeds, the private flag and the source come
+                       from the web-seeds, private and source settings, as for
+                       serve, and -p and -s set the latter two. Trackers come
+                       from -a, else the trackers file. -n and -c are not
+                       available.
 
 Piece length (-l, also spelt --piece-length after make):
   SIZE     bytes with an optional K or M suffix (256K, 1M), a power of two

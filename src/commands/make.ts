@@ -68,7 +68,7 @@ export function register(program: Command, ctx: Context): AnyCommand {
  * The settings, with -l (already parsed: it also takes N and auto, which the
  * setting does not) in place of the piece-length setting.
  */
-function pieceSettings(ctx: Context, cmd: AnyCommand, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string>> = {}) {
+function pieceSettings(ctx: Context, cmd: AnyCommand, opts: MakeOptions, spec: PieceLengthSpec | undefined, extra: Partial<Record<SettingKey, string | boolean>> = {}) {
   const given = spec === undefined ? {} : { 'piece-length': spec === 'auto' ? MKTORRENT_PIECE_LENGTH : spec };
   return ctx.resolve(cmd, { ...extra, ...given, jobs: opts.jobs ?? opts.threads });
 }
@@ -123,17 +123,19 @@ async function makeService(ctx: Context, cmd: AnyCommand, paths: string[], opts:
   for (const [flag, given] of [
     ['-n', opts.name],
     ['-c', opts.comment],
-    ['-p', opts.private],
-    ['-s', opts.source],
   ] as const) {
     if (given !== undefined) throw usageError(`${flag} is not available with --layout service: the service torrent is fixed by its files`);
   }
   if (spec === 'auto') throw usageError('-l auto is not available with --layout service: it uses the service piece length (--piece-length, 1M by default)');
   // -w would be the whole web seed elsewhere but only its base here: refused rather than guessed.
-  if (opts.webSeed) throw usageError('-w is not taken with --layout service: give the mirror with --base-url URL; the web seed is made from it and the paths');
+  if (opts.webSeed) {
+    throw usageError('-w is not taken with --layout service: give the mirror with --base-url URL and further mirrors with the web-seeds setting; the web seeds are made from them and the paths');
+  }
   const tiers = announceTiers(opts.announce ?? []);
 
-  const settings = await pieceSettings(ctx, cmd, opts, spec, { 'base-url': opts.baseUrl });
+  // -p and -s are the private and source settings here (as serve takes them
+  // from the config file or the environment): one meaning, mktorrent's.
+  const settings = await pieceSettings(ctx, cmd, opts, spec, { 'base-url': opts.baseUrl, private: opts.private, source: opts.source });
   const baseUrl = settings.values['base-url'];
   if (!baseUrl) throw usageError('--layout service needs the base URL of the mirror: --base-url https://mirror.example');
   const pieceLength = settings.values['piece-length'];
@@ -154,6 +156,8 @@ async function makeService(ctx: Context, cmd: AnyCommand, paths: string[], opts:
     pieceLength,
     serviceName: settings.values['service-name'],
     baseUrl,
+    webSeeds: settings.values['web-seeds'],
+    infoSettings: { private: settings.values.private, source: settings.values.source },
     trackers,
     jobs: settings.values.jobs || defaultJobs(),
     signal: ctx.env.signal,

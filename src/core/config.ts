@@ -61,6 +61,31 @@ export const SETTINGS = {
     shownDefault: 'none',
     help: 'scheme and host of web-seed URLs (default: from the request)',
   },
+  // What serve (and make --layout service) put into every torrent besides the
+  // files: further web seeds, and BEP 27's private flag and a source string,
+  // which are inside info and so change the info hash.
+  'web-seeds': {
+    flag: '--web-seeds <url>', separator: ',',
+    parse: (t: string) =>
+      parseList(t).map((u) => {
+        const problem = baseUrlProblem(u);
+        if (problem) throw new PkgError('usage', `invalid web seed '${u}': ${problem}`);
+        return u.replace(/\/+$/, '');
+      }),
+    default: (): string[] => [],
+    help: "further web seeds: base URLs of other mirrors of the same tree (or a CDN), put in url-list after the mirror's own, in this order, with the same paths (the flag repeats; elsewhere a comma-separated list)",
+  },
+  private: { flag: '--private', parse: parseBool, default: (): boolean => false, help: 'mark torrents private (BEP 27: peers from the trackers only, no DHT, PEX or local discovery); changes every info hash' },
+  source: {
+    flag: '--source <text>',
+    parse: (t: string) => {
+      if (/[\0-\x1f\x7f]/.test(t)) throw new PkgError('usage', `invalid source '${t}': no control characters`);
+      return t;
+    },
+    default: (): string | undefined => undefined,
+    shownDefault: 'none',
+    help: "a source string in every torrent's info dictionary (as mktorrent -s), which keeps a fleet's swarms apart from others of the same files; changes every info hash",
+  },
   'trust-proxy': { flag: '--trust-proxy', parse: parseBool, default: (): boolean => false, help: 'honour X-Forwarded-Proto/Host' },
   files: { flag: '--files', parse: parseBool, default: (): boolean => false, help: 'serve the files under the root too', details: 'GET and HEAD, with Range' },
   workers: { flag: '--workers <n>', parse: parseInteger(1, 256), default: (): number => 1, help: 'serve processes (node:cluster)' },

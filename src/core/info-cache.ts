@@ -45,9 +45,11 @@ export const INFO_MEMORY_BYTES = 128 * 1024 * 1024;
 /** Keys whose use time was asked about lately (a forgotten key costs one more stat). */
 const TOUCHED_KEYS = 65_536;
 
-/** A torrent made of an entry for one base URL and tracker list, ready to send. */
+/** A torrent made of an entry for one base URL, further web seeds and tracker list, ready to send. */
 export interface ReadyTorrent {
   baseUrl: string;
+  /** The further web seeds after the base URL's (the web-seeds setting); absent: none. */
+  webSeeds?: readonly string[];
   trackers: readonly string[];
   bytes: Buffer;
   infoHashHex: string;
@@ -145,11 +147,11 @@ export class InfoCache {
     this.memory.delete(key);
   }
 
-  /** The ready torrent of the key's entry in memory for this base URL and tracker list, if one was made. */
-  ready(key: string, entry: InfoEntry, baseUrl: string, trackers: readonly string[]): ReadyTorrent | null {
+  /** The ready torrent of the key's entry in memory for this base URL, tracker list and further web seeds, if one was made. */
+  ready(key: string, entry: InfoEntry, baseUrl: string, trackers: readonly string[], webSeeds: readonly string[] = []): ReadyTorrent | null {
     const r = this.memory.get(key);
     if (!r?.ready || !r.entry.infoHash.equals(entry.infoHash)) return null;
-    return r.ready.baseUrl === baseUrl && sameList(r.ready.trackers, trackers) ? r.ready : null;
+    return r.ready.baseUrl === baseUrl && sameList(r.ready.trackers, trackers) && sameList(r.ready.webSeeds ?? [], webSeeds) ? r.ready : null;
   }
 
   /** Keeps a torrent made of the key's entry (when that entry is still the one in memory). */

@@ -7,7 +7,7 @@ import { PkgError, usageError } from './errors.js';
 import type { MirrorFile, MirrorRoot } from './root.js';
 import { urlPathToRel } from './url-path.js';
 import { filesForPath, type ServicePathOptions } from './service-paths.js';
-import { buildServiceInfo, serviceTorrent, serviceWebSeed } from './service-layout.js';
+import { buildServiceInfo, serviceTorrent, serviceWebSeeds, type InfoSettings } from './service-layout.js';
 import { magnetLink, pieceCount } from './metainfo.js';
 import type { MadeTorrent } from './plain-torrent.js';
 
@@ -17,6 +17,10 @@ export interface MakeServiceOptions {
   pieceLength: number;
   serviceName: string;
   baseUrl: string;
+  /** Further web seeds' base URLs, after the mirror's own (the web-seeds setting). */
+  webSeeds?: readonly string[];
+  /** The private flag and source string, as serve's settings put them in. */
+  infoSettings?: InfoSettings;
   trackers: string[];
   jobs: number;
   signal?: AbortSignal;
@@ -33,15 +37,15 @@ export async function makeServiceTorrent(o: MakeServiceOptions): Promise<MadeTor
     const bar = o.progress(o.files.reduce((s, f) => s + f.size, 0));
     try {
       const kind = o.files.length === 1 ? 'single' : 'multi';
-      return await buildServiceInfo(store, o.files, kind, o.pieceLength, o.serviceName, (n) => bar.add(n));
+      return await buildServiceInfo(store, o.files, kind, o.pieceLength, o.serviceName, (n) => bar.add(n), o.infoSettings);
     } finally {
       bar.stop();
     }
   });
   return {
-    bytes: serviceTorrent(info, o.baseUrl, o.trackers),
+    bytes: serviceTorrent(info, o.baseUrl, o.trackers, o.webSeeds),
     infoHash: info.infoHash.toString('hex'),
-    magnet: magnetLink(info.infoHash, info.name, o.trackers, [serviceWebSeed(info, o.baseUrl)]),
+    magnet: magnetLink(info.infoHash, info.name, o.trackers, serviceWebSeeds(info, o.baseUrl, o.webSeeds)),
     name: info.name,
     size: o.files.reduce((s, f) => s + f.size, 0),
     pieceLength: o.pieceLength,

@@ -3,6 +3,7 @@
 // out with padding so every file starts on a piece boundary, which is what
 // lets one file's hashes be reused across every permutation of packages.
 import { posix } from 'node:path';
+import bencode from 'bencode';
 import { PkgError } from './errors.js';
 import { inTurns } from './limit.js';
 import { CREATED_BY } from './version.js';
@@ -14,6 +15,44 @@ import { DEFAULT_SERVICE_NAME } from './service-name.js';
 import { trackerTiers } from './trackers.js';
 
 export type ServiceKind = 'single' | 'multi';
+
+/**
+ * The keys of a service torrent's info dictionary that come from settings
+ * rather than from the files: BEP 27's private flag and a source string (the
+ * private and source settings). Both change the info hash.
+ */
+export interface InfoSettings {
+  private?: boolean;
+  /** Empty or undefined: no source key. */
+  source?: string;
+}
+
+/** The settings an encoded info dictionary was built with, read from its own bytes (null: not a dictionary). */
+function settingsOfInfo(bytes: Uint8Array): { private: boolean; source: string } | null {
+  try {
+    const d = bencode.decode(bytes) as { private?: unknown; source?: unknown };
+    if (typeof d !== 'object' || d === null) return null;
+    return { private: d.private === 1, source: d.source instanceof Uint8Array ? Buffer.from(d.source).toString('utf8') : '' };
+  } catch {
+    return null;
+  }
+}
+
+const infoSettingsMemo = new WeakMap<Uint8Array, { private: boolean; source: string } | null>();
+
+/**
+ * Whether an info dictionary (a cached entry's) was built with these
+ * settings. Read from the bytes that are answered, so the check cannot
+ * disagree with the torrent; decoded once per entry read.
+ */
+export function infoHasSettings(bytes: Uint8Array, want: InfoSettings): boolean {
+  let got = infoSettingsMemo.get(bytes);
+  if (got === undefined) {
+    got = settingsOfInfo(bytes);
+    infoSettingsMemo.set(bytes, got);
+  }
+  return got !== null && got.private === !!want.private && got.source === (want.source ?? '');
+}
 
 /** What a service torrent is made of, apart from host and trackers. */
 export interface ServiceInfo extends EncodedInfo {
@@ -64,14 +103,16 @@ export function layoutServiceInfo(
   kind: ServiceKind,
   pieceLength: number,
   serviceName = DEFAULT_SERVICE_NAME,
+  settings: InfoSettings = {},
 ): ServiceInfo {
+  const extra = { private: settings.private, source: settings.source };
   const stamps = files.map((f) => ({ rel: f.rel, size: f.pieces.size, mtimeNs: f.pieces.mtimeNs }));
   if (kind === 'single') {
     const { rel, pieces } = files[0]!;
     const hashes = pieces.tail ? Buffer.concat([pieces.full, pieces.tail.plain]) : pieces.full;
     const name = posix.basename(rel);
     const dir = posix.dirname(rel);
-    const info = encodeInfo({ kind: 'single', name, length: pieces.size, pieceLength, pieces: hashes });
+    const info = encodeInfo({ kind: 'single', name, length: pieces.size, pieceLength, pieces: hashes, ...extra });
     return { ...info, name, webSeedSuffix: dir === '.' ? '' : `${dir}/`, files: stamps };
   }
   const name = files[0]!.rel.split('/')[0]!;
@@ -93,7 +134,7 @@ export function layoutServiceInfo(
     padsOfSize.set(pad, k + 1);
     entries.push({ length: pad, path: [serviceName, 'nullfile', `${pad}_${k}`], attr: 'p' });
   });
-  const info = encodeInfo({ kind: 'multi', name, files: entries, pieceLength, pieces: Buffer.concat(hashes) });
+  const info = encodeInfo({ kind: 'multi', name, files: entries, pieceLength, pieces: Buffer.concat(hashes), ...extra });
   return { ...info, name, webSeedSuffix: '', files: stamps };
 }
 
@@ -120,6 +161,7 @@ export async function buildServiceInfo(
   pieceLength: number,
   serviceName = DEFAULT_SERVICE_NAME,
   onProgress?: (bytes: number) => void,
+  settings: InfoSettings = {},
 ): Promise<BuiltServiceInfo> {
   checkServiceFiles(files, kind);
   // A cache hit starts with synchronous reads (see readCacheFileSync): 64
@@ -134,6 +176,7 @@ export async function buildServiceInfo(
     kind,
     pieceLength,
     serviceName,
+    settings,
   );
   return { info, hashed: results.filter((r) => r.hashed).length };
 }
@@ -147,20 +190,36 @@ export function encodePathForUrl(rel: string): string {
 }
 
 /**
- * The full torrent: info bytes as they are, plus web seed and trackers. The
- * same info, base URL and trackers always give the same bytes (no date).
+ * The full torrent: info bytes as they are, plus web seeds and trackers. The
+ * same info, base URLs and trackers always give the same bytes (no date).
+ * `moreWebSeeds` (the web-seeds setting: other mirrors of the same tree) follow
+ * the mirror's own in url-list, in their order, laid out as it is.
  */
-export function serviceTorrent(info: Pick<ServiceInfo, 'bytes' | 'infoHash' | 'webSeedSuffix'>, baseUrl: string, trackers: readonly string[]): Buffer {
+export function serviceTorrent(
+  info: Pick<ServiceInfo, 'bytes' | 'infoHash' | 'webSeedSuffix'>,
+  baseUrl: string,
+  trackers: readonly string[],
+  moreWebSeeds: readonly string[] = [],
+): Buffer {
   const tiers = trackerTiers(trackers, info.infoHash.toString('hex'));
   return encodeTorrent(info.bytes, {
     announce: tiers[0]?.[0],
     announceList: tiers.length ? tiers : undefined,
     createdBy: CREATED_BY,
-    urlList: [serviceWebSeed(info, baseUrl)],
+    urlList: serviceWebSeeds(info, baseUrl, moreWebSeeds),
   });
 }
 
-/** The one web seed of a service torrent: the base URL, and for a single file its directory. */
+/** Every web seed of a service torrent: the mirror's own first, then each further base URL the same way. */
+export function serviceWebSeeds(info: Pick<ServiceInfo, 'webSeedSuffix'>, baseUrl: string, moreWebSeeds: readonly string[] = []): string[] {
+  return [baseUrl, ...moreWebSeeds].map((b) => serviceWebSeed(info, b));
+}
+
+/**
+ * A web seed of a service torrent (BEP 19): the base URL, and for a single
+ * file its directory, so a client appends the file's name (single file) or
+ * the torrent's name and each file's path (multi-file).
+ */
 export function serviceWebSeed(info: Pick<ServiceInfo, 'webSeedSuffix'>, baseUrl: string): string {
   const suffix = info.webSeedSuffix ? `${encodePathForUrl(info.webSeedSuffix.slice(0, -1))}/` : '';
   return `${baseUrl.replace(/\/+$/, '')}/${suffix}`;

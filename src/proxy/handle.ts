@@ -79,17 +79,22 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
     const bytes = await answerFromFile(res, stored, t.length, fileHeaders(name));
     return { status: 200, path: 'store', bytes, length: t.length, from: { peers: 0, mirror: 0, store: bytes, seeder: 0 } };
   }
-  const peersPossible = t.trackers.length > 0 || r.discovery;
+  // A private torrent (BEP 27) takes peers from its trackers only: LPD and DHT find none for it.
+  const discovery = r.discovery && !t.private;
+  const peersPossible = t.trackers.length > 0 || discovery;
   if (!peersPossible && !r.warned.has(url.host)) {
     r.warned.add(url.host);
     r.warn(
-      `torrents from ${url.host} name no tracker and --lpd/--dht are off: its packages can only come from the mirror ` +
-        `(list a tracker in the service's trackers file, or run the proxies with --lpd yes on a trusted LAN)`,
+      t.private
+        ? `torrents from ${url.host} are private and name no tracker (LPD and DHT find no peers for them): its packages can only come from the mirror ` +
+            `(list a tracker in the service's trackers file)`
+        : `torrents from ${url.host} name no tracker and --lpd/--dht are off: its packages can only come from the mirror ` +
+            `(list a tracker in the service's trackers file, or run the proxies with --lpd yes on a trusted LAN)`,
     );
   }
   let dl;
   try {
-    dl = await r.packages.download(t, { url, peersPossible, trackersOnly: !r.discovery });
+    dl = await r.packages.download(t, { url, peersPossible, trackersOnly: !discovery });
   } catch (err) {
     return direct(req, res, url, `engine: ${(err as Error).message}`);
   }

@@ -17,6 +17,8 @@ export interface PackageTorrent {
   pieces: Buffer;
   /** Announce URLs of the torrent (announce-list, else announce). */
   trackers: string[];
+  /** BEP 27: peers from the trackers only (the service's private setting). */
+  private?: boolean;
 }
 
 const text = (v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : null);
@@ -52,6 +54,7 @@ export function parsePackageTorrent(bytes: Buffer, name: string, length?: number
     pieceLength,
     pieces: Buffer.from(pieces),
     trackers: trackersOf(t),
+    private: info.private === 1,
   };
 }
 

@@ -19,6 +19,7 @@ import type { LogFormat } from '../core/config.js';
 import type { ServiceContext } from './context.js';
 import { PieceMemo } from './piece-memo.js';
 import { Torrents } from './torrents.js';
+import type { InfoSettings } from '../core/service-layout.js';
 import { BtEngine, type BtEngineOptions } from '../core/bt-engine.js';
 import { OriginSeeder } from './seeder.js';
 import { TrackerWhitelist } from './tracker-whitelist.js';
@@ -38,6 +39,10 @@ export interface ServeOptions {
   trackersIntervalMs: number;
   pieceLength: number;
   serviceName: string;
+  /** The private flag and source string of every info dictionary (settings private and source). */
+  infoSettings?: InfoSettings;
+  /** Further web seeds' base URLs, after the mirror's own (setting web-seeds). */
+  webSeeds?: readonly string[];
   host: string;
   port: number;
   baseUrl: string | undefined;
@@ -100,6 +105,8 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     infoCache,
     pieceLength: o.pieceLength,
     serviceName: o.serviceName,
+    infoSettings: o.infoSettings,
+    webSeeds: o.webSeeds,
     queueLimit: o.queueLimit,
     log: o.log,
   });

@@ -10,7 +10,7 @@ import { entryMatches, type InfoEntry } from '../core/info-entry.js';
 import { sameStamp, type FileStamp } from '../core/piece-cache.js';
 import type { PieceMemo } from './piece-memo.js';
 import { currentStampSync, type MirrorFile, type MirrorRoot } from '../core/root.js';
-import { buildServiceInfo, checkServiceFiles, serviceTorrent, type ServiceKind } from '../core/service-layout.js';
+import { buildServiceInfo, checkServiceFiles, infoHasSettings, serviceTorrent, type InfoSettings, type ServiceKind } from '../core/service-layout.js';
 import { SharedRuns } from '../core/shared-runs.js';
 
 export interface TorrentsOptions {
@@ -28,6 +28,14 @@ export interface TorrentsOptions {
   infoCache: InfoCache;
   pieceLength: number;
   serviceName: string;
+  /**
+   * The private flag and source string every info dictionary gets (the
+   * private and source settings). An entry built with other values is no
+   * entry of this service: a miss, as one of another piece length.
+   */
+  infoSettings?: InfoSettings;
+  /** Base URLs of further web seeds, after the mirror's own in url-list (the web-seeds setting). */
+  webSeeds?: readonly string[];
   /** Most distinct builds at once in this process; more is 503. */
   queueLimit: number;
   /** One line per build, for the operator (and tests counting hashing). */
@@ -59,9 +67,14 @@ export class Torrents {
     this.now = o.infoCache.now;
   }
 
-  /** Same piece length and service name as this service: otherwise the entry describes another torrent. */
+  /**
+   * Same piece length, service name, private flag and source as this
+   * service: otherwise the entry describes another torrent, which is never
+   * answered (a digest GET gets 412, anything else rebuilds it, from the
+   * piece cache).
+   */
   private ours(e: InfoEntry): boolean {
-    return e.pieceLength === this.o.pieceLength && e.serviceName === this.o.serviceName;
+    return e.pieceLength === this.o.pieceLength && e.serviceName === this.o.serviceName && infoHasSettings(e.bytes, this.o.infoSettings ?? {});
   }
 
   /**
@@ -91,7 +104,10 @@ export class Torrents {
   /** The cached entry for a key when a check of its files holds for a request that arrived at `arrivedAt`; null: check. */
   private fresh(key: string, arrivedAt: number): InfoEntry | null {
     const e = this.o.infoCache.fresh(key, arrivedAt);
-    if (e) void this.o.infoCache.used(key);
+    // Memory holds only entries this service checked, but an entry of other
+    // settings must never be answered, whoever put it there.
+    if (!e || !this.ours(e)) return null;
+    void this.o.infoCache.used(key);
     return e;
   }
 
@@ -173,7 +189,7 @@ export class Torrents {
 
   private async build(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
     const started = process.hrtime.bigint();
-    const { info, hashed } = await buildServiceInfo(this.o.pieces, files, kind, this.o.pieceLength, this.o.serviceName);
+    const { info, hashed } = await buildServiceInfo(this.o.pieces, files, kind, this.o.pieceLength, this.o.serviceName, undefined, this.o.infoSettings);
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.o.log(`built ${key}: ${files.length} file${files.length === 1 ? '' : 's'}, ${hashed} hashed, ${ms.toFixed(1)} ms`);
     return { ...info, kind, pieceLength: this.o.pieceLength, serviceName: this.o.serviceName };
@@ -184,13 +200,15 @@ export class Torrents {
     // Most requests for a digest come from one host name with the same
     // trackers: then the last torrent is reused as it is.
     const c = this.o.infoCache;
-    const kept = c.ready(key, e, baseUrl, trackers);
+    const webSeeds = this.o.webSeeds ?? [];
+    const kept = c.ready(key, e, baseUrl, trackers, webSeeds);
     if (kept) return kept;
     const infoHashHex = e.infoHash.toString('hex');
     const made: Torrent = {
       baseUrl,
+      webSeeds,
       trackers,
-      bytes: serviceTorrent(e, baseUrl, trackers),
+      bytes: serviceTorrent(e, baseUrl, trackers, webSeeds),
       infoHashHex,
       // Unquoted on purpose: the client strips "attachment; filename=" and uses the rest.
       disposition: `attachment; filename=${infoHashHex}.torrent`,

@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { need, needBtEngine } from './helpers/oracles.js';
 import { startMirror, writeTree } from './helpers/mirror.js';
@@ -20,6 +20,8 @@ import { VERSION } from '../src/core/version.js';
 import { ClusterMetrics, ServeMetrics } from '../src/service/metrics.js';
 import type { ServiceResponse } from '../src/service/service-response.js';
 import type { Workers } from '../src/cli/supervisor.js';
+import { ProxyMetrics } from '../src/proxy/metrics.js';
+import type { BtEngine } from '../src/core/bt-engine.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -320,7 +322,8 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   if (!needBtEngine(t)) return;
   const big = randomBytes(600_000);
   const mirror = await startMirror(t, { pool: { 'big_1.0_all.deb': big, Packages: 'Package: big\n' } });
-  const p = await startTestProxy(t, { metricsListen: '127.0.0.1:0' });
+  const storeDir = scratch(t, 'metrics-store');
+  const p = await startTestProxy(t, { metricsListen: '127.0.0.1:0', store: storeDir });
   const m = p.metricsUrl!;
   t.ok(m, 'the proxy reports its metrics URL');
   t.equal((await ready(m)).status, 200, 'ready with the engine up');
@@ -340,6 +343,16 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   t.same(['peers', 'mirror', 'store'].map(source), [0, big.length + 13, big.length], 'bytes by source');
   t.equal(value(all, 'pkgtorrent_proxy_fallbacks_total', { cause: 'stalled' }), 0);
   t.equal(value(all, 'pkgtorrent_proxy_engine_restarts_total'), 0);
+  // The store: the package and its torrent, as the file system has them.
+  const [stored] = readdirSync(join(storeDir, 'done'));
+  const storedFiles = readdirSync(join(storeDir, 'done', stored!)).sort();
+  t.same(storedFiles, ['big_1.0_all.deb', 'big_1.0_all.deb.torrent']);
+  const torrentBytes = statSync(join(storeDir, 'done', stored!, 'big_1.0_all.deb.torrent')).size;
+  t.equal(value(all, 'pkgtorrent_proxy_store_packages'), 1, 'one package stored');
+  t.equal(value(all, 'pkgtorrent_proxy_store_bytes'), big.length + torrentBytes, 'store bytes: the package and its torrent');
+  t.equal(value(all, 'pkgtorrent_proxy_seeding_torrents'), 1, 'the completed package is seeded');
+  t.equal(value(all, 'pkgtorrent_proxy_uploaded_bytes_total'), 0, 'no peer took anything');
+  t.equal(value(all, 'pkgtorrent_proxy_peers'), 0, 'no peer');
   promtoolCheck(t, text, "the proxy's exposition");
 
   const pid = p.engine.pid!;
@@ -351,7 +364,27 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   t.not(p.engine.pid, pid, 'a new engine process');
   const after = await scrape(m);
   t.equal(value(after.all, 'pkgtorrent_proxy_engine_restarts_total'), 1, 'one restart counted');
+  t.ok(await until(20_000, async () => value((await scrape(m)).all, 'pkgtorrent_proxy_seeding_torrents') === 1), 'the stored package is seeded again by the new engine');
+  t.equal(value((await scrape(m)).all, 'pkgtorrent_proxy_store_packages'), 1, 'still stored');
 
   await realPrometheus(t, [m], { 'sum(pkgtorrent_proxy_requests_total)': 3 });
 });
 
+
+t.test('proxy: bytes uploaded to peers carry over an engine restart, whose own count starts at 0', async (t) => {
+  const engine = { generation: 1, uploaded: 100, peers: 2, session: async () => ({ uploaded: engine.uploaded, downloaded: 0, torrents: 1, peers: engine.peers, listen_port: 1, version: 'x' }) };
+  const metrics = new ProxyMetrics(() => engine as unknown as BtEngine);
+  const read = async () => {
+    const all = samples(await metrics.registry.metrics());
+    return [value(all, 'pkgtorrent_proxy_uploaded_bytes_total'), value(all, 'pkgtorrent_proxy_peers')];
+  };
+  t.same(await read(), [100, 2]);
+  engine.uploaded = 150;
+  t.same(await read(), [150, 2]);
+  engine.generation = 2;
+  engine.uploaded = 20;
+  engine.peers = 0;
+  t.same(await read(), [170, 0], 'the new engine counts on from what the old one had sent');
+  engine.uploaded = 30;
+  t.same(await read(), [180, 0]);
+});

@@ -2,8 +2,9 @@
 // from each request's Outcome, the same figures its log line prints.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BtEngine } from '../core/bt-engine.js';
-import { PREFIX, newRegistry, type ReadyCheck } from '../core/metrics-http.js';
+import { PREFIX, newRegistry, scrapedCounter, type ReadyCheck } from '../core/metrics-http.js';
 import type { Outcome } from './handle.js';
+import type { Packages } from './packages.js';
 
 const PATHS = ['bittorrent', 'store', 'direct', 'tunnel', 'refused'] as const;
 type PathLabel = (typeof PATHS)[number];
@@ -16,7 +17,7 @@ export class ProxyMetrics {
   private readonly fallbacks: Counter<'cause'>;
   private readonly restarts: Counter;
 
-  constructor(engine: () => BtEngine | null) {
+  constructor(engine: () => BtEngine | null, packages: () => Packages | null = () => null) {
     const registry = (this.registry = newRegistry());
     const registers = [registry];
     this.requests = new Counter({ name: `${PREFIX}proxy_requests_total`, help: 'requests by how they were answered: bittorrent, store, direct, tunnel, refused', labelNames: ['path'], registers });
@@ -31,6 +32,56 @@ export class ProxyMetrics {
         const s = await engine()?.session().catch(() => null);
         if (s) this.set(s.torrents);
       },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_store_packages`,
+      help: 'packages in the store (--store)',
+      registers,
+      async collect() {
+        const u = await packages()?.store.usage();
+        if (u) this.set(u.packages);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_store_bytes`,
+      help: 'bytes in the store, as --store-size counts them (torrent files included)',
+      registers,
+      async collect() {
+        const u = await packages()?.store.usage();
+        if (u) this.set(u.bytes);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_seeding_torrents`,
+      help: 'completed packages the proxy seeds to peers',
+      registers,
+      collect() {
+        const p = packages();
+        if (p) this.set(p.seedingCount());
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_peers`,
+      help: 'peers connected to the BitTorrent engine',
+      registers,
+      async collect() {
+        const s = await engine()?.session().catch(() => null);
+        if (s) this.set(s.peers);
+      },
+    });
+    // The engine counts from its own start: a restarted one starts again at 0,
+    // so the total so far is carried over (what it sent after the last scrape is lost with it).
+    let carried = 0;
+    let last = 0;
+    let generation: number | null = null;
+    scrapedCounter(registry, `${PREFIX}proxy_uploaded_bytes_total`, 'payload bytes uploaded to peers (across engine restarts)', async () => {
+      const e = engine();
+      const s = await e?.session().catch(() => null);
+      if (!e || !s) return null;
+      if (generation !== null && e.generation !== generation) carried += last;
+      generation = e.generation;
+      last = s.uploaded;
+      return carried + last;
     });
     for (const path of PATHS) this.requests.inc({ path }, 0);
     for (const source of ['peers', 'mirror', 'store']) this.bytes.inc({ source }, 0);

@@ -48,6 +48,11 @@ export class Packages {
     clearInterval(this.timer);
   }
 
+  /** Completed packages the engine seeds now (the proxy's metrics). */
+  seedingCount(): number {
+    return this.seeding.filter((s) => s.generation === this.engine.generation).length;
+  }
+
   /** The download already running for this torrent, or a new one; null when the store cannot take it. */
   download(t: PackageTorrent, o: DownloadOptions): Promise<SharedDownload | null> {
     const existing = this.running.get(t.infoHash);

@@ -121,8 +121,13 @@ export class Store {
     await rm(this.partialDir(infoHash), { recursive: true, force: true });
   }
 
-  /** Removes least recently used entries until at most `budget` bytes are stored. */
-  async evict(budget: number): Promise<void> {
+  /** The stored packages, and their bytes as --store-size counts them (torrent files included). */
+  async usage(): Promise<{ packages: number; bytes: number }> {
+    const entries = await this.entries();
+    return { packages: entries.length, bytes: entries.reduce((n, e) => n + e.bytes, 0) };
+  }
+
+  private async entries(): Promise<Array<{ ih: string; used: number; bytes: number }>> {
     const entries: Array<{ ih: string; used: number; bytes: number }> = [];
     for (const ih of await readdir(join(this.dir, 'done'))) {
       if (ih.startsWith('.')) continue;
@@ -136,6 +141,12 @@ export class Store {
         // Removed meanwhile by another eviction.
       }
     }
+    return entries;
+  }
+
+  /** Removes least recently used entries until at most `budget` bytes are stored. */
+  async evict(budget: number): Promise<void> {
+    const entries = await this.entries();
     let total = entries.reduce((n, e) => n + e.bytes, 0);
     entries.sort((a, b) => a.used - b.used);
     for (const e of entries) {

@@ -103,7 +103,7 @@ export class ServeMetrics {
     }
   }
 
-  /** With serve --seed: torrents seeded and bytes uploaded by the origin, read from the engine on scrape. */
+  /** With serve --seed: torrents seeded, peers and bytes uploaded by the origin, read from the engine on scrape. */
   seeding(engine: BtEngine, seeder: OriginSeeder): void {
     const registers = [this.registry];
     new Gauge({
@@ -112,6 +112,15 @@ export class ServeMetrics {
       registers,
       collect() {
         this.set(seeder.infoHashes.length);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}seed_peers`,
+      help: 'peers connected to the origin seeder',
+      registers,
+      async collect() {
+        const s = await engine.session().catch(() => null);
+        if (s) this.set(s.peers);
       },
     });
     scrapedCounter(this.registry, `${PREFIX}seed_uploaded_bytes_total`, 'bytes the origin seeder uploaded to peers (since its engine started)', async () =>

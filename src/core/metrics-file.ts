@@ -3,7 +3,7 @@
 // collector. The exposition is prom-client's (a Registry of gauges), written
 // to a temporary file beside the target and renamed over it, so the
 // collector, which reads *.prom files only, never sees half a file.
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Gauge, Registry } from 'prom-client';
 import { PkgError, errnoText } from './errors.js';
@@ -78,7 +78,9 @@ export async function writeRunMetrics(file: string, run: RunMetrics): Promise<vo
   const text = await runExposition(run, lastSuccess);
   const tmp = tempPathFor(file);
   try {
-    await writeFile(tmp, text, { mode: 0o644, flag: 'wx' });
+    await writeFile(tmp, text, { flag: 'wx' });
+    // node_exporter runs as a user of its own: readable whatever the umask.
+    await chmod(tmp, 0o644);
     await rename(tmp, file);
   } catch (err) {
     await unlink(tmp).catch(() => {});

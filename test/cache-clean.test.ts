@@ -10,6 +10,7 @@ import { MirrorRoot } from '../src/core/root.js';
 import { encodeInfoEntry, readInfoEntry } from '../src/core/info-entry.js';
 import { sha1 } from '../src/core/metainfo.js';
 import { TEMP_MARKER } from '../src/core/atomic.js';
+import { checkTextfile, textfileSamples } from './helpers/textfile.js';
 
 const PL = 16384;
 const DAY = 86400_000;
@@ -328,4 +329,51 @@ t.test("a piece entry's use time is its atime: an old source mtime is not disuse
   t.ok(existsSync(entry('old.rpm')), 'an entry of an old file, used recently, stays');
   t.ok(Math.abs(statSync(entry('old.rpm')).atimeMs - twoDays.getTime()) < 1000, 'reading it in clean did not count as a use');
   t.ok(await new PieceCache(cache).get('old.rpm', PL, (await MirrorRoot.open(root)).file('old.rpm')), 'and it is still valid');
+});
+
+t.test('--metrics-file: what the run removed, in Prometheus text; a dry run leaves it; a failed run keeps the last success', async (t) => {
+  const f = await fixture(t);
+  const file = join(f.dir, 'textfile', 'pkgtorrent-cache-clean.prom');
+  mkdirSync(join(f.dir, 'textfile'));
+  const args = ['cache', 'clean', '--root', f.root, '--cache-dir', f.cache, '--metrics-file', join(f.dir, 'textfile/')];
+  const dry = await cli([...args, '--dry-run']);
+  t.equal(dry.code, 0, dry.stderr);
+  t.notOk(existsSync(file), 'a dry run writes no metrics');
+  const r = await cli([...args, '--json']);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  const m = textfileSamples(file);
+  const ended = m.pkgtorrent_cache_clean_last_run_timestamp_seconds!;
+  t.same(m, {
+    'pkgtorrent_cache_clean_last_run_removed{kind="entries"}': 6,
+    'pkgtorrent_cache_clean_last_run_removed{kind="leftovers"}': 2,
+    'pkgtorrent_cache_clean_last_run_removed{kind="dirs"}': 5,
+    pkgtorrent_cache_clean_last_run_freed_bytes: j.bytes,
+    pkgtorrent_cache_clean_last_run_kept_entries: 2,
+    pkgtorrent_cache_clean_last_run_errors: 0,
+    pkgtorrent_cache_clean_last_run_success: 1,
+    pkgtorrent_cache_clean_last_run_duration_seconds: m.pkgtorrent_cache_clean_last_run_duration_seconds,
+    pkgtorrent_cache_clean_last_run_timestamp_seconds: ended,
+    pkgtorrent_cache_clean_last_success_timestamp_seconds: ended,
+  });
+  t.ok(j.bytes > 0);
+  checkTextfile(t, file);
+  const kept = readFileSync(file, 'utf8');
+  t.equal((await cli([...args, '--dry-run'])).code, 0);
+  t.equal(readFileSync(file, 'utf8'), kept, 'a later dry run leaves the file as it was');
+
+  // Something that cannot be removed: unsuccessful, its errors counted, the last success kept.
+  mkdirSync(join(f.cache, 'pieces/ro'));
+  writeFileSync(join(f.cache, 'pieces/ro', String(PL)), 'corrupt');
+  chmodSync(join(f.cache, 'pieces/ro'), 0o555);
+  const bad = await bin(args, { permissionsApply: true });
+  chmodSync(join(f.cache, 'pieces/ro'), 0o755);
+  t.equal(bad.code, 1, bad.stderr);
+  const b = textfileSamples(file);
+  t.equal(b.pkgtorrent_cache_clean_last_run_success, 0);
+  t.equal(b.pkgtorrent_cache_clean_last_run_errors, 1, 'one error');
+  t.equal(b['pkgtorrent_cache_clean_last_run_removed{kind="entries"}'], 0);
+  t.equal(b.pkgtorrent_cache_clean_last_success_timestamp_seconds, ended, 'the last success is kept');
+  t.ok(b.pkgtorrent_cache_clean_last_run_timestamp_seconds! >= ended);
+  checkTextfile(t, file);
 });

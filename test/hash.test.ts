@@ -1,7 +1,7 @@
 // `pkgtorrent hash`: incremental, pattern-driven, and honest about failures.
 import t, { type Test } from 'tap';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, utimesSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cli, bin } from './helpers/cli.js';
 import { pieceHashes } from './helpers/bencode.js';
@@ -11,6 +11,7 @@ import { need } from './helpers/oracles.js';
 import { watchOpens } from './helpers/watch-opens.js';
 import { versionOne } from './helpers/piece-entries.js';
 import { MirrorRoot } from '../src/core/root.js';
+import { checkTextfile, textfileSamples } from './helpers/textfile.js';
 
 function tree(t: Test) {
   return t.testdir({
@@ -232,4 +233,92 @@ t.test('links to directories are walked, each real directory once per path down,
   t.equal(JSON.parse(r.stdout).filesHashed, 3, 'pub/a.rpm, pub/loop/a.rpm, alias/a.rpm');
   t.ok(existsSync(join(dir, 'cache/pieces/alias/a.rpm')), 'a file under a linked directory is hashed by its path');
   t.notOk(existsSync(join(dir, 'cache/pieces/pub/loop/loop')), 'the loop is not followed twice');
+});
+
+t.test('--metrics-file: the run in Prometheus text, atomically; a failed run keeps the last success time', async (t) => {
+  const dir = tree(t);
+  const file = join(dir, 'hash.prom');
+  const args = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache'), '--piece-length', '16K', '--quiet', '--metrics-file', file];
+  const before = Date.now() / 1000;
+  const ok = await cli(args);
+  const after = Date.now() / 1000;
+  t.equal(ok.code, 0, ok.stderr);
+  t.equal(ok.stdout, '', 'quiet');
+  const m = textfileSamples(file);
+  t.same(
+    Object.keys(m),
+    [
+      'pkgtorrent_hash_last_run_files{result="hashed"}',
+      'pkgtorrent_hash_last_run_files{result="cached"}',
+      'pkgtorrent_hash_last_run_hashed_bytes',
+      'pkgtorrent_hash_last_run_errors',
+      'pkgtorrent_hash_last_run_success',
+      'pkgtorrent_hash_last_run_duration_seconds',
+      'pkgtorrent_hash_last_run_timestamp_seconds',
+      'pkgtorrent_hash_last_success_timestamp_seconds',
+    ],
+    'the samples, and no others',
+  );
+  t.equal(m['pkgtorrent_hash_last_run_files{result="hashed"}'], 5);
+  t.equal(m['pkgtorrent_hash_last_run_files{result="cached"}'], 0);
+  t.equal(m.pkgtorrent_hash_last_run_hashed_bytes, 70_000 + 20_000 + 5000 + 100);
+  t.equal(m.pkgtorrent_hash_last_run_errors, 0);
+  t.equal(m.pkgtorrent_hash_last_run_success, 1);
+  const ended = m.pkgtorrent_hash_last_run_timestamp_seconds!;
+  t.ok(ended >= before - 0.001 && ended <= after + 0.001, 'ended during the run');
+  t.equal(m.pkgtorrent_hash_last_success_timestamp_seconds, ended, 'a success: last success is this run');
+  t.ok(m.pkgtorrent_hash_last_run_duration_seconds! >= 0 && m.pkgtorrent_hash_last_run_duration_seconds! <= after - before + 0.001, 'its duration');
+  t.equal(statSync(file).mode & 0o777, 0o644, 'readable by node_exporter');
+  checkTextfile(t, file);
+
+  // A file that fails (a link out of the root): the run is unsuccessful, its last success stays.
+  symlinkSync('/etc/hostname', join(dir, 'root/debian/out.rpm'));
+  const bad = await cli(args);
+  t.equal(bad.code, 1, bad.stderr);
+  const f = textfileSamples(file);
+  t.equal(f.pkgtorrent_hash_last_run_success, 0, 'unsuccessful');
+  t.equal(f.pkgtorrent_hash_last_run_errors, 1, 'one error');
+  t.equal(f['pkgtorrent_hash_last_run_files{result="cached"}'], 5, 'the others were cached already');
+  t.equal(f.pkgtorrent_hash_last_success_timestamp_seconds, m.pkgtorrent_hash_last_success_timestamp_seconds, 'the last success is kept');
+  t.ok(f.pkgtorrent_hash_last_run_timestamp_seconds! >= ended, 'this run ended later');
+  checkTextfile(t, file);
+
+  // A run that fails outright (no root): what it did is unknown, the last success still stays.
+  const none = await cli(['hash', '--root', join(dir, 'nothing'), '--cache-dir', join(dir, 'cache'), '--metrics-file', file]);
+  t.equal(none.code, 2, 'a missing root: exit 2');
+  t.match(none.stderr, /nothing/);
+  t.same(
+    textfileSamples(file),
+    {
+      pkgtorrent_hash_last_run_success: 0,
+      pkgtorrent_hash_last_run_duration_seconds: textfileSamples(file).pkgtorrent_hash_last_run_duration_seconds,
+      pkgtorrent_hash_last_run_timestamp_seconds: textfileSamples(file).pkgtorrent_hash_last_run_timestamp_seconds,
+      pkgtorrent_hash_last_success_timestamp_seconds: m.pkgtorrent_hash_last_success_timestamp_seconds,
+    },
+    'success 0, the times, and the last success of the old file',
+  );
+  checkTextfile(t, file);
+
+  // A failed first run has no success to tell.
+  const fresh = join(dir, 'fresh.prom');
+  t.equal((await cli(['hash', '--root', join(dir, 'nothing'), '--cache-dir', join(dir, 'cache'), '--metrics-file', fresh])).code, 2);
+  t.same(Object.keys(textfileSamples(fresh)), ['pkgtorrent_hash_last_run_success', 'pkgtorrent_hash_last_run_duration_seconds', 'pkgtorrent_hash_last_run_timestamp_seconds'], 'no last success');
+});
+
+t.test('--metrics-file: a directory gets pkgtorrent-hash.prom; the variable works; a file that cannot be written fails the run after its summary', async (t) => {
+  const dir = tree(t);
+  mkdirSync(join(dir, 'textfile'));
+  const base = ['hash', '--root', join(dir, 'root'), '--cache-dir', join(dir, 'cache')];
+  t.equal((await cli(base, { vars: { PKGTORRENT_METRICS_FILE: join(dir, 'textfile') } })).code, 0);
+  t.same(readdirSync(join(dir, 'textfile')), ['pkgtorrent-hash.prom'], 'named after the command, in the directory');
+  t.equal(textfileSamples(join(dir, 'textfile/pkgtorrent-hash.prom'))['pkgtorrent_hash_last_run_files{result="hashed"}'], 5);
+  const relative = await cli([...base, '--metrics-file', 'textfile/'], { cwd: dir });
+  t.equal(relative.code, 0, 'relative to the cwd, a trailing slash names a directory');
+  t.equal(textfileSamples(join(dir, 'textfile/pkgtorrent-hash.prom'))['pkgtorrent_hash_last_run_files{result="cached"}'], 5);
+
+  const r = await cli([...base, '--metrics-file', join(dir, 'missing/dir/')]);
+  t.equal(r.code, 1, 'exit 1');
+  t.match(r.stdout, /^hashed 0 files, 5 already cached/, 'the summary still printed');
+  t.match(r.stderr, /^pkgtorrent: cannot write metrics file .*missing\/dir\/pkgtorrent-hash\.prom: no such file or directory$/m);
+  t.notOk(existsSync(join(dir, 'missing')), 'no directory created');
 });

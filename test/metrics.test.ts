@@ -6,7 +6,7 @@
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { need, needBtEngine } from './helpers/oracles.js';
 import { startMirror, writeTree } from './helpers/mirror.js';
@@ -15,7 +15,13 @@ import { digestOf, postPaths, request, startServe, type ServeProcess } from './h
 import { freePort, scratch } from './helpers/clients.js';
 import { until } from './helpers/poll.js';
 import { tmpfs } from './helpers/tmpfs.js';
+import { hostname } from 'node:os';
 import { VERSION } from '../src/core/version.js';
+import { ClusterMetrics, ServeMetrics } from '../src/service/metrics.js';
+import type { ServiceResponse } from '../src/service/service-response.js';
+import type { Workers } from '../src/cli/supervisor.js';
+import { ProxyMetrics } from '../src/proxy/metrics.js';
+import type { BtEngine } from '../src/core/bt-engine.js';
 
 type Sample = { name: string; labels: Record<string, string>; value: number };
 
@@ -123,15 +129,121 @@ t.test('serve: counters after a known sequence of requests, promtool, and a real
     t.equal((await request(m, path, { method })).status, status, `${method} ${path} on the metrics listener: ${status}`);
   }
 
-  await realPrometheus(t, [m], 'pkgtorrent_torrent_requests_total{result="built"}', 1);
+  await realPrometheus(t, [m], { 'pkgtorrent_torrent_requests_total{result="built"}': 1 });
+});
+
+t.test('serve --workers: the primary sums counters and histograms, shows build_info once, omits the start time', async (t) => {
+  // Two workers' registries, each with its own figures, through a JSON round trip as over IPC.
+  const one = new ServeMetrics();
+  const two = new ServeMetrics();
+  const res = (handler: string, code: number, method = 'GET') => ({ handler, statusCode: code, req: { method }, built: false }) as unknown as ServiceResponse;
+  one.observe(res('other', 404), 10, 1);
+  two.observe(res('other', 404), 10, 2);
+  two.observe(res('digest', 412), 5, 3);
+  one.hashed(1000);
+  two.hashed(234);
+  const workers: Workers = {
+    readyCount: () => 2,
+    ask: async (what) => {
+      t.equal(what, 'metrics');
+      return Promise.all([one, two].map(async (m, i) => ({ pid: 100 + i, answer: JSON.parse(JSON.stringify(await m.registry.getMetricsAsJSON())) as unknown })));
+    },
+  };
+  const json = await one.registry.getMetricsAsJSON();
+  const aggregatorOf = (name: string) => json.find((x) => x.name === name)?.aggregator;
+  t.equal(aggregatorOf('pkgtorrent_build_info'), 'first', 'build_info is taken once (aggregator: first)');
+  t.equal(aggregatorOf('pkgtorrent_http_requests_total'), 'sum', 'counters are summed');
+  t.equal(aggregatorOf('process_start_time_seconds'), 'omit', "prom-client's own choice for the start time");
+
+  const text = await new ClusterMetrics(() => workers).metrics();
+  const all = samples(text);
+  t.equal(value(all, 'pkgtorrent_http_requests_total', { handler: 'other', method: 'GET', code: '404' }), 2, 'one request in each worker: 2');
+  t.equal(value(all, 'pkgtorrent_http_requests_total', { handler: 'digest', method: 'GET', code: '412' }), 1);
+  t.equal(value(all, 'pkgtorrent_torrent_requests_total', { result: 'not_cached' }), 1);
+  t.equal(value(all, 'pkgtorrent_http_response_bytes_total'), 25, 'bytes summed');
+  t.equal(value(all, 'pkgtorrent_hash_bytes_total'), 1234, 'hashed bytes summed');
+  t.equal(value(all, 'pkgtorrent_http_request_duration_seconds_count', { handler: 'other' }), 2, 'histogram counts summed');
+  t.equal(value(all, 'pkgtorrent_http_request_duration_seconds_bucket', { handler: 'other', le: '0.001' }), 1, 'buckets summed: 1 ms in one worker');
+  t.equal(value(all, 'pkgtorrent_http_request_duration_seconds_bucket', { handler: 'other', le: '0.0025' }), 2, 'and 2 ms in the other');
+  t.equal(value(all, 'pkgtorrent_build_info', { version: VERSION }), 1, 'build_info 1, not 2');
+  t.equal(all.filter((x) => x.name === 'nodejs_version_info').map((x) => x.value).join(), '1', 'nodejs_version_info once');
+  t.equal(value(all, 'process_start_time_seconds'), undefined, 'no summed start time');
+  t.equal(value(all, 'pkgtorrent_serve_workers_ready'), 2, "the primary's own count");
+  promtoolCheck(t, text, "the cluster primary's exposition");
+});
+
+t.test('serve --workers 2: a real Prometheus gets the exact counters of the whole service', async (t) => {
+  const dir = scratch(t, 'metrics-workers');
+  const a = randomBytes(70_000);
+  const b = randomBytes(50_000);
+  writeTree(join(dir, 'root'), { pub: { 'a.rpm': a, 'b.rpm': b, 'c.rpm': randomBytes(1000) } });
+  mkdirSync(join(dir, 'cache/info'), { recursive: true });
+  const s = await startServe(t, { root: join(dir, 'root'), cacheDir: join(dir, 'cache'), args: ['--workers', '2', '--metrics-listen', '127.0.0.1:0', '--request-timeout', '1s'] });
+  const m = metricsUrl(s);
+  t.ok(await until(20_000, async () => value((await scrape(m)).all, 'pkgtorrent_serve_workers_ready') === 2), 'both workers ready');
+  t.equal((await ready(m)).status, 200, 'ready');
+
+  const paths = ['/pub/a.rpm', '/pub/b.rpm'];
+  const digest = digestOf(paths);
+  t.equal((await request(s.url, `/pub/torrent_service/digest/${digest}`)).status, 412);
+  t.equal((await postPaths(s.url, 'pub', paths, digest)).status, 200);
+  // A new connection each: node:cluster deals them out in turn, so both workers answer hits.
+  for (let i = 0; i < 4; i++) t.equal((await request(s.url, `/pub/torrent_service/digest/${digest}`)).status, 200);
+  t.equal((await request(s.url, '/pub/torrent_service/simple/pub/missing.rpm')).status, 404);
+  // A build another live process holds (this test's lock): the bounded wait ends in 503, in either worker.
+  const locked = digestOf(['/pub/c.rpm']);
+  writeFileSync(join(dir, 'cache/info', `${locked}.lock`), JSON.stringify({ pid: process.pid, host: hostname(), token: 'x' }));
+  t.equal((await postPaths(s.url, 'pub', ['/pub/c.rpm'], locked)).status, 503);
+
+  let all: Sample[] = [];
+  let text = '';
+  await until(5000, async () => {
+    ({ text, all } = await scrape(m));
+    return value(all, 'pkgtorrent_http_requests_total', { handler: 'digest', method: 'POST', code: '503' }) === 1;
+  });
+  const req = (handler: string, method: string, code: string) => value(all, 'pkgtorrent_http_requests_total', { handler, method, code });
+  t.same(
+    [req('digest', 'GET', '412'), req('digest', 'POST', '200'), req('digest', 'GET', '200'), req('simple', 'GET', '404'), req('digest', 'POST', '503')],
+    [1, 1, 4, 1, 1],
+    'requests: 412, POST, 4 hits, 404, 503',
+  );
+  t.same(
+    ['hit', 'built', 'not_cached', 'not_found', 'rejected'].map((r) => value(all, 'pkgtorrent_torrent_requests_total', { result: r })),
+    [4, 1, 1, 1, 1],
+    'torrent requests: the hits of both workers',
+  );
+  t.equal(value(all, 'pkgtorrent_hash_bytes_total'), a.length + b.length, 'hashed once, by one worker');
+  t.equal(value(all, 'pkgtorrent_build_info', { version: VERSION }), 1, 'build_info once');
+  t.equal(value(all, 'process_start_time_seconds'), undefined, 'no start time summed over processes');
+  promtoolCheck(t, text, "serve --workers 2's exposition");
+
+  await realPrometheus(t, [m], {
+    'pkgtorrent_http_requests_total{handler="digest",method="GET",code="412"}': 1,
+    'pkgtorrent_http_requests_total{handler="digest",method="POST",code="200"}': 1,
+    'pkgtorrent_http_requests_total{handler="digest",method="GET",code="200"}': 4,
+    'pkgtorrent_http_requests_total{handler="simple",method="GET",code="404"}': 1,
+    'pkgtorrent_http_requests_total{handler="digest",method="POST",code="503"}': 1,
+    'sum(pkgtorrent_http_requests_total)': 8,
+    'pkgtorrent_torrent_requests_total{result="hit"}': 4,
+    'pkgtorrent_build_info': 1,
+    'pkgtorrent_serve_workers_ready': 2,
+  });
+
+  // The primary's /-/ready asks the workers: a root they cannot read fails it, naming one.
+  renameSync(join(dir, 'root'), join(dir, 'away'));
+  const down = await ready(m);
+  t.equal(down.status, 503);
+  t.match(down.body, /^worker \d+: root .*root cannot be read: .*\n$/, `one line: ${down.body.trim()}`);
+  renameSync(join(dir, 'away'), join(dir, 'root'));
+  t.equal((await ready(m)).status, 200, 'back');
 });
 
 /**
  * Starts Prometheus (127.0.0.1, a free port, a temp config and data dir,
- * stopped in teardown) scraping `targets` every second, and waits for the
- * PromQL query to return `expected`.
+ * stopped in teardown) scraping `targets` every second, and waits for each
+ * PromQL query to return its expected value (all from one evaluation time).
  */
-async function realPrometheus(t: Test, targets: string[], query: string, expected: number): Promise<void> {
+async function realPrometheus(t: Test, targets: string[], checks: Record<string, number>): Promise<void> {
   if (!need(t, 'prometheus')) return;
   const dir = scratch(t, 'prometheus');
   const port = await freePort();
@@ -150,22 +262,27 @@ async function realPrometheus(t: Test, targets: string[], query: string, expecte
     await exited;
     clearTimeout(killer);
   });
-  let got: unknown;
-  const ok = await until(30_000, async () => {
+  const api = `http://127.0.0.1:${port}`;
+  /** Every series the query returns, as numbers; null when Prometheus does not answer yet. */
+  const query = async (q: string, time: number): Promise<number[] | null> => {
     try {
-      const r = await request(`http://127.0.0.1:${port}`, `/api/v1/query?query=${encodeURIComponent(query)}`);
-      if (r.status !== 200) return false;
-      got = JSON.parse(r.body.toString());
-      const v = (got as { data: { result: Array<{ value: [number, string] }> } }).data.result[0]?.value[1];
-      return Number(v) === expected;
+      const r = await request(api, `/api/v1/query?query=${encodeURIComponent(q)}&time=${time}`);
+      if (r.status !== 200) return null;
+      return (JSON.parse(r.body.toString()) as { data: { result: Array<{ value: [number, string] }> } }).data.result.map((x) => Number(x.value[1]));
     } catch {
-      return false;
+      return null;
     }
+  };
+  let got: Record<string, number[] | null> = {};
+  const ok = await until(30_000, async () => {
+    const time = Date.now() / 1000;
+    got = {};
+    for (const q of Object.keys(checks)) got[q] = await query(q, time);
+    return Object.entries(checks).every(([q, v]) => got[q]?.length === 1 && got[q][0] === v);
   }, 250);
-  t.ok(ok, `Prometheus scraped ${hosts.join(' and ')}: ${query} = ${expected}${ok ? '' : `; last answer ${JSON.stringify(got)}\n${log}`}`);
-  const up = await request(`http://127.0.0.1:${port}`, `/api/v1/query?query=${encodeURIComponent('up')}`);
-  const ups = (JSON.parse(up.body.toString()) as { data: { result: Array<{ value: [number, string] }> } }).data.result.map((r) => r.value[1]);
-  t.same(ups, hosts.map(() => '1'), 'every target up');
+  for (const [q, v] of Object.entries(checks)) t.same(got[q], [v], `Prometheus: ${q} = ${v}`);
+  if (!ok) t.comment(`Prometheus log:\n${log}`);
+  t.same(await query('up', Date.now() / 1000), hosts.map(() => 1), `every target up: ${hosts.join(' and ')}`);
 }
 
 t.test('serve: /-/ready is 503 with the reason while the root is gone, and again 200 when it is back', async (t) => {
@@ -205,7 +322,8 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   if (!needBtEngine(t)) return;
   const big = randomBytes(600_000);
   const mirror = await startMirror(t, { pool: { 'big_1.0_all.deb': big, Packages: 'Package: big\n' } });
-  const p = await startTestProxy(t, { metricsListen: '127.0.0.1:0' });
+  const storeDir = scratch(t, 'metrics-store');
+  const p = await startTestProxy(t, { metricsListen: '127.0.0.1:0', store: storeDir });
   const m = p.metricsUrl!;
   t.ok(m, 'the proxy reports its metrics URL');
   t.equal((await ready(m)).status, 200, 'ready with the engine up');
@@ -221,10 +339,20 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   const path = (x: string) => value(all, 'pkgtorrent_proxy_requests_total', { path: x });
   t.same(['bittorrent', 'store', 'direct', 'tunnel', 'refused'].map(path), [1, 1, 1, 0, 0], 'requests by path');
   const source = (x: string) => value(all, 'pkgtorrent_proxy_bytes_total', { source: x });
-  // No tracker: the download's bytes all came from the mirror's HTTP, as its log line says.
-  t.same(['peers', 'mirror', 'store'].map(source), [0, big.length + 13, big.length], 'bytes by source');
+  // No tracker: the download's bytes all came from the mirror's HTTP, as its log line says; Packages was relayed.
+  t.same(['peers', 'mirror', 'store', 'direct'].map(source), [0, big.length, big.length, 13], 'bytes by source');
   t.equal(value(all, 'pkgtorrent_proxy_fallbacks_total', { cause: 'stalled' }), 0);
   t.equal(value(all, 'pkgtorrent_proxy_engine_restarts_total'), 0);
+  // The store: the package and its torrent, as the file system has them.
+  const [stored] = readdirSync(join(storeDir, 'done'));
+  const storedFiles = readdirSync(join(storeDir, 'done', stored!)).sort();
+  t.same(storedFiles, ['big_1.0_all.deb', 'big_1.0_all.deb.torrent']);
+  const torrentBytes = statSync(join(storeDir, 'done', stored!, 'big_1.0_all.deb.torrent')).size;
+  t.equal(value(all, 'pkgtorrent_proxy_store_packages'), 1, 'one package stored');
+  t.equal(value(all, 'pkgtorrent_proxy_store_bytes'), big.length + torrentBytes, 'store bytes: the package and its torrent');
+  t.equal(value(all, 'pkgtorrent_proxy_seeding_torrents'), 1, 'the completed package is seeded');
+  t.equal(value(all, 'pkgtorrent_proxy_uploaded_bytes_total'), 0, 'no peer took anything');
+  t.equal(value(all, 'pkgtorrent_proxy_peers'), 0, 'no peer');
   promtoolCheck(t, text, "the proxy's exposition");
 
   const pid = p.engine.pid!;
@@ -236,7 +364,27 @@ t.test('proxy: counters after a BitTorrent download and a store hit; /-/ready fo
   t.not(p.engine.pid, pid, 'a new engine process');
   const after = await scrape(m);
   t.equal(value(after.all, 'pkgtorrent_proxy_engine_restarts_total'), 1, 'one restart counted');
+  t.ok(await until(20_000, async () => value((await scrape(m)).all, 'pkgtorrent_proxy_seeding_torrents') === 1), 'the stored package is seeded again by the new engine');
+  t.equal(value((await scrape(m)).all, 'pkgtorrent_proxy_store_packages'), 1, 'still stored');
 
-  await realPrometheus(t, [m], 'sum(pkgtorrent_proxy_requests_total)', 3);
+  await realPrometheus(t, [m], { 'sum(pkgtorrent_proxy_requests_total)': 3 });
 });
 
+
+t.test('proxy: bytes uploaded to peers carry over an engine restart, whose own count starts at 0', async (t) => {
+  const engine = { generation: 1, uploaded: 100, peers: 2, session: async () => ({ uploaded: engine.uploaded, downloaded: 0, torrents: 1, peers: engine.peers, listen_port: 1, version: 'x' }) };
+  const metrics = new ProxyMetrics(() => engine as unknown as BtEngine);
+  const read = async () => {
+    const all = samples(await metrics.registry.metrics());
+    return [value(all, 'pkgtorrent_proxy_uploaded_bytes_total'), value(all, 'pkgtorrent_proxy_peers')];
+  };
+  t.same(await read(), [100, 2]);
+  engine.uploaded = 150;
+  t.same(await read(), [150, 2]);
+  engine.generation = 2;
+  engine.uploaded = 20;
+  engine.peers = 0;
+  t.same(await read(), [170, 0], 'the new engine counts on from what the old one had sent');
+  engine.uploaded = 30;
+  t.same(await read(), [180, 0]);
+});

@@ -16,6 +16,7 @@ import { until } from './helpers/poll.js';
 import { decodeTorrent } from './helpers/bencode.js';
 import { sha1 } from '../src/core/metainfo.js';
 import bencode from 'bencode';
+import { connect } from 'node:net';
 
 /** The pids of processes whose command line has all of `words`. */
 function pidsWith(...words: string[]): number[] {
@@ -67,8 +68,15 @@ t.test('serve --seed: a stock libtorrent with no web seed completes from the ori
     cacheDir: join(dir, 'cache'),
     trackers: join(dir, 'trackers'),
     files: true,
-    args: ['--seed', '--seed-listen', `127.0.0.1:${seedPort}`, '--tracker-whitelist', tracker.whitelist, '--tracker-pid-file', tracker.pidFile],
+    args: ['--seed', '--seed-listen', `127.0.0.1:${seedPort}`, '--tracker-whitelist', tracker.whitelist, '--tracker-pid-file', tracker.pidFile, '--metrics-listen', '127.0.0.1:0'],
   });
+  const metricsUrl = /metrics on (http:\/\/\S+)\/metrics/.exec(srv.stderr())![1]!;
+  const seedFigures = async () => {
+    const text = (await request(metricsUrl, '/metrics')).body.toString();
+    const v = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    return { torrents: v('pkgtorrent_seed_torrents'), uploaded: v('pkgtorrent_seed_uploaded_bytes_total'), peers: v('pkgtorrent_seed_peers') };
+  };
+  t.same(await seedFigures(), { torrents: 0, uploaded: 0, peers: 0 }, 'metrics: nothing seeded yet');
   const res = await request(srv.url, '/pub/torrent_service/simple/pub/el9/big-1.0.rpm');
   t.equal(res.status, 200);
   const ih = sha1(Buffer.from(bencode.encode(decodeTorrent(res.body).info))).toString('hex');
@@ -81,6 +89,19 @@ t.test('serve --seed: a stock libtorrent with no web seed completes from the ori
   const got = await libtorrentDownload(t, torrent, out, { noWebSeed: true, timeoutMs: 60_000 });
   t.ok(got.ok, got.detail);
   t.same(got.webSeeds, [], 'the client had no web seed: the bytes came over BitTorrent');
+  // The engine's figures lag a moment behind the transfer; the client, a seed now, has left.
+  let figures = await seedFigures();
+  await until(10_000, async () => (figures = await seedFigures()).uploaded === data.length && figures.peers === 0);
+  t.same(figures, { torrents: 1, uploaded: data.length, peers: 0 }, 'metrics: one torrent seeded, every byte the client got uploaded by the origin, the client gone');
+  // A peer that only shakes hands (BEP 3) is connected until it hangs up.
+  const peer = connect(seedPort, '127.0.0.1');
+  t.teardown(() => void peer.destroy());
+  const answered = new Promise<Buffer>((resolve) => peer.once('data', resolve));
+  peer.write(Buffer.concat([Buffer.from([19]), Buffer.from('BitTorrent protocol'), Buffer.alloc(8), Buffer.from(ih, 'hex'), Buffer.from('-XX0000-metricstest0')]));
+  t.equal((await answered).subarray(28, 48).toString('hex'), ih, 'the seeder answered the handshake');
+  t.ok(await until(10_000, async () => (figures = await seedFigures()).peers === 1), `metrics: one peer while it is connected (${figures.peers})`);
+  peer.destroy();
+  t.ok(await until(10_000, async () => (figures = await seedFigures()).peers === 0), 'and none once it left');
   t.ok(readFileSync(join(out, 'big-1.0.rpm')).equals(data), 'bytes identical to the mirror');
   t.notOk(srv.stderr().includes('GET /pub/el9/big-1.0.rpm'), 'nothing was fetched from the mirror over HTTP');
 

@@ -10,10 +10,16 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { PkgError } from '../src/core/errors.js';
 import {
+  ASK_MESSAGE,
+  ASK_TIMEOUT_MS,
   READY_MESSAGE,
+  REPLY_MESSAGE,
   STOP_MESSAGE,
+  answerAsks,
   stopRequested,
   supervise,
+  type AskMessage,
+  type Workers,
   type ClusterPrimary,
   type ListenAddress,
   type PrimaryLink,
@@ -30,6 +36,7 @@ const settle = () => new Promise((r) => setImmediate(r));
 /** A worker process that does only what the test tells it; `obeys` exits on STOP. */
 class FakeWorker implements WorkerProcess {
   sent: string[] = [];
+  asks: AskMessage[] = [];
   killed = false;
   exited = false;
   obeys = true;
@@ -37,8 +44,9 @@ class FakeWorker implements WorkerProcess {
     readonly pid: number,
     private readonly events: WorkerEvents,
   ) {}
-  send(message: string): void {
+  send(message: string | AskMessage): void {
     if (this.exited) return;
+    if (typeof message !== 'string') return void this.asks.push(message);
     this.sent.push(message);
     if (message === STOP_MESSAGE && this.obeys) setImmediate(() => this.exit(0, null));
   }
@@ -85,6 +93,7 @@ class FakeClock {
 
 function start(workers: number) {
   const cluster = new FakeCluster();
+  let handle: Workers | null = null;
   const clock = new FakeClock();
   const controller = new AbortController();
   const log: string[] = [];
@@ -98,11 +107,12 @@ function start(workers: number) {
     onListening: (a) => listening.push(a),
     graceMs: 15_000,
     after: clock.after,
+    onWorkers: (w) => (handle = w),
   }).then(
     () => void (outcome = 'resolved'),
     (e: Error) => void (outcome = e),
   );
-  return { cluster, clock, controller, log, listening, done, outcome: () => outcome };
+  return { cluster, clock, controller, log, listening, done, outcome: () => outcome, workers: () => handle! };
 }
 
 t.test('a stop asked for while a worker is still starting reaches it once it listens', async (t) => {
@@ -262,7 +272,7 @@ function fakeLink() {
       events.push('listening for messages');
       listener = fn;
     },
-    send: (m) => void events.push(`sent ${m}`),
+    send: (m) => void events.push(`sent ${JSON.stringify(m)}`),
     disconnect: () => void events.push('disconnected'),
   };
   return { link, events, deliver: (m: unknown) => listener?.(m) };
@@ -272,7 +282,7 @@ t.test('worker side: READY goes out only once STOP can be heard; STOP ends the w
   const f = fakeLink();
   let stopped = false;
   const wait = stopRequested(undefined, f.link).then(() => void (stopped = true));
-  t.same(f.events, ['listening for messages', `sent ${READY_MESSAGE}`]);
+  t.same(f.events, ['listening for messages', `sent ${JSON.stringify(READY_MESSAGE)}`]);
   f.deliver('pkgtorrent:other');
   f.deliver({ cmd: 'NODE_CLUSTER' });
   await settle();
@@ -296,6 +306,92 @@ t.test("worker side: the process's own signal stops it too, also before start-up
   const single = stopRequested(controller2.signal, null);
   controller2.abort();
   await single;
+});
+
+t.test('asks go to ready workers only; answers come in fork order; one that exits meanwhile is left out', async (t) => {
+  const s = start(3);
+  const [a, b, c] = s.cluster.forks;
+  a!.ready();
+  c!.ready();
+  t.equal(s.workers().readyCount(), 2, 'two of three ready');
+  const asked = s.workers().ask('metrics');
+  t.same(b!.asks, [], 'the starting worker is not asked');
+  t.equal(a!.asks.length, 1);
+  const ask = a!.asks[0]!;
+  t.same(c!.asks, [ask], 'the same ask to every ready worker');
+  t.match(ask, { type: ASK_MESSAGE, what: 'metrics' });
+  c!.message({ type: REPLY_MESSAGE, id: ask.id, answer: 'from c' });
+  c!.message({ type: REPLY_MESSAGE, id: ask.id, answer: 'again from c' });
+  b!.message({ type: REPLY_MESSAGE, id: ask.id, answer: 'from b, not asked' });
+  a!.message({ type: REPLY_MESSAGE, id: ask.id, answer: 'from a' });
+  t.same(await asked, [
+    { pid: 1000, answer: 'from a' },
+    { pid: 1002, answer: 'from c' },
+  ]);
+
+  const second = s.workers().ask('ready');
+  const id = a!.asks[1]!.id;
+  t.not(id, ask.id, 'each ask has its own id');
+  a!.message({ type: REPLY_MESSAGE, id, answer: null });
+  c!.exit(null, 'SIGKILL');
+  t.same(await second, [{ pid: 1000, answer: null }], 'the worker that died is left out');
+  t.same(
+    s.clock.timers.filter((x) => x.ms === ASK_TIMEOUT_MS).map((x) => x.cancelled),
+    [true, true],
+    'both timeouts cancelled',
+  );
+  s.controller.abort();
+  b!.ready();
+  s.cluster.forks[3]!.ready();
+  await s.done;
+  t.equal(s.outcome(), 'resolved');
+});
+
+t.test('an ask fails on an error answer, and when a worker does not answer in time', async (t) => {
+  const s = start(2);
+  const [a, b] = s.cluster.forks;
+  a!.ready();
+  b!.ready();
+  const failed = s.workers().ask('metrics');
+  a!.message({ type: REPLY_MESSAGE, id: a!.asks[0]!.id, error: 'collect threw' });
+  await t.rejects(failed, { message: 'worker 1000: collect threw' });
+  const slow = s.workers().ask('metrics');
+  a!.message({ type: REPLY_MESSAGE, id: a!.asks[1]!.id, answer: 1 });
+  s.clock.fire();
+  await t.rejects(slow, { message: `no answer from worker 1001 within ${ASK_TIMEOUT_MS / 1000} s` });
+  s.controller.abort();
+  await s.done;
+});
+
+t.test('an ask with no worker ready answers at once, empty', async (t) => {
+  const s = start(1);
+  t.equal(s.workers().readyCount(), 0);
+  t.same(await s.workers().ask('metrics'), []);
+  s.controller.abort();
+  s.cluster.forks[0]!.ready();
+  await s.done;
+});
+
+t.test('worker side: an ask is answered with its function, an error as the reply error; others are left alone', async (t) => {
+  const sent: unknown[] = [];
+  let deliver: (m: unknown) => void = () => {};
+  const link: PrimaryLink = { onMessage: (fn) => void (deliver = fn), send: (m) => void sent.push(m), disconnect: () => {} };
+  answerAsks(link, {
+    metrics: async () => [{ name: 'x' }],
+    ready: async () => {
+      throw new Error('broken');
+    },
+  });
+  deliver({ type: ASK_MESSAGE, id: 7, what: 'metrics' });
+  deliver({ type: ASK_MESSAGE, id: 8, what: 'ready' });
+  deliver({ type: ASK_MESSAGE, id: 9, what: 'toString' });
+  deliver(STOP_MESSAGE);
+  deliver(null);
+  await settle();
+  t.same(sent, [
+    { type: REPLY_MESSAGE, id: 7, answer: [{ name: 'x' }] },
+    { type: REPLY_MESSAGE, id: 8, error: 'broken' },
+  ]);
 });
 
 // The real binary. SIGTERM goes to the primary only, as `kill PID` does.

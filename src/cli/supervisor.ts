@@ -9,11 +9,36 @@
 // be lost (IPC drops messages nobody listens for), which used to leave a
 // worker that was still starting running forever. Whatever does not stop
 // within the grace period is killed.
+//
+// The primary also asks its ready workers questions (ASK, answered by
+// REPLY with the same id): serve's metrics listener runs in the primary and
+// asks each worker for its metrics and its readiness. Only ready workers
+// are asked, for the same reason as STOP: one still starting could not hear.
 import cluster, { type Worker } from 'node:cluster';
 import { PkgError } from '../core/errors.js';
 
 export const STOP_MESSAGE = 'pkgtorrent:stop';
 export const READY_MESSAGE = 'pkgtorrent:ready';
+export const ASK_MESSAGE = 'pkgtorrent:ask';
+export const REPLY_MESSAGE = 'pkgtorrent:reply';
+
+/** Primary to worker: answer `what` (one of the worker's answerAsks keys). */
+export interface AskMessage {
+  type: typeof ASK_MESSAGE;
+  id: number;
+  what: string;
+}
+
+/** Worker to primary: the answer to the ask `id`, or why there is none. */
+export interface ReplyMessage {
+  type: typeof REPLY_MESSAGE;
+  id: number;
+  answer?: unknown;
+  error?: string;
+}
+
+/** How long the primary waits for every ready worker's answer. */
+export const ASK_TIMEOUT_MS = 5000;
 
 /**
  * How long workers get to stop before they are killed: a worker gives
@@ -39,7 +64,7 @@ export interface WorkerEvents {
 export interface WorkerProcess {
   readonly pid: number | undefined;
   /** Sends a message over IPC; nothing happens once the channel is gone. */
-  send(message: string): void;
+  send(message: string | AskMessage): void;
   /** Ends the process at once. */
   kill(): void;
 }
@@ -52,7 +77,7 @@ export interface ClusterPrimary {
 /** A worker's channel to its primary. */
 export interface PrimaryLink {
   onMessage(fn: (message: unknown) => void): void;
-  send(message: string): void;
+  send(message: string | ReplyMessage): void;
   /** Closes the channel, so the process exits once its own work is done. */
   disconnect(): void;
 }
@@ -65,6 +90,24 @@ export interface ClusterEnv {
   primary(exec: string, args: string[], vars: Record<string, string>): ClusterPrimary;
 }
 
+/** One worker's answer to an ask. */
+export interface WorkerAnswer {
+  pid: number | undefined;
+  answer: unknown;
+}
+
+/** The running workers, as the primary's metrics listener sees them. */
+export interface Workers {
+  /** Workers that are ready (listening, and hearing the primary). */
+  readyCount(): number;
+  /**
+   * Asks every ready worker `what`: resolves with their answers (in fork
+   * order) once each answered or exited; rejects when one answers an error
+   * or when they have not all answered within ASK_TIMEOUT_MS.
+   */
+  ask(what: string): Promise<WorkerAnswer[]>;
+}
+
 export interface SuperviseOptions {
   cluster: ClusterPrimary;
   workers: number;
@@ -74,6 +117,8 @@ export interface SuperviseOptions {
   log(line: string): void;
   /** Once, when the first worker listens. */
   onListening(address: ListenAddress): void;
+  /** Called at once with the handle the primary asks its workers through. */
+  onWorkers?(workers: Workers): void;
   graceMs?: number;
   /** Runs fn after ms, returns a cancel; setTimeout unless a test brings its clock. */
   after?: (ms: number, fn: () => void) => () => void;
@@ -97,6 +142,8 @@ export function supervise(o: SuperviseOptions): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (o.signal?.aborted) return resolve();
     const live = new Map<WorkerProcess, { ready: boolean }>();
+    const asks = new Map<number, Ask>();
+    let nextAsk = 0;
     let announced = false;
     let stopping = false;
     let failure: PkgError | null = null;
@@ -126,6 +173,7 @@ export function supervise(o: SuperviseOptions): Promise<void> {
       const state = { ready: false };
       const worker: WorkerProcess = o.cluster.fork({
         message(m) {
+          if (isReply(m)) return asks.get(m.id)?.reply(worker, m);
           if (m !== READY_MESSAGE || state.ready) return;
           state.ready = true;
           // A stop asked for while this worker was starting.
@@ -138,6 +186,7 @@ export function supervise(o: SuperviseOptions): Promise<void> {
         },
         exit(code, sig) {
           if (!live.delete(worker)) return;
+          for (const ask of asks.values()) ask.gone(worker);
           const how = sig ?? `exit ${code}`;
           // Only an exit status tells of a failed start: a signal may be the
           // one the whole process group got (systemd, Ctrl-C), and is then
@@ -155,8 +204,66 @@ export function supervise(o: SuperviseOptions): Promise<void> {
       live.set(worker, state);
     };
 
+    o.onWorkers?.({
+      readyCount: () => [...live.values()].filter((w) => w.ready).length,
+      ask: (what) =>
+        new Promise<WorkerAnswer[]>((resolve, reject) => {
+          const id = nextAsk++;
+          const asked = [...live].filter(([, w]) => w.ready).map(([w]) => w);
+          const answers = new Map<WorkerProcess, unknown>();
+          const waiting = new Set(asked);
+          const end = (err: Error | null) => {
+            if (!asks.delete(id)) return;
+            cancel();
+            if (err) return reject(err);
+            resolve(asked.filter((w) => answers.has(w)).map((w) => ({ pid: w.pid, answer: answers.get(w) })));
+          };
+          const check = () => waiting.size === 0 && end(null);
+          asks.set(id, {
+            reply(w, m) {
+              if (!waiting.delete(w)) return;
+              if (m.error !== undefined) return end(new Error(`worker ${w.pid}: ${m.error}`));
+              answers.set(w, m.answer);
+              check();
+            },
+            gone(w) {
+              waiting.delete(w);
+              check();
+            },
+          });
+          const cancel = after(ASK_TIMEOUT_MS, () => end(new Error(`no answer from worker ${[...waiting].map((w) => w.pid).join(', ')} within ${ASK_TIMEOUT_MS / 1000} s`)));
+          for (const w of asked) w.send({ type: ASK_MESSAGE, id, what });
+          check();
+        }),
+    });
     o.signal?.addEventListener('abort', stop, { once: true });
     for (let i = 0; i < o.workers; i++) fork();
+  });
+}
+
+/** An ask the primary waits on. */
+interface Ask {
+  reply(worker: WorkerProcess, m: ReplyMessage): void;
+  gone(worker: WorkerProcess): void;
+}
+
+function isReply(m: unknown): m is ReplyMessage {
+  return typeof m === 'object' && m !== null && (m as ReplyMessage).type === REPLY_MESSAGE && typeof (m as ReplyMessage).id === 'number';
+}
+
+/**
+ * The worker's side of the asks: answers each with the function of its
+ * name (an error it throws is sent as the reply's error). Asks for a name
+ * not in `answers` are left to other listeners.
+ */
+export function answerAsks(link: PrimaryLink, answers: Record<string, () => Promise<unknown>>): void {
+  link.onMessage((m) => {
+    const ask = m as AskMessage;
+    if (typeof m !== 'object' || m === null || ask.type !== ASK_MESSAGE || !Object.hasOwn(answers, ask.what)) return;
+    answers[ask.what]!().then(
+      (answer) => link.send({ type: REPLY_MESSAGE, id: ask.id, answer }),
+      (err: unknown) => link.send({ type: REPLY_MESSAGE, id: ask.id, error: err instanceof Error ? err.message : String(err) }),
+    );
   });
 }
 

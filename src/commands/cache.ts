@@ -9,6 +9,8 @@ import { cacheStats, KINDS, type CacheStats } from '../core/cache-stats.js';
 import { fallbackCacheDir } from '../core/cache-dir.js';
 import { parseDuration, formatBytes } from '../core/size.js';
 import { formatTable, plural } from '../cli/text.js';
+import { settingOption } from '../cli/setting-options.js';
+import { withRunMetrics, type RunFigure } from '../core/metrics-file.js';
 
 const CLEAN_USAGE = `
 Removes from the cache dir:
@@ -27,8 +29,9 @@ could not be removed.
 
 Examples:
   pkgtorrent cache clean --root /srv/mirror --dry-run
-  # cron, every Sunday: quiet unless something failed
-  30 4 * * 0  pkgtorrent cache clean --root /srv/mirror --older-than 60d --quiet`;
+  # cron, every Sunday: quiet unless something failed; figures for node_exporter
+  30 4 * * 0  pkgtorrent cache clean --root /srv/mirror --older-than 60d --quiet \\
+                --metrics-file /var/lib/prometheus/node-exporter/`;
 
 const STATS_USAGE = `
 Counts the files of the cache dir by kind (piece entries, info entries,
@@ -47,14 +50,20 @@ export function register(program: Command, ctx: Context): AnyCommand {
     .option('--json', 'print the result as JSON')
     .option('-v, --verbose', 'list every removed file')
     .addOption(new Option('-q, --quiet', 'print nothing unless something failed').conflicts(['json', 'verbose']))
+    .addOption(settingOption('metrics-file'))
     .addHelpText('after', CLEAN_USAGE)
     .action(async (opts, cmd) => {
       const olderThanMs = parseDuration(opts.olderThan, '--older-than');
       const leftoverAgeMs = parseDuration(opts.leftoverAge, '--leftover-age');
-      const settings = await ctx.resolve(cmd);
-      const root = settings.sources.root === 'default' ? null : await ctx.root(cmd);
-      const cacheDir = await cacheDirToInspect(ctx, cmd);
-      const result = await cleanCache({ cacheDir, olderThanMs, leftoverAgeMs, root, dryRun: !!opts.dryRun });
+      const settings = await ctx.resolve(cmd, { 'metrics-file': opts.metricsFile });
+      const run = async () => {
+        const root = settings.sources.root === 'default' ? null : await ctx.root(cmd);
+        const cacheDir = await cacheDirToInspect(ctx, cmd);
+        return cleanCache({ cacheDir, olderThanMs, leftoverAgeMs, root, dryRun: !!opts.dryRun });
+      };
+      // A dry run removes nothing: it leaves the last real run's metrics file alone.
+      const metricsFile = opts.dryRun ? undefined : settings.values['metrics-file'];
+      const result = await withRunMetrics({ cwd: ctx.env.cwd, path: metricsFile, command: 'cache-clean', job: 'cache_clean', failed: (line) => void ((ctx.exitCode = 1), ctx.warn(line)) }, run, cleanFigures);
       for (const e of result.errors) ctx.warn(`${e.path}: ${e.message}`);
       if (opts.json) ctx.out(JSON.stringify(result));
       else {
@@ -109,6 +118,22 @@ async function cacheDirToInspect(ctx: Context, cmd: AnyCommand, readOnly = false
   }
   if (!st.isDirectory()) throw new PkgError('usage', `cache dir ${dir}: not a directory`);
   return dir;
+}
+
+/** --metrics-file: what a clean run did. Anything it could not remove makes it unsuccessful. */
+function cleanFigures(r: CleanResult): { ok: boolean; figures: RunFigure[] } {
+  const removed = 'what the last run removed: piece and info entries, leftovers of interrupted writes, empty directories';
+  return {
+    ok: r.errors.length === 0,
+    figures: [
+      { name: 'last_run_removed', help: removed, labels: { kind: 'entries' }, value: r.entries },
+      { name: 'last_run_removed', help: removed, labels: { kind: 'leftovers' }, value: r.leftovers },
+      { name: 'last_run_removed', help: removed, labels: { kind: 'dirs' }, value: r.dirs },
+      { name: 'last_run_freed_bytes', help: 'bytes the last run freed', value: r.bytes },
+      { name: 'last_run_kept_entries', help: 'piece and info entries the last run left in place', value: r.kept },
+      { name: 'last_run_errors', help: 'files the last run could not remove', value: r.errors.length },
+    ],
+  };
 }
 
 function describe(r: CleanResult['removed'][number]): string {

@@ -6,7 +6,9 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from '@commander-js/extra-typings';
 import type { AnyCommand, Context } from '../cli/context.js';
 import { settingFlags, settingOption } from '../cli/setting-options.js';
-import { nodeCluster, stopRequested, supervise, type ClusterEnv } from '../cli/supervisor.js';
+import { answerAsks, nodeCluster, stopRequested, supervise, type ClusterEnv, type Workers } from '../cli/supervisor.js';
+import { startMetricsListener } from '../core/metrics-http.js';
+import { ClusterMetrics, clusterReady, workerAnswers } from '../service/metrics.js';
 import type { SettingKey } from '../core/config.js';
 import { PkgError } from '../core/errors.js';
 import { startServer } from '../service/server.js';
@@ -90,22 +92,27 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
     // One engine must own the BitTorrent port; workers would each start one.
     throw new PkgError('usage', '--seed runs one seeder per service: use it with --workers 1');
   }
-  if (s['metrics-listen'] && s.workers > 1) {
-    // Each worker counts its own requests: one listener could show only one of them.
-    throw new PkgError('usage', '--metrics-listen counts the requests of one process: use it with --workers 1');
-  }
   if (s.workers > 1 && !link) {
+    // The primary owns the metrics listener: it asks the workers on each scrape (ClusterMetrics).
+    let workers: Workers | null = null;
+    const metrics = s['metrics-listen'] ? await startMetricsListener(s['metrics-listen'], new ClusterMetrics(() => workers), clusterReady(() => workers)) : null;
+    if (metrics) log(`metrics on ${metrics.url}/metrics`);
     const vars = Object.fromEntries(Object.entries(ctx.env.vars).filter(([, v]) => v !== undefined)) as Record<string, string>;
-    await supervise({
-      cluster: clusterEnv.primary(BIN, ctx.env.argv, vars),
-      workers: s.workers,
-      signal,
-      log,
-      onListening: (addr) => {
-        const host = addr.addressType === 6 ? `[${addr.address}]` : addr.address;
-        log(`serving http://${host}:${addr.port}/ (root ${root.dir}, ${s.workers} workers)`);
-      },
-    });
+    try {
+      await supervise({
+        cluster: clusterEnv.primary(BIN, ctx.env.argv, vars),
+        workers: s.workers,
+        signal,
+        log,
+        onListening: (addr) => {
+          const host = addr.addressType === 6 ? `[${addr.address}]` : addr.address;
+          log(`serving http://${host}:${addr.port}/ (root ${root.dir}, ${s.workers} workers)`);
+        },
+        onWorkers: (w) => (workers = w),
+      });
+    } finally {
+      await metrics?.close();
+    }
     return;
   }
 
@@ -142,8 +149,11 @@ async function serve(ctx: Context, cmd: AnyCommand, opts: Record<string, unknown
     log,
     accessLog: (line) => stderr.write(line),
     logFormat: s['log-format'],
-    metricsListen: s['metrics-listen'],
+    // A cluster worker counts for its primary's listener.
+    metricsListen: link ? undefined : s['metrics-listen'],
+    metricsForPrimary: Boolean(link && s['metrics-listen']),
   });
+  if (link && server.metrics) answerAsks(link, workerAnswers(server.metrics, server.ready));
   if (server.metricsUrl) log(`metrics on ${server.metricsUrl}/metrics`);
   if (!link) log(`serving ${server.url}/ (root ${root.dir})${server.engine ? `, seeding on ${s['seed-listen']} (libtorrent ${server.engine.version})` : ''}`);
   // A cluster worker also stops when the primary says so (a second signal would kill it at once).

@@ -175,6 +175,18 @@ export const SETTINGS = {
     default: (): LogFormat => 'text',
     help: 'text, or json: one JSON object per line (access lines with the client address and user agent)',
   },
+  // hash and cache clean: the last run's figures for node_exporter's textfile collector.
+  'metrics-file': {
+    flag: '--metrics-file <path>',
+    parse: (t: string) => {
+      if (!t) throw new PkgError('usage', 'empty metrics file path');
+      return t;
+    },
+    default: (): string | undefined => undefined,
+    shownDefault: 'none',
+    help: 'write the run\'s metrics here at its end (Prometheus text, for node_exporter\'s textfile collector)',
+    details: 'a directory: pkgtorrent-hash.prom or pkgtorrent-cache-clean.prom in it',
+  },
   // pkgtorrent proxy (pkgtorrent-proxy(8)); lists are comma-separated, as
   // mirror URLs hold colons.
   'proxy-host': { flag: '--host <addr>', parse: str, default: (): string => '127.0.0.1', help: 'address the proxy listens on' },

@@ -20,7 +20,8 @@ export function newRegistry(): Registry {
   collectDefaultMetrics({ register: registry });
   // Gauges named as counters (promtool's lint refuses them); the nodejs_active_* without the suffix stay.
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) registry.removeSingleMetric(name);
-  new Gauge({ name: `${PREFIX}build_info`, help: 'pkgtorrent version running (always 1)', labelNames: ['version'], registers: [registry] }).set({ version: VERSION }, 1);
+  // Every cluster worker says the same: the primary shows it once rather than summed (serve --workers).
+  new Gauge({ name: `${PREFIX}build_info`, help: 'pkgtorrent version running (always 1)', labelNames: ['version'], aggregator: 'first', registers: [registry] }).set({ version: VERSION }, 1);
   return registry;
 }
 
@@ -43,6 +44,12 @@ export function scrapedCounter(registry: Registry, name: string, help: string, r
   });
 }
 
+/** What /metrics answers: a Registry, or serve's cluster primary aggregating its workers'. */
+export interface MetricsSource {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
 /** Why the process is not ready (one line), or null when it is. */
 export type ReadyCheck = () => Promise<string | null>;
 
@@ -60,7 +67,7 @@ function answer(req: IncomingMessage, res: ServerResponse, status: number, body:
   res.end(req.method === 'HEAD' ? undefined : bytes);
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, registry: Registry, ready: ReadyCheck): Promise<void> {
+async function handle(req: IncomingMessage, res: ServerResponse, registry: MetricsSource, ready: ReadyCheck): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q < 0 ? url : url.slice(0, q);
@@ -78,7 +85,7 @@ export function splitListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(i + 1)) };
 }
 
-export async function startMetricsListener(listen: string, registry: Registry, ready: ReadyCheck): Promise<MetricsListener> {
+export async function startMetricsListener(listen: string, registry: MetricsSource, ready: ReadyCheck): Promise<MetricsListener> {
   const { host, port } = splitListen(listen);
   const server = createServer((req, res) => {
     handle(req, res, registry, ready).catch(() => {

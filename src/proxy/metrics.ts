@@ -2,9 +2,10 @@
 // from each request's Outcome, the same figures its log line prints.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { BtEngine } from '../core/bt-engine.js';
-import { PREFIX, newRegistry, type ReadyCheck } from '../core/metrics-http.js';
-import { ANSWER_PATHS, answerPath } from './answer-path.js';
+import { PREFIX, newRegistry, scrapedCounter, type ReadyCheck } from '../core/metrics-http.js';
+import { ANSWER_PATHS, SOURCES, answerPath, bytesBySource } from './answer-path.js';
 import type { Outcome } from './handle.js';
+import type { Packages } from './packages.js';
 
 const CAUSES = ['stalled', 'engine', 'other'] as const;
 
@@ -15,11 +16,11 @@ export class ProxyMetrics {
   private readonly fallbacks: Counter<'cause'>;
   private readonly restarts: Counter;
 
-  constructor(engine: () => BtEngine | null) {
+  constructor(engine: () => BtEngine | null, packages: () => Packages | null = () => null) {
     const registry = (this.registry = newRegistry());
     const registers = [registry];
     this.requests = new Counter({ name: `${PREFIX}proxy_requests_total`, help: 'requests by how they were answered: bittorrent, store, direct, tunnel, refused', labelNames: ['path'], registers });
-    this.bytes = new Counter({ name: `${PREFIX}proxy_bytes_total`, help: 'body bytes sent to clients by where they came from: peers, mirror, store', labelNames: ['source'], registers });
+    this.bytes = new Counter({ name: `${PREFIX}proxy_bytes_total`, help: 'body bytes sent to clients by where they came from: peers, mirror (for BitTorrent downloads), store, direct (relayed from the mirror)', labelNames: ['source'], registers });
     this.fallbacks = new Counter({ name: `${PREFIX}proxy_fallbacks_total`, help: 'BitTorrent downloads finished from the mirror, by cause: stalled, engine, other', labelNames: ['cause'], registers });
     this.restarts = new Counter({ name: `${PREFIX}proxy_engine_restarts_total`, help: 'times the BitTorrent engine was restarted after it died', registers });
     new Gauge({
@@ -31,8 +32,58 @@ export class ProxyMetrics {
         if (s) this.set(s.torrents);
       },
     });
+    new Gauge({
+      name: `${PREFIX}proxy_store_packages`,
+      help: 'packages in the store (--store)',
+      registers,
+      async collect() {
+        const u = await packages()?.store.usage();
+        if (u) this.set(u.packages);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_store_bytes`,
+      help: 'bytes in the store, as --store-size counts them (torrent files included)',
+      registers,
+      async collect() {
+        const u = await packages()?.store.usage();
+        if (u) this.set(u.bytes);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_seeding_torrents`,
+      help: 'completed packages the proxy seeds to peers',
+      registers,
+      collect() {
+        const p = packages();
+        if (p) this.set(p.seedingNow);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}proxy_peers`,
+      help: 'peers connected to the BitTorrent engine',
+      registers,
+      async collect() {
+        const s = await engine()?.session().catch(() => null);
+        if (s) this.set(s.peers);
+      },
+    });
+    // The engine counts from its own start: a restarted one starts again at 0,
+    // so the total so far is carried over (what it sent after the last scrape is lost with it).
+    let carried = 0;
+    let last = 0;
+    let generation: number | null = null;
+    scrapedCounter(registry, `${PREFIX}proxy_uploaded_bytes_total`, 'payload bytes uploaded to peers (across engine restarts)', async () => {
+      const e = engine();
+      const s = await e?.session().catch(() => null);
+      if (!e || !s) return null;
+      if (generation !== null && e.generation !== generation) carried += last;
+      generation = e.generation;
+      last = s.uploaded;
+      return carried + last;
+    });
     for (const path of ANSWER_PATHS) this.requests.inc({ path }, 0);
-    for (const source of ['peers', 'mirror', 'store']) this.bytes.inc({ source }, 0);
+    for (const source of SOURCES) this.bytes.inc({ source }, 0);
     for (const cause of CAUSES) this.fallbacks.inc({ cause }, 0);
     this.restarts.inc(0);
   }
@@ -44,12 +95,8 @@ export class ProxyMetrics {
   /** One request, once its answer is over. */
   observe(o: Outcome): void {
     this.requests.inc({ path: answerPath(o) });
-    const f = o.from;
-    if (f) {
-      if (f.peers) this.bytes.inc({ source: 'peers' }, f.peers);
-      if (f.mirror) this.bytes.inc({ source: 'mirror' }, f.mirror);
-      if (f.store) this.bytes.inc({ source: 'store' }, f.store);
-    }
+    const by = bytesBySource(o);
+    for (const source of SOURCES) if (by[source]) this.bytes.inc({ source }, by[source]);
     if (o.sent?.fallback) this.fallbacks.inc({ cause: o.sent.cause ?? 'other' });
   }
 }

@@ -98,7 +98,7 @@ export async function startProxy(o: ProxyOptions): Promise<RunningProxy> {
     );
   };
   let engineRef: BtEngine | null = null;
-  const metrics = o.metricsListen ? new ProxyMetrics(() => engineRef) : null;
+  const metrics = o.metricsListen ? new ProxyMetrics(() => engineRef, () => packages) : null;
   const store = await Store.open(o.store, o.storeSize, (ih) => packages?.forgetSeed(ih));
   const ports = parsePorts(o.btPort);
   const engine = await BtEngine.start({

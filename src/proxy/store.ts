@@ -121,6 +121,12 @@ export class Store {
     await rm(this.partialDir(infoHash), { recursive: true, force: true });
   }
 
+  /** The stored packages, and their bytes as --store-size counts them (torrent files included). */
+  async usage(): Promise<{ packages: number; bytes: number }> {
+    const entries = await this.entries();
+    return { packages: entries.length, bytes: entries.reduce((n, e) => n + e.bytes, 0) };
+  }
+
   /** Every stored package: its directory's name, when it was last used, its bytes (the torrent's included). */
   private async entries(): Promise<Array<{ ih: string; used: number; bytes: number }>> {
     const entries: Array<{ ih: string; used: number; bytes: number }> = [];
@@ -137,12 +143,6 @@ export class Store {
       }
     }
     return entries;
-  }
-
-  /** What the store holds now (the status page): bytes on disk and packages. */
-  async usage(): Promise<{ bytes: number; packages: number }> {
-    const entries = await this.entries();
-    return { bytes: entries.reduce((n, e) => n + e.bytes, 0), packages: entries.length };
   }
 
   /** Removes least recently used entries until at most `budget` bytes are stored. */

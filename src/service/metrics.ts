@@ -5,9 +5,10 @@
 // their status: 200 hit or built, 412 not cached, 404 not found, anything
 // else rejected.
 import { access, constants } from 'node:fs/promises';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import { errnoText } from '../core/errors.js';
-import { PREFIX, newRegistry, scrapedCounter, type ReadyCheck } from '../core/metrics-http.js';
+import { PREFIX, newRegistry, scrapedCounter, type MetricsSource, type ReadyCheck } from '../core/metrics-http.js';
+import type { Workers } from '../cli/supervisor.js';
 import { ServiceResponse } from './service-response.js';
 import type { BtEngine } from '../core/bt-engine.js';
 import type { OriginSeeder } from './seeder.js';
@@ -102,7 +103,7 @@ export class ServeMetrics {
     }
   }
 
-  /** With serve --seed: torrents seeded and bytes uploaded by the origin, read from the engine on scrape. */
+  /** With serve --seed: torrents seeded, peers and bytes uploaded by the origin, read from the engine on scrape. */
   seeding(engine: BtEngine, seeder: OriginSeeder): void {
     const registers = [this.registry];
     new Gauge({
@@ -111,6 +112,15 @@ export class ServeMetrics {
       registers,
       collect() {
         this.set(seeder.infoHashes.length);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}seed_peers`,
+      help: 'peers connected to the origin seeder',
+      registers,
+      async collect() {
+        const s = await engine.session().catch(() => null);
+        if (s) this.set(s.peers);
       },
     });
     scrapedCounter(this.registry, `${PREFIX}seed_uploaded_bytes_total`, 'bytes the origin seeder uploaded to peers (since its engine started)', async () =>
@@ -143,4 +153,60 @@ export function serveReady(o: { rootDir: string; poolAlive: () => boolean; cache
     if (!o.cacheAvailable()) return `cache dir ${o.cacheDir} cannot be written (a write failed)`;
     return null;
   };
+}
+
+type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The metrics of serve --workers N, on the primary's listener: each scrape
+ * asks every ready worker for its registry as JSON (their collect() runs
+ * there, so the plain-number counters are read as usual) and merges them
+ * with prom-client's AggregatorRegistry.aggregate, which applies each
+ * metric's `aggregator`: counters and histograms are summed (the default),
+ * pkgtorrent_build_info and nodejs_version_info are taken from the first
+ * worker, process_start_time_seconds is left out (prom-client's own
+ * choices for its default metrics stand). The primary adds
+ * pkgtorrent_serve_workers_ready, counted by itself.
+ */
+export class ClusterMetrics implements MetricsSource {
+  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
+  private readonly own = new Registry();
+
+  constructor(private readonly workers: () => Workers | null) {
+    new Gauge({
+      name: `${PREFIX}serve_workers_ready`,
+      help: 'serve workers ready to answer (counted by the primary of serve --workers N)',
+      registers: [this.own],
+      collect() {
+        this.set(workers()?.readyCount() ?? 0);
+      },
+    });
+  }
+
+  async metrics(): Promise<string> {
+    const answers = (await this.workers()?.ask('metrics')) ?? [];
+    const all = [await this.own.getMetricsAsJSON(), ...answers.map((a) => a.answer as MetricsJson)];
+    return AggregatorRegistry.aggregate(all).metrics();
+  }
+}
+
+/**
+ * The primary's readiness: at least one worker ready, and every ready
+ * worker's own check passing (node:cluster hands connections to each
+ * listening worker in turn, so one broken worker fails its share). A
+ * worker still starting, or being replaced, gets no connections and does
+ * not count.
+ */
+export function clusterReady(workers: () => Workers | null): ReadyCheck {
+  return async () => {
+    const answers = (await workers()?.ask('ready')) ?? [];
+    if (!answers.length) return 'no worker is ready';
+    const bad = answers.find((a) => a.answer !== null);
+    return bad ? `worker ${bad.pid}: ${String(bad.answer)}` : null;
+  };
+}
+
+/** A worker's answers to its primary's asks (see ClusterMetrics). */
+export function workerAnswers(metrics: ServeMetrics, ready: ReadyCheck): Record<string, () => Promise<unknown>> {
+  return { metrics: () => metrics.registry.getMetricsAsJSON(), ready };
 }

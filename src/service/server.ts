@@ -24,7 +24,7 @@ import { BtEngine, type BtEngineOptions } from '../core/bt-engine.js';
 import { OriginSeeder } from './seeder.js';
 import { TrackerWhitelist } from './tracker-whitelist.js';
 import { ServeMetrics, serveReady } from './metrics.js';
-import { startMetricsListener } from '../core/metrics-http.js';
+import { startMetricsListener, type ReadyCheck } from '../core/metrics-http.js';
 
 /** What a request whose build is cut short by a stop is told (a 503 with Retry-After). */
 const STOPPING = new PkgError('busy', 'service is stopping');
@@ -70,6 +70,8 @@ export interface ServeOptions {
   logFormat?: LogFormat;
   /** ADDRESS:PORT of the metrics listener (--metrics-listen): /metrics, /-/healthy, /-/ready. */
   metricsListen?: string;
+  /** Count metrics without a listener: a cluster worker's, asked for by its primary (serve --workers N). */
+  metricsForPrimary?: boolean;
 }
 
 export interface RunningServer {
@@ -79,6 +81,10 @@ export interface RunningServer {
   engine?: BtEngine;
   /** The metrics listener's "http://127.0.0.1:9100", with metricsListen. */
   metricsUrl?: string;
+  /** The metrics, with metricsListen or metricsForPrimary. */
+  metrics?: ServeMetrics;
+  /** Why the service is not ready (the metrics listener's /-/ready), or null. */
+  ready: ReadyCheck;
   /** "http://127.0.0.1:8080" */
   url: string;
   /**
@@ -96,7 +102,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const pool = new HashPool(o.jobs);
   // One gate for both caches: they share the dir, and so its file system.
   const writes = new CacheWrites(cacheDir, o.log, { retryMs: o.cacheRetryMs, unwritable: o.cacheDir.unwritable });
-  const metrics = o.metricsListen ? new ServeMetrics() : null;
+  const metrics = o.metricsListen || o.metricsForPrimary ? new ServeMetrics() : null;
   const store = new PieceStore(new PieceCache(cacheDir), pool, { writes, onHashed: metrics ? (n) => metrics.hashed(n) : undefined });
   const infoCache = new InfoCache(cacheDir, { waitMs: o.requestTimeoutMs, writes, revalidateMs: o.revalidateMs });
   const torrents = new Torrents({
@@ -207,7 +213,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
       accessLog.flush();
     })());
 
-  return { server, seeder, engine, metricsUrl: metricsListener?.url, url: `http://${host}:${addr.port}`, close };
+  return { server, seeder, engine, metricsUrl: metricsListener?.url, metrics: metrics ?? undefined, ready, url: `http://${host}:${addr.port}`, close };
 }
 
 /** A listen failure as one line an operator can act on. */

@@ -71,6 +71,7 @@ t.test('serve: the access objects say what the text lines say, plus client and a
     t.equal(o.client, '127.0.0.1', 'client address');
     t.equal(o.agent, 'json-test/1 "quoted"', 'user agent, quotes and all');
     t.match(o.time, ISO, 'ISO time');
+    t.ok(Math.abs(Date.parse(o.time as string) - Date.now()) < 600_000, `${String(o.time)}: the time of the request, not another`);
     t.equal(o.level, 'info', 'level by name');
     t.notOk('pid' in o || 'hostname' in o, 'no pid or hostname');
   }

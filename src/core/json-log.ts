@@ -3,6 +3,7 @@
 // their messages. Text stays the default; the fields of an access object are
 // those of the text line, named, plus the client's address and user agent.
 import { pino, type Logger } from 'pino';
+import { isoNow } from './iso-now.js';
 
 /**
  * A logger writing each object, as one line, through `write` (the injected
@@ -15,7 +16,9 @@ export function jsonLogger(write: (text: string) => void): Logger {
   return pino(
     {
       base: null,
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // pino's isoTime formats a Date per line, a third of a JSON line's
+      // cost in serve; the same text, made once per second.
+      timestamp: () => `,"time":"${isoNow()}"`,
       formatters: { level: (label) => ({ level: label }) },
     },
     { write },

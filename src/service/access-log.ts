@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import type { ServiceResponse } from './service-response.js';
 import { printable } from './printable.js';
+import { isoNow } from '../core/iso-now.js';
 
 /** What one access line says, in either format. */
 export interface AccessEntry {
@@ -77,22 +78,6 @@ export class LogBuffer {
     this.bytes = 0;
     this.write(text);
   }
-}
-
-// Formatting a date costs more than the rest of the line: the ISO text is
-// made once per second and the milliseconds put in by hand.
-let lastSecond = -1;
-/** "2026-12-01T21:08:42." for the second in lastSecond. */
-let secondPrefix = '';
-function isoNow(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== lastSecond) {
-    lastSecond = second;
-    secondPrefix = new Date(second * 1000).toISOString().slice(0, 20);
-  }
-  const ms = now - second * 1000;
-  return `${secondPrefix}${ms < 10 ? '00' : ms < 100 ? '0' : ''}${ms}Z`;
 }
 
 /**

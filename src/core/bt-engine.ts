@@ -223,25 +223,27 @@ export class BtEngine {
     if (m.event) this.o.onEvent?.(m as EngineEvent);
   }
 
-  private rawCall(op: string, params: Record<string, unknown>): Promise<unknown> {
+  /** `raw`: bytes sent as they are after the request line, which says their size (the engine reads them before the next line). */
+  private rawCall(op: string, params: Record<string, unknown>, raw?: Buffer): Promise<unknown> {
     const child = this.child;
     if (!child?.stdin) return Promise.reject(new PkgError('io', 'engine not running'));
     const id = ++this.id;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      child.stdin!.write(JSON.stringify({ id, op, ...params }) + '\n');
+      child.stdin!.write(JSON.stringify(raw ? { id, op, ...params, size: raw.length } : { id, op, ...params }) + '\n');
+      if (raw) child.stdin!.write(raw);
     });
   }
 
   /** One request; fails (never hangs past 10 s) while the engine is down or restarting. */
-  async call<T>(op: string, params: Record<string, unknown> = {}): Promise<T> {
+  async call<T>(op: string, params: Record<string, unknown> = {}, raw?: Buffer): Promise<T> {
     if (this.closing) throw new PkgError('io', 'engine stopped');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new PkgError('io', `engine ${op}: no answer in 10 s`)), 10_000);
     });
     try {
-      return (await Promise.race([this.rawCall(op, params), timeout])) as T;
+      return (await Promise.race([this.rawCall(op, params, raw), timeout])) as T;
     } finally {
       clearTimeout(timer);
     }
@@ -300,7 +302,8 @@ export class BtEngine {
 
   /** Hands the engine a piece fetched elsewhere (it checks the hash, writes it and offers it to peers); false: it had it already. */
   async addPiece(ih: string, piece: number, data: Buffer): Promise<boolean> {
-    return (await this.call<{ added: boolean }>('add_piece', { ih, piece, data: data.toString('base64') })).added;
+    // The buffer is the caller's for good (fetchPieces allocates each piece): the pipe may write it later.
+    return (await this.call<{ added: boolean }>('add_piece', { ih, piece }, data)).added;
   }
 
   async connect(ih: string, ip: string, port: number): Promise<void> {

@@ -58,13 +58,20 @@ export async function answerFromDownload(
   try {
     while (sent.torrentBytes < length && !res.destroyed) {
       const at = sent.torrentBytes;
-      if (dl.verified > at) {
-        const held = dl.heldFrom(at);
+      // The last bytes wait for the download to be complete, that is in the
+      // store: the client's next request for it (a retry, the next apt run)
+      // finds it there rather than joining a download that is ending.
+      const lastHeld = dl.state === 'running' && dl.verified === length && at >= lastPieceStart(dl);
+      const held = dl.verified > at && !lastHeld ? dl.heldFrom(at) : null;
+      if (held || (dl.verified > at && !lastHeld && dl.onDisk(at))) {
         let chunk = held?.data;
         if (!chunk) {
-          // Behind the pieces held in memory: from the file, into a fresh buffer the socket may keep.
+          // Behind the pieces held in memory: from the file, into a fresh
+          // buffer the socket may keep; this piece only, as the next may be
+          // checked in memory and not written yet.
           fh ??= await open(dl.path, 'r');
-          const b = Buffer.allocUnsafe(Math.min(CHUNK, dl.verified - at));
+          const pieceEnd = (Math.floor(at / dl.t.pieceLength) + 1) * dl.t.pieceLength;
+          const b = Buffer.allocUnsafe(Math.min(CHUNK, dl.verified - at, pieceEnd - at));
           const { bytesRead } = await fh.read(b, 0, b.length, at);
           if (bytesRead === 0) throw new Error('downloaded file shorter than its verified pieces');
           chunk = b.subarray(0, bytesRead);
@@ -86,7 +93,8 @@ export async function answerFromDownload(
         new Promise<boolean>((r) => (timer = setTimeout(() => r(true), stallMs))),
       ]);
       clearTimeout(timer);
-      if (stalled && dl.verifiedPieces === pieces && dl.verified === at) {
+      // No new piece checked in stallMs, and none in memory to send (or only the last, which waits for the rest on disk).
+      if (stalled && dl.verifiedPieces === pieces && (dl.verified === at || lastHeld)) {
         sent.fallback = `stalled ${stallMs} ms`;
         sent.cause = 'stalled';
         break;
@@ -101,6 +109,11 @@ export async function answerFromDownload(
   if (sent.torrentBytes < length && !res.destroyed) sent.mirrorBytes = await rangeRest(res, url, sent.torrentBytes, length);
   else res.end();
   return sent;
+}
+
+/** Where the download's last piece starts. */
+function lastPieceStart(dl: SharedDownload): number {
+  return Math.floor((dl.t.length - 1) / dl.t.pieceLength) * dl.t.pieceLength;
 }
 
 /** The rest of the file from the mirror; a mirror that no longer has this file breaks the response off. */

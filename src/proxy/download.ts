@@ -167,7 +167,7 @@ export class PieceDownload {
     return new Promise((r) => this.waiters.add(r));
   }
 
-  private notify(): void {
+  protected notify(): void {
     const w = [...this.waiters];
     this.waiters.clear();
     for (const r of w) r();
@@ -178,6 +178,12 @@ export class PieceDownload {
 
   /** After each round of checks. */
   protected checkedRound?(): void;
+
+  /**
+   * A piece the mirror's HTTP gave, its SHA-1 checked, before the engine
+   * has it on disk. `data` is also on its way to the engine: never reused.
+   */
+  protected fetched?(index: number, data: Buffer): void;
 
   /** Every piece is verified: what must happen before the download counts as complete. */
   protected completing?(): Promise<void>;
@@ -287,6 +293,8 @@ export class PieceDownload {
         // libtorrent checks it again, writes it, and offers it to peers.
         this.handed.add(index);
         void this.engine.addPiece(this.infoHash, index, data).catch(() => this.handed.delete(index));
+        // Verified here already: clients need not wait for the engine's write.
+        if (this.checked[index] !== 1) this.fetched?.(index, data);
       });
       const settled = f.done.finally(() => {
         this.fetches.delete(run.first);
@@ -342,10 +350,17 @@ export class PieceDownload {
 
 /** One package downloading for the proxy, shared by every request for it; into the store once complete. */
 export class SharedDownload extends PieceDownload {
+  /**
+   * The verified prefix clients may be sent: pieces checked on disk, or
+   * fetched from the mirror and checked in memory (those may be read only
+   * while held; see readable()).
+   */
   verified = 0;
   readonly path: string;
   /** Verified pieces by index, oldest first. */
   private held = new Map<number, HeldPiece>();
+  /** Pieces checked in memory as they came from the mirror's HTTP (the engine may not have written them yet). */
+  private inMemory: Uint8Array;
 
   constructor(
     engine: BtEngine,
@@ -357,6 +372,7 @@ export class SharedDownload extends PieceDownload {
     const heldBytes = o.heldBytes ?? HELD_BYTES;
     super(engine, t.infoHash, t.torrent, singleFileMap(t, o.url, path), store.partialDir(t.infoHash), o, Math.max(1, Math.floor(heldBytes / t.pieceLength)));
     this.path = path;
+    this.inMemory = new Uint8Array(this.pieceCount);
   }
 
   /** The verified bytes from `at` to the end of its piece, when still in memory; release them once written. */
@@ -365,19 +381,37 @@ export class SharedDownload extends PieceDownload {
     return this.held.get(i)?.lease(at - i * this.t.pieceLength) ?? null;
   }
 
+  /** Whether the verified byte at `at` can be read from the file (its piece checked on disk), when not held. */
+  onDisk(at: number): boolean {
+    return this.has(Math.floor(at / this.t.pieceLength));
+  }
+
   protected override keep(i: number, buf: Buffer, n: number): void {
-    const { pieceLength } = this.t;
-    this.held.set(i, new HeldPiece(buf, n, this.pool));
-    if (this.held.size * pieceLength > (this.o.heldBytes ?? HELD_BYTES)) {
-      const [oldest, piece] = this.held.entries().next().value!;
+    // Held already from the mirror's HTTP: the same bytes, checked again on disk for the store.
+    if (this.held.has(i)) return this.pool.give(buf);
+    this.hold(i, new HeldPiece(buf, n, this.pool));
+  }
+
+  protected override fetched(i: number, data: Buffer): void {
+    if (this.held.has(i)) return;
+    this.inMemory[i] = 1;
+    this.hold(i, new HeldPiece(data, data.length, null));
+    this.checkedRound();
+    this.notify();
+  }
+
+  private hold(i: number, piece: HeldPiece): void {
+    this.held.set(i, piece);
+    if (this.held.size * this.t.pieceLength > (this.o.heldBytes ?? HELD_BYTES)) {
+      const [oldest, dropped] = this.held.entries().next().value!;
       this.held.delete(oldest);
-      piece.drop();
+      dropped.drop();
     }
   }
 
   protected override checkedRound(): void {
     const { pieceLength, length } = this.t;
-    while (this.verified < length && this.checked[this.verified / pieceLength] === 1) {
+    for (let i = this.verified / pieceLength; this.verified < length && (this.checked[i] === 1 || this.inMemory[i] === 1); i++) {
       this.verified = Math.min(length, this.verified + pieceLength);
     }
   }

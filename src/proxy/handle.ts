@@ -100,6 +100,10 @@ export async function handle(req: IncomingMessage, res: ServerResponse, url: URL
   }
   if (!dl) return direct(req, res, url, 'larger than the store');
   const sent = await answerFromDownload(res, dl, fileHeaders(name), url, r.stallMs);
+  // Whole from the download: its last bytes went out once it was complete;
+  // its counts are final once its last requests to the mirror ended too.
+  // (After a fallback the download may go on for a while: the counts so far.)
+  if (!sent.fallback && sent.torrentBytes === t.length) await dl.done;
   const s: Sources = dl.sources;
   return {
     status: 200,

@@ -30,7 +30,8 @@ export class HeldPiece {
   constructor(
     private readonly buf: Buffer,
     readonly length: number,
-    private readonly pool: PiecePool,
+    /** Where the buffer goes once nobody holds it; null: to the garbage collector (a buffer someone else may still read). */
+    private readonly pool: PiecePool | null,
   ) {}
 
   /** The piece's bytes from `offset`, and a release to call once, when the write using them is done. */
@@ -51,6 +52,6 @@ export class HeldPiece {
   }
 
   private unref(): void {
-    if (--this.refs === 0) this.pool.give(this.buf);
+    if (--this.refs === 0) this.pool?.give(this.buf);
   }
 }

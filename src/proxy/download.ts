@@ -9,16 +9,22 @@
 // layout).
 //
 // A piece counts as verified once the engine has it AND this process checked
-// its SHA-1 against the torrent on disk: only such bytes are ever sent to a
-// client, moved into the store or into place.
+// its SHA-1 against the torrent on disk: only such bytes are ever moved into
+// the store or into place, or read back from the file for a client.
 //
-// The proxy's `verified` is the prefix of the file made of verified pieces.
-// Pieces checked out of order wait in `checked` until the prefix reaches
-// them; the last pieces checked stay in memory, so a client keeping up is
-// sent the very buffer that was hashed instead of reading the file a second
-// time.
-import { open, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+// The proxy's `verified` is the prefix of the file a client may be sent:
+// pieces verified on disk, and pieces fetched from the mirror and checked
+// in memory, which are sent from that memory before the engine wrote them.
+// The last pieces checked stay in memory, so a client keeping up is sent
+// the very buffer that was hashed instead of reading the file a second time.
+//
+// A download with no peer possible (no tracker, no LPD or DHT: the proxy
+// can only ever ask the mirror) writes the mirror's pieces to the file
+// itself: handing them to the engine would have libtorrent copy, hash and
+// write every byte for peers that cannot come, which bounded bench:proxy.
+import { constants } from 'node:fs';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { hasPiece, type BtEngine, type BtStatus } from '../core/bt-engine.js';
 import { mirrorRuns, type FallbackMode } from './fallback-policy.js';
 import type { PackageTorrent } from './lookup.js';
@@ -55,6 +61,8 @@ export interface Sources {
 export interface PieceDownloadOptions {
   /** Whether any peer can be found (the torrent has trackers, or LPD/DHT is on). */
   peersPossible: boolean;
+  /** Without peersPossible: write the mirror's pieces to the file here rather than through the engine (the proxy's single files). */
+  writeAlone?: boolean;
   /** Peers come only from the torrent's trackers (LPD and DHT off): when they name none, nobody will come. */
   trackersOnly?: boolean;
   pollMs?: number;
@@ -89,7 +97,8 @@ export class PieceDownload {
   private generation = 0;
   private waiters = new Set<() => void>();
   /** Open files by index in the map, for checking pieces. */
-  private handles = new Map<number, FileHandle>();
+  /** Open files by index, as promises: pieces written at once must not each open the file. */
+  private handles = new Map<number, Promise<FileHandle>>();
   /** Pieces verified here, by index. */
   protected readonly checked: Uint8Array;
   protected readonly pool: PiecePool;
@@ -111,6 +120,8 @@ export class PieceDownload {
   /** Ends the poll's wait early: a mirror request finished, so another may start now. */
   private wake: () => void = () => undefined;
   private readonly now: () => number;
+  /** No peer can come: pieces from the mirror are written here, the engine only watches (see the top). */
+  readonly writesItself: boolean;
 
   constructor(
     protected readonly engine: BtEngine,
@@ -127,6 +138,7 @@ export class PieceDownload {
     this.pool = new PiecePool(map.pieceLength, poolKeep);
     this.checked = new Uint8Array(this.pieceCount);
     this.now = po.now ?? Date.now;
+    this.writesItself = po.writeAlone === true && !po.peersPossible;
   }
 
   get pieceCount(): number {
@@ -221,7 +233,7 @@ export class PieceDownload {
       await this.engine.remove(this.infoHash);
     } finally {
       for (const { f } of this.fetches.values()) f.abort();
-      for (const fh of this.handles.values()) await fh.close().catch(() => undefined);
+      for (const fh of this.handles.values()) await fh.then((h) => h.close()).catch(() => undefined);
       this.handles.clear();
       this.notify();
     }
@@ -290,9 +302,11 @@ export class PieceDownload {
       const pieces = Array.from({ length: run.count }, (_, k) => run.first + k);
       void this.engine.reserve(this.infoHash, pieces).catch(() => undefined);
       const f = fetchPieces(this.map, run, 30_000, (index, data) => {
-        // libtorrent checks it again, writes it, and offers it to peers.
         this.handed.add(index);
-        void this.engine.addPiece(this.infoHash, index, data).catch(() => this.handed.delete(index));
+        // Alone for good: into the file here. Else libtorrent checks it
+        // again, writes it, and offers it to peers.
+        if (this.writesItself) void this.writePiece(index, data);
+        else void this.engine.addPiece(this.infoHash, index, data).catch(() => this.handed.delete(index));
         // Verified here already: clients need not wait for the engine's write.
         if (this.checked[index] !== 1) this.fetched?.(index, data);
       });
@@ -310,11 +324,38 @@ export class PieceDownload {
     }
   }
 
-  /** The open file of index `file` in the map. */
-  private async file(file: number): Promise<FileHandle> {
+  /** A piece fetched and checked, written into its file by this process (writesItself): verified on disk once written. */
+  private async writePiece(index: number, data: Buffer): Promise<void> {
+    // Stopped or complete: its files are closed (and may be in the store) for good.
+    if (this.state !== 'running') return;
+    const span = this.map.span(index);
+    try {
+      const fh = await this.file(span.file);
+      await fh.write(data, 0, span.length, span.offset);
+    } catch (err) {
+      this.stop(`cannot write ${this.map.files[span.file]!.path}: ${(err as Error).message}`);
+      return;
+    }
+    if (this.checked[index] === 1) return;
+    this.checked[index] = 1;
+    this.verifiedPieces++;
+    this.checkedRound?.();
+    this.notify();
+    // The poll sees the download complete at once rather than at its next tick.
+    this.wake();
+  }
+
+  /** The open file of index `file` in the map (created and writable when this process writes it). */
+  private file(file: number): Promise<FileHandle> {
     let fh = this.handles.get(file);
     if (!fh) {
-      fh = await open(this.map.files[file]!.path, 'r');
+      const path = this.map.files[file]!.path;
+      fh = (async () => {
+        if (this.writesItself) await mkdir(dirname(path), { recursive: true });
+        return open(path, this.writesItself ? constants.O_RDWR | constants.O_CREAT : 'r', 0o644);
+      })();
+      // A failed open is tried again next time (the engine may not have created the file yet).
+      fh.catch(() => this.handles.delete(file));
       this.handles.set(file, fh);
     }
     return fh;
@@ -370,7 +411,7 @@ export class SharedDownload extends PieceDownload {
   ) {
     const path = join(store.partialDir(t.infoHash), t.name);
     const heldBytes = o.heldBytes ?? HELD_BYTES;
-    super(engine, t.infoHash, t.torrent, singleFileMap(t, o.url, path), store.partialDir(t.infoHash), o, Math.max(1, Math.floor(heldBytes / t.pieceLength)));
+    super(engine, t.infoHash, t.torrent, singleFileMap(t, o.url, path), store.partialDir(t.infoHash), { ...o, writeAlone: true }, Math.max(1, Math.floor(heldBytes / t.pieceLength)));
     this.path = path;
     this.inMemory = new Uint8Array(this.pieceCount);
   }

@@ -82,6 +82,12 @@ export class Packages {
     // Later requests go to the store (complete) or start afresh (failed).
     this.running.delete(dl.t.infoHash);
     if (dl.state !== 'complete') return void this.store.discardPartial(dl.t.infoHash);
+    if (dl.writesItself) {
+      // Its pieces were written here, not through the engine, which holds
+      // none: it seeds the file as it is, every piece checked already.
+      await this.engine.remove(dl.t.infoHash);
+      await this.engine.add({ torrent: dl.t.torrent, savePath: this.store.partialDir(dl.t.infoHash), seed: true }).catch(() => undefined);
+    }
     this.startSeeding(dl.t.infoHash, dl.t.length, this.limits.timeMs);
   }
 

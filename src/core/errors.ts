@@ -17,7 +17,12 @@ export type ErrorKind =
  * A finer reason within a kind, for callers that act on it (hash adds a hint
  * to a refusal of a link out of the root), so none has to match message text.
  */
-export type ErrorReason = 'outside-root';
+export type ErrorReason = 'outside-root' | LimitReason;
+
+/** A request refused by a bound of the service, named by its setting (serve's metrics count them by it). */
+export type LimitReason = 'queue-limit' | 'max-body' | 'max-paths' | 'max-glob-matches' | 'request-timeout';
+
+export const LIMIT_REASONS: readonly LimitReason[] = ['queue-limit', 'max-body', 'max-paths', 'max-glob-matches', 'request-timeout'];
 
 export class PkgError extends Error {
   override readonly name = 'PkgError';
@@ -66,7 +71,7 @@ export const hiddenFile = (rel: string) => new PkgError('forbidden', `${rel}: hi
 /** The client went away or the service is stopping: the work is abandoned. */
 export const requestCancelled = () => new PkgError('busy', 'request cancelled');
 /** A POST body longer than max-body. */
-export const bodyTooLarge = (maxBytes: number) => new PkgError('too-large', `request body over ${maxBytes} bytes`);
+export const bodyTooLarge = (maxBytes: number) => new PkgError('too-large', `request body over ${maxBytes} bytes`, 'max-body');
 
 /** What the system said, in the words a user reads; Node's own message (with an absolute path) only when we know no better. */
 const ERRNO_TEXT: Record<string, string> = {

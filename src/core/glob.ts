@@ -243,7 +243,7 @@ export async function globFiles(root: MirrorRootLike, g: Glob, o: GlobFilesOptio
       if (skip.some((d) => rel === d || rel.startsWith(d + '/'))) continue;
       if (!globMatches(g, rel)) continue;
       found.push(rel);
-      if (found.length > o.max) throw new PkgError('too-large', `/${g.source}: more than ${o.max} files match`);
+      if (found.length > o.max) throw new PkgError('too-large', `/${g.source}: more than ${o.max} files match`, 'max-glob-matches');
     }
   } catch (e) {
     if (e instanceof PkgError) throw e;

@@ -30,10 +30,18 @@ export function newRegistry(): Registry {
  * counting itself stays a plain number (or the engine's own count) off
  * prom-client's path. `read` resolving null leaves the last value.
  */
-export function scrapedCounter(registry: Registry, name: string, help: string, read: () => number | null | Promise<number | null>): Counter {
+export function scrapedCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | null | Promise<number | null>,
+  /** How serve --workers N merges it (prom-client's aggregator): summed unless the workers count one shared thing. */
+  aggregator: 'sum' | 'max' = 'sum',
+): Counter {
   return new Counter({
     name,
     help,
+    aggregator,
     registers: [registry],
     async collect() {
       const total = await read();

@@ -64,6 +64,10 @@ export function trackerTiers(urls: readonly string[], infoHashHex: string): stri
  * A missing file means no trackers; problems are reported once per change.
  */
 export class TrackerList {
+  /** Times the file was read after a change (serve's metrics). */
+  reloads = 0;
+  /** Lines of the file as last read that are not tracker URLs (ignored, and warned of). */
+  invalidLines = 0;
   private urls: string[] = [];
   private stampKey = '';
   private checkedAt = -Infinity;
@@ -108,6 +112,8 @@ export class TrackerList {
     }
     if (key === this.stampKey) return;
     this.stampKey = key;
+    this.reloads++;
+    this.invalidLines = 0;
     if (key === 'missing') {
       this.urls = [];
       this.opts.warn?.(`trackers file ${path} not found: torrents will have no trackers`);
@@ -116,6 +122,7 @@ export class TrackerList {
     try {
       const reports = reviewTrackerLines(await readFile(path, 'utf8'));
       for (const bad of reports) if (bad.problem) this.opts.warn?.(`${path}:${bad.line}: ignoring '${bad.text}': ${bad.problem}`);
+      this.invalidLines = reports.filter((r) => r.problem).length;
       this.urls = reports.filter((r) => !r.problem && r.duplicateOf === null).map((r) => r.text);
     } catch (e) {
       this.opts.warn?.(`trackers file ${path}: ${(e as Error).message}`);

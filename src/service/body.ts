@@ -42,7 +42,7 @@ export function parsePathForm(req: IncomingMessage, body: Buffer, maxPaths: numb
     const eq = pair.indexOf('=');
     if (eq < 0) throw new PkgError('bad-request', 'malformed form body: field without =');
     if (formDecode(pair.slice(0, eq)) !== 'p') continue;
-    if (paths.length >= maxPaths) throw new PkgError('too-large', `more than ${maxPaths} paths in one request`);
+    if (paths.length >= maxPaths) throw new PkgError('too-large', `more than ${maxPaths} paths in one request`, 'max-paths');
     paths.push(formDecode(pair.slice(eq + 1)));
   }
   if (paths.length === 0) throw new PkgError('bad-request', 'no p fields in the body');

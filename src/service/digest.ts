@@ -12,6 +12,7 @@ import { allowMethods, answerTorrent, sendNotCached } from './respond.js';
 import { checkMultiFilePaths } from '../core/service-layout.js';
 import { resolveFiles, urlPathToRel } from './resolve-paths.js';
 import { builtBy } from './metrics.js';
+import { ServiceResponse } from './service-response.js';
 
 /**
  * A cached GET whose entry is fresh in memory (or checked at once, inside
@@ -25,7 +26,7 @@ export function handleDigest(ctx: ServiceContext, req: IncomingMessage, res: Ser
   // Validate the host before any work: its answer goes into the torrent.
   const base = baseUrlFor(req, ctx.baseUrl);
   if (req.method === 'POST') return handlePost(ctx, req, res, digest, base, arrivedAt);
-  const found = ctx.torrents.lookup(digest, arrivedAt);
+  const found = ctx.torrents.lookup(digest, arrivedAt, res instanceof ServiceResponse ? res : undefined);
   const trackers = ctx.trackers.ready();
   if (found instanceof Promise || trackers === null) return answerGet(ctx, req, res, digest, base, found);
   if (!found) return sendNotCached(req, res);

@@ -6,7 +6,11 @@
 // else rejected.
 import { access, constants } from 'node:fs/promises';
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
-import { errnoText } from '../core/errors.js';
+import { LIMIT_REASONS, errnoText, type LimitReason } from '../core/errors.js';
+import type { HashPool } from '../core/hasher.js';
+import type { InfoCache } from '../core/info-cache.js';
+import type { TrackerList } from '../core/trackers.js';
+import type { Torrents } from './torrents.js';
 import { PREFIX, newRegistry, scrapedCounter, type MetricsSource, type ReadyCheck } from '../core/metrics-http.js';
 import type { Workers } from '../cli/supervisor.js';
 import { ServiceResponse } from './service-response.js';
@@ -38,7 +42,9 @@ export class ServeMetrics {
   private readonly duration: Histogram<'handler'>;
   /** Requests by "handler method code". */
   private readonly requestCounts = new Map<string, number>();
-  private readonly results = { hit: 0, built: 0, not_cached: 0, not_found: 0, rejected: 0 };
+  private readonly results = { hit: 0, revalidated: 0, built: 0, not_cached: 0, not_found: 0, rejected: 0 };
+  /** Requests refused by a bound of the service, by its setting. */
+  private readonly limits: Record<LimitReason, number> = Object.fromEntries(LIMIT_REASONS.map((l) => [l, 0])) as Record<LimitReason, number>;
   private sentBytes = 0;
   private hashedBytes = 0;
   private readonly durationOf: Record<Handler, (v: number) => void>;
@@ -64,12 +70,23 @@ export class ServeMetrics {
     this.duration = new Histogram({ name: `${PREFIX}http_request_duration_seconds`, help: 'time from a request to the end of its response, by handler', labelNames: ['handler'], buckets: DURATION_BUCKETS, registers });
     new Counter({
       name: `${PREFIX}torrent_requests_total`,
-      help: 'digest and simple requests by result: hit, built, not_cached (412), not_found, rejected',
+      help: 'digest and simple requests by result: hit, revalidated (a digest GET answered after a stat check of its files), built, not_cached (412), not_found, rejected',
       labelNames: ['result'] as const,
       registers,
       collect() {
         this.reset();
         for (const [result, n] of Object.entries(results)) this.inc({ result }, n);
+      },
+    });
+    const limits = this.limits;
+    new Counter({
+      name: `${PREFIX}limit_rejections_total`,
+      help: 'requests refused by a bound of the service, by its setting: queue-limit, max-body, max-paths, max-glob-matches, request-timeout',
+      labelNames: ['limit'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const [limit, n] of Object.entries(limits)) this.inc({ limit }, n);
       },
     });
     scrapedCounter(registry, `${PREFIX}http_response_bytes_total`, 'response body bytes sent (a cut answer counts what left)', () => this.sentBytes);
@@ -99,8 +116,36 @@ export class ServeMetrics {
     this.durationOf[handler](ms / 1000);
     this.sentBytes += bytes;
     if (handler === 'digest' || handler === 'simple') {
-      this.results[code === 200 ? (res.built ? 'built' : 'hit') : code === 412 ? 'not_cached' : code === 404 ? 'not_found' : 'rejected']++;
+      this.results[code === 200 ? (res.built ? 'built' : res.revalidated ? 'revalidated' : 'hit') : code === 412 ? 'not_cached' : code === 404 ? 'not_found' : 'rejected']++;
     }
+    if (res.limit) this.limits[res.limit]++;
+  }
+
+  /**
+   * The service's state, read on scrape: its caches' lookups, builds in
+   * flight and hashing queued, and the trackers file.
+   */
+  service(o: { torrents: Torrents; infoCache: InfoCache; pool: HashPool; trackers: TrackerList }): void {
+    const registers = [this.registry];
+    const stats = o.torrents.stats;
+    new Counter({
+      name: `${PREFIX}cache_lookups_total`,
+      help: 'lookups of the info cache (one per torrent asked for) and of the piece cache (one per file of a build), by result: hit or miss',
+      labelNames: ['cache', 'result'] as const,
+      registers,
+      collect() {
+        this.reset();
+        this.inc({ cache: 'info', result: 'hit' }, stats.infoHits);
+        this.inc({ cache: 'info', result: 'miss' }, stats.infoMisses);
+        this.inc({ cache: 'piece', result: 'hit' }, stats.filesCached);
+        this.inc({ cache: 'piece', result: 'miss' }, stats.filesHashed);
+      },
+    });
+    new Gauge({ name: `${PREFIX}builds_in_flight`, help: 'torrents being built now (at most --queue-limit)', registers, collect() { this.set(o.infoCache.building); } });
+    new Gauge({ name: `${PREFIX}hash_tasks_queued`, help: 'hashing tasks waiting for a worker thread', registers, collect() { this.set(o.pool.pending); } });
+    // Every worker reads the one trackers file: its figures are the file's, not summed over workers.
+    scrapedCounter(this.registry, `${PREFIX}trackers_file_reloads_total`, 'times the trackers file was read after a change (the first read included)', () => o.trackers.reloads, 'max');
+    new Gauge({ name: `${PREFIX}trackers_file_invalid_lines`, help: 'lines of the trackers file as last read that are not tracker URLs (ignored)', aggregator: 'max', registers, collect() { this.set(o.trackers.invalidLines); } });
   }
 
   /** With serve --seed: torrents seeded, peers and bytes uploaded by the origin, read from the engine on scrape. */

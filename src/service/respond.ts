@@ -110,6 +110,7 @@ export function statusOf(err: unknown): number {
 export function sendError(req: IncomingMessage, res: ServerResponse, error: unknown, log: (line: string) => void): void {
   const err = asLoad(error);
   const status = statusOf(err);
+  if (err instanceof PkgError && res instanceof ServiceResponse && err.reason && err.reason !== 'outside-root') res.limit = err.reason;
   if (status === 500) logInternal(req, err, log);
   // The mirror's storage failing is the operator's business too; one line, no stack.
   else if (err instanceof PkgError && err.kind === 'io') log(`${req.method} ${printable(req.url ?? '')}: ${err.message}`);

@@ -160,6 +160,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
     requestHandler(ctx, access, metrics),
   );
   if (metrics && engine && seeder) metrics.seeding(engine, seeder);
+  metrics?.service({ torrents, infoCache, pool, trackers: ctx.trackers });
   await new Promise<void>((resolve, reject) => {
     const fail = (err: NodeJS.ErrnoException) => {
       seeder?.close();

@@ -6,6 +6,7 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 import type { Handler, ServeMetrics } from './metrics.js';
 import type { AccessWriter } from './access-log.js';
+import type { LimitReason } from '../core/errors.js';
 
 export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> extends ServerResponse<Req> {
   /** The body length our own writeHead declared: headers given to writeHead as an object cannot be read back. */
@@ -20,6 +21,10 @@ export class ServiceResponse<Req extends IncomingMessage = IncomingMessage> exte
   handler: Handler = 'other';
   /** This request built its torrent (rather than finding it cached). */
   built = false;
+  /** A digest GET answered after a stat check of its files (outside the revalidation window). */
+  revalidated = false;
+  /** The bound of the service that refused it (serve's metrics: limit_rejections_total). */
+  limit: LimitReason | null = null;
   /** Where its figures go when it closes, with --metrics-listen. */
   metrics: ServeMetrics | null = null;
 }

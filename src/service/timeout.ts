@@ -13,6 +13,6 @@ import { sendError } from './respond.js';
 export function armBuildTimeout(ctx: ServiceContext, req: IncomingMessage, res: ServerResponse): void {
   res.setTimeout(ctx.requestTimeoutMs, () => {
     if (res.headersSent) res.destroy();
-    else sendError(req, res, new PkgError('busy', 'request timed out; the torrent is still being built'), ctx.log);
+    else sendError(req, res, new PkgError('busy', 'request timed out; the torrent is still being built', 'request-timeout'), ctx.log);
   });
 }

@@ -101,6 +101,13 @@ export class Torrents {
     return oldest;
   }
 
+  /**
+   * Lookups of the info cache (an entry for the request, valid or not) and
+   * of the piece cache (per file of a build: its pieces cached, or hashed),
+   * for serve's metrics.
+   */
+  readonly stats = { infoHits: 0, infoMisses: 0, filesCached: 0, filesHashed: 0 };
+
   /** The cached entry for a key when a check of its files holds for a request that arrived at `arrivedAt`; null: check. */
   private fresh(key: string, arrivedAt: number): InfoEntry | null {
     const e = this.o.infoCache.fresh(key, arrivedAt);
@@ -123,9 +130,14 @@ export class Torrents {
    * digest share one check instead of 40 stats each, and none of them can be
    * answered from a check older than itself.
    */
-  lookup(key: string, arrivedAt = this.now()): InfoEntry | null | Promise<InfoEntry | null> {
+  lookup(key: string, arrivedAt = this.now(), mark?: { revalidated: boolean }): InfoEntry | null | Promise<InfoEntry | null> {
     const e = this.fresh(key, arrivedAt);
-    if (e) return e;
+    if (e) {
+      this.stats.infoHits++;
+      return e;
+    }
+    // The answer rests on a stat check made for it (serve's metrics: result="revalidated").
+    if (mark) mark.revalidated = true;
     if (this.o.infoCache.revalidateMs > 0) return this.checkNow(key);
     return this.check(key);
   }
@@ -145,10 +157,17 @@ export class Torrents {
     const at = this.now();
     const c = this.o.infoCache;
     const first = this.checked(key, c.load(key), at);
-    if (first) return first;
+    if (first) {
+      this.stats.infoHits++;
+      return first;
+    }
     // Another process may have rebuilt it since it was read.
     const again = this.checked(key, c.reload(key), at);
-    if (!again) c.forget(key);
+    if (again) this.stats.infoHits++;
+    else {
+      this.stats.infoMisses++;
+      c.forget(key);
+    }
     return again;
   }
 
@@ -175,21 +194,30 @@ export class Torrents {
     const valid = (e: InfoEntry) => e.kind === kind && this.ours(e) && entryMatches(e, files);
     const c = this.o.infoCache;
     const mem = c.load(key);
-    if (mem && valid(mem)) return this.hit(key, mem, statedAt);
-    if (c.building >= this.o.queueLimit && !c.isBuilding(key)) {
-      throw new PkgError('busy', 'too many torrents being built; try again shortly');
+    if (mem && valid(mem)) {
+      this.stats.infoHits++;
+      return this.hit(key, mem, statedAt);
     }
+    if (c.building >= this.o.queueLimit && !c.isBuilding(key)) {
+      throw new PkgError('busy', 'too many torrents being built; try again shortly', 'queue-limit');
+    }
+    let built = false;
     const entry = await c.obtain(key, valid, () => {
       // This request's build (serve's metrics: result="built"); a shared or loaded one is a hit.
+      built = true;
       onBuild?.();
       return this.build(key, files, kind);
     });
+    if (built) this.stats.infoMisses++;
+    else this.stats.infoHits++;
     return this.hit(key, entry, statedAt);
   }
 
   private async build(key: string, files: readonly MirrorFile[], kind: ServiceKind): Promise<InfoEntry> {
     const started = process.hrtime.bigint();
     const { info, hashed } = await buildServiceInfo(this.o.pieces, files, kind, this.o.pieceLength, this.o.serviceName, undefined, this.o.infoSettings);
+    this.stats.filesHashed += hashed;
+    this.stats.filesCached += files.length - hashed;
     const ms = Number(process.hrtime.bigint() - started) / 1e6;
     this.o.log(`built ${key}: ${files.length} file${files.length === 1 ? '' : 's'}, ${hashed} hashed, ${ms.toFixed(1)} ms`);
     return { ...info, kind, pieceLength: this.o.pieceLength, serviceName: this.o.serviceName };

@@ -52,6 +52,54 @@ export function scrapedCounter(
   });
 }
 
+/**
+ * A labelled counter whose totals are read when it is scraped, as
+ * scrapedCounter: `read` gives each label set with its count.
+ */
+export function scrapedCounts<L extends string>(registry: Registry, name: string, help: string, labelNames: readonly L[], read: () => Iterable<[Record<L, string>, number]>): Counter<L> {
+  return new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [labels, n] of read()) this.inc(labels as Partial<Record<L, string>>, n);
+    },
+  });
+}
+
+/** A gauge read when it is scraped; `read` resolving null (nothing to tell) leaves the last value. */
+export function scrapedGauge(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => number | null | undefined | Promise<number | null | undefined>,
+  aggregator: 'sum' | 'max' = 'sum',
+): Gauge {
+  return new Gauge({
+    name,
+    help,
+    aggregator,
+    registers: [registry],
+    async collect() {
+      const v = await read();
+      if (v !== null && v !== undefined) this.set(v);
+    },
+  });
+}
+
+/**
+ * `read` shared by the metrics of one scrape: prom-client collects them all
+ * at once, so the calls made while one is under way get its answer (one
+ * engine round trip, one walk of the store, for several metrics); the next
+ * scrape reads afresh.
+ */
+export function perScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | null = null;
+  return () => (pending ??= read().finally(() => (pending = null)));
+}
+
 /** What /metrics answers: a Registry, or serve's cluster primary aggregating its workers'. */
 export interface MetricsSource {
   metrics(): Promise<string>;

@@ -1,8 +1,8 @@
 // The proxy's Prometheus metrics (pkgtorrent-proxy(8), METRICS): counted
 // from each request's Outcome, the same figures its log line prints.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, type Registry } from 'prom-client';
 import type { BtEngine } from '../core/bt-engine.js';
-import { PREFIX, newRegistry, scrapedCounter, type ReadyCheck } from '../core/metrics-http.js';
+import { PREFIX, newRegistry, perScrape, scrapedCounter, scrapedGauge, type ReadyCheck } from '../core/metrics-http.js';
 import { ANSWER_PATHS, SOURCES, answerPath, bytesBySource } from './answer-path.js';
 import type { Outcome } from './handle.js';
 import type { Packages } from './packages.js';
@@ -23,51 +23,14 @@ export class ProxyMetrics {
     this.bytes = new Counter({ name: `${PREFIX}proxy_bytes_total`, help: 'body bytes sent to clients by where they came from: peers, mirror (for BitTorrent downloads), store, direct (relayed from the mirror)', labelNames: ['source'], registers });
     this.fallbacks = new Counter({ name: `${PREFIX}proxy_fallbacks_total`, help: 'BitTorrent downloads finished from the mirror, by cause: stalled, engine, other', labelNames: ['cause'], registers });
     this.restarts = new Counter({ name: `${PREFIX}proxy_engine_restarts_total`, help: 'times the BitTorrent engine was restarted after it died', registers });
-    new Gauge({
-      name: `${PREFIX}proxy_engine_torrents`,
-      help: 'torrents in the BitTorrent engine (downloading or seeding)',
-      registers,
-      async collect() {
-        const s = await engine()?.session().catch(() => null);
-        if (s) this.set(s.torrents);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}proxy_store_packages`,
-      help: 'packages in the store (--store)',
-      registers,
-      async collect() {
-        const u = await packages()?.store.usage();
-        if (u) this.set(u.packages);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}proxy_store_bytes`,
-      help: 'bytes in the store, as --store-size counts them (torrent files included)',
-      registers,
-      async collect() {
-        const u = await packages()?.store.usage();
-        if (u) this.set(u.bytes);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}proxy_seeding_torrents`,
-      help: 'completed packages the proxy seeds to peers',
-      registers,
-      collect() {
-        const p = packages();
-        if (p) this.set(p.seedingNow);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}proxy_peers`,
-      help: 'peers connected to the BitTorrent engine',
-      registers,
-      async collect() {
-        const s = await engine()?.session().catch(() => null);
-        if (s) this.set(s.peers);
-      },
-    });
+    // One engine round trip and one walk of the store per scrape, whatever reads them.
+    const session = perScrape(async () => (await engine()?.session().catch(() => null)) ?? null);
+    const usage = perScrape(async () => (await packages()?.store.usage().catch(() => null)) ?? null);
+    scrapedGauge(registry, `${PREFIX}proxy_engine_torrents`, 'torrents in the BitTorrent engine (downloading or seeding)', async () => (await session())?.torrents);
+    scrapedGauge(registry, `${PREFIX}proxy_store_packages`, 'packages in the store (--store)', async () => (await usage())?.packages);
+    scrapedGauge(registry, `${PREFIX}proxy_store_bytes`, 'bytes in the store, as --store-size counts them (torrent files included)', async () => (await usage())?.bytes);
+    scrapedGauge(registry, `${PREFIX}proxy_seeding_torrents`, 'completed packages the proxy seeds to peers', () => packages()?.seedingNow);
+    scrapedGauge(registry, `${PREFIX}proxy_peers`, 'peers connected to the BitTorrent engine', async () => (await session())?.peers);
     // The engine counts from its own start: a restarted one starts again at 0,
     // so the total so far is carried over (what it sent after the last scrape is lost with it).
     let carried = 0;
@@ -75,7 +38,7 @@ export class ProxyMetrics {
     let generation: number | null = null;
     scrapedCounter(registry, `${PREFIX}proxy_uploaded_bytes_total`, 'payload bytes uploaded to peers (across engine restarts)', async () => {
       const e = engine();
-      const s = await e?.session().catch(() => null);
+      const s = await session();
       if (!e || !s) return null;
       if (generation !== null && e.generation !== generation) carried += last;
       generation = e.generation;

@@ -11,7 +11,7 @@ import type { HashPool } from '../core/hasher.js';
 import type { InfoCache } from '../core/info-cache.js';
 import type { TrackerList } from '../core/trackers.js';
 import type { Torrents } from './torrents.js';
-import { PREFIX, newRegistry, scrapedCounter, type MetricsSource, type ReadyCheck } from '../core/metrics-http.js';
+import { PREFIX, newRegistry, perScrape, scrapedCounter, scrapedCounts, scrapedGauge, type MetricsSource, type ReadyCheck } from '../core/metrics-http.js';
 import type { Workers } from '../cli/supervisor.js';
 import { ServiceResponse } from './service-response.js';
 import type { BtEngine } from '../core/bt-engine.js';
@@ -68,27 +68,13 @@ export class ServeMetrics {
       },
     });
     this.duration = new Histogram({ name: `${PREFIX}http_request_duration_seconds`, help: 'time from a request to the end of its response, by handler', labelNames: ['handler'], buckets: DURATION_BUCKETS, registers });
-    new Counter({
-      name: `${PREFIX}torrent_requests_total`,
-      help: 'digest and simple requests by result: hit, revalidated (a digest GET answered after a stat check of its files), built, not_cached (412), not_found, rejected',
-      labelNames: ['result'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [result, n] of Object.entries(results)) this.inc({ result }, n);
-      },
-    });
+    scrapedCounts(registry, `${PREFIX}torrent_requests_total`, 'digest and simple requests by result: hit, revalidated (a digest GET answered after a stat check of its files), built, not_cached (412), not_found, rejected', ['result'], () =>
+      Object.entries(results).map(([result, n]) => [{ result }, n]),
+    );
     const limits = this.limits;
-    new Counter({
-      name: `${PREFIX}limit_rejections_total`,
-      help: 'requests refused by a bound of the service, by its setting: queue-limit, max-body, max-paths, max-glob-matches, request-timeout',
-      labelNames: ['limit'] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const [limit, n] of Object.entries(limits)) this.inc({ limit }, n);
-      },
-    });
+    scrapedCounts(registry, `${PREFIX}limit_rejections_total`, 'requests refused by a bound of the service, by its setting: queue-limit, max-body, max-paths, max-glob-matches, request-timeout', ['limit'], () =>
+      Object.entries(limits).map(([limit, n]) => [{ limit }, n]),
+    );
     scrapedCounter(registry, `${PREFIX}http_response_bytes_total`, 'response body bytes sent (a cut answer counts what left)', () => this.sentBytes);
     scrapedCounter(registry, `${PREFIX}hash_bytes_total`, 'bytes of mirror files hashed to build torrents', () => this.hashedBytes);
     const handlers: Handler[] = ['digest', 'simple', 'nullfile', 'files', 'other'];
@@ -126,54 +112,27 @@ export class ServeMetrics {
    * flight and hashing queued, and the trackers file.
    */
   service(o: { torrents: Torrents; infoCache: InfoCache; pool: HashPool; trackers: TrackerList }): void {
-    const registers = [this.registry];
     const stats = o.torrents.stats;
-    new Counter({
-      name: `${PREFIX}cache_lookups_total`,
-      help: 'lookups of the info cache (one per torrent asked for) and of the piece cache (one per file of a build), by result: hit or miss',
-      labelNames: ['cache', 'result'] as const,
-      registers,
-      collect() {
-        this.reset();
-        this.inc({ cache: 'info', result: 'hit' }, stats.infoHits);
-        this.inc({ cache: 'info', result: 'miss' }, stats.infoMisses);
-        this.inc({ cache: 'piece', result: 'hit' }, stats.filesCached);
-        this.inc({ cache: 'piece', result: 'miss' }, stats.filesHashed);
-      },
-    });
-    new Gauge({ name: `${PREFIX}builds_in_flight`, help: 'torrents being built now (at most --queue-limit)', registers, collect() { this.set(o.infoCache.building); } });
-    new Gauge({ name: `${PREFIX}hash_tasks_queued`, help: 'hashing tasks waiting for a worker thread', registers, collect() { this.set(o.pool.pending); } });
+    scrapedCounts(this.registry, `${PREFIX}cache_lookups_total`, 'lookups of the info cache (one per torrent asked for) and of the piece cache (one per file of a build), by result: hit or miss', ['cache', 'result'], () => [
+      [{ cache: 'info', result: 'hit' }, stats.infoHits],
+      [{ cache: 'info', result: 'miss' }, stats.infoMisses],
+      [{ cache: 'piece', result: 'hit' }, stats.filesCached],
+      [{ cache: 'piece', result: 'miss' }, stats.filesHashed],
+    ]);
+    scrapedGauge(this.registry, `${PREFIX}builds_in_flight`, 'torrents being built now (at most --queue-limit)', () => o.infoCache.building);
+    scrapedGauge(this.registry, `${PREFIX}hash_tasks_queued`, 'hashing tasks waiting for a worker thread', () => o.pool.pending);
     // Every worker reads the one trackers file: its figures are the file's, not summed over workers.
     scrapedCounter(this.registry, `${PREFIX}trackers_file_reloads_total`, 'times the trackers file was read after a change (the first read included)', () => o.trackers.reloads, 'max');
-    new Gauge({ name: `${PREFIX}trackers_file_invalid_lines`, help: 'lines of the trackers file as last read that are not tracker URLs (ignored)', aggregator: 'max', registers, collect() { this.set(o.trackers.invalidLines); } });
+    scrapedGauge(this.registry, `${PREFIX}trackers_file_invalid_lines`, 'lines of the trackers file as last read that are not tracker URLs (ignored)', () => o.trackers.invalidLines, 'max');
   }
 
   /** With serve --seed: torrents seeded, peers and bytes uploaded by the origin, read from the engine on scrape. */
   seeding(engine: BtEngine, seeder: OriginSeeder): void {
-    const registers = [this.registry];
-    new Gauge({
-      name: `${PREFIX}seed_torrents`,
-      help: 'torrents the origin seeder is seeding',
-      registers,
-      collect() {
-        this.set(seeder.infoHashes.length);
-      },
-    });
-    new Gauge({
-      name: `${PREFIX}seed_peers`,
-      help: 'peers connected to the origin seeder',
-      registers,
-      async collect() {
-        const s = await engine.session().catch(() => null);
-        if (s) this.set(s.peers);
-      },
-    });
-    scrapedCounter(this.registry, `${PREFIX}seed_uploaded_bytes_total`, 'bytes the origin seeder uploaded to peers (since its engine started)', async () =>
-      engine.session().then(
-        (s) => s.uploaded,
-        () => null,
-      ),
-    );
+    // One engine round trip per scrape for both.
+    const session = perScrape(() => engine.session().catch(() => null));
+    scrapedGauge(this.registry, `${PREFIX}seed_torrents`, 'torrents the origin seeder is seeding', () => seeder.infoHashes.length);
+    scrapedGauge(this.registry, `${PREFIX}seed_peers`, 'peers connected to the origin seeder', async () => (await session())?.peers);
+    scrapedCounter(this.registry, `${PREFIX}seed_uploaded_bytes_total`, 'bytes the origin seeder uploaded to peers (since its engine started)', async () => (await session())?.uploaded ?? null);
   }
 }
 

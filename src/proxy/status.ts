@@ -167,9 +167,12 @@ export class ProxyStatus {
     add(this.totals, path, bytes, o.bytes);
     const hour = Math.floor(now / HOUR_MS);
     let h = this.hours.get(hour);
-    if (!h) this.hours.set(hour, (h = noCounts()));
+    if (!h) {
+      // A new hour: the time to let the oldest go (not on every request).
+      this.hours.set(hour, (h = noCounts()));
+      this.prune(hour);
+    }
     add(h, path, bytes, o.bytes);
-    this.prune(hour);
 
     let u: URL | null = null;
     try {
